@@ -1,0 +1,206 @@
+//! COBS framing for byte links without message boundaries (UARTs).
+//!
+//! ```text
+//! frame := COBS(message ‖ crc32c(message) as u32 LE) 0x00
+//! ```
+//!
+//! COBS (Consistent Overhead Byte Stuffing, the `cobs` crate) removes every `0x00` from the
+//! frame body, so `0x00` marks frame ends: after line noise, a dropped byte or an overlong
+//! frame the decoder reports the error once and picks up at the next delimiter.
+//!
+//! ```
+//! use harp::frame::cobs::{encode_frame, CobsDecoder};
+//! use harp::MessageRef;
+//!
+//! let msg = MessageRef::Heartbeat { master_vlsn: 5, timestamp_ms: 6 };
+//! let mut line = [0u8; 64];
+//! let n = encode_frame(&msg, &mut line)?;
+//! assert_eq!(line[n - 1], 0x00);
+//! assert!(!line[..n - 1].contains(&0));
+//!
+//! let mut decoder = CobsDecoder::new([0u8; 64], 32);
+//! let mut input = &line[..n];
+//! assert_eq!(decoder.push(&mut input)?, Some(msg));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use ::cobs::{max_encoding_length, CobsEncoder, DecodeResult, DecoderState};
+
+use super::{check_crc, FrameError, Phase};
+use crate::wire::{self, Checksummed, MessageRef, Sink, WriteError};
+
+const CRC_LEN: usize = 4;
+
+/// The largest possible COBS frame for `msg`, delimiter included (saturating).
+pub fn max_frame_len(msg: &MessageRef<'_>) -> usize {
+    max_encoding_length(msg.encoded_len().saturating_add(CRC_LEN)).saturating_add(1)
+}
+
+/// Feeds a COBS encoder from the message encoder.
+struct CobsSink<'b> {
+    encoder: CobsEncoder<'b>,
+    required: usize,
+    available: usize,
+    pos: usize,
+}
+
+impl Sink for CobsSink<'_> {
+    type Error = wire::Error;
+
+    fn put(&mut self, bytes: &[u8]) -> Result<(), wire::Error> {
+        self.pos = self.pos.saturating_add(bytes.len());
+        self.encoder.push(bytes).map_err(|_| wire::Error::BufferTooSmall {
+            required: self.required,
+            available: self.available,
+        })
+    }
+
+    fn position(&self) -> usize {
+        self.pos
+    }
+}
+
+/// Encodes `msg` as one COBS frame (delimiter included) into `buf`; returns its length.
+///
+/// `buf` must hold [`max_frame_len`] bytes; the frame may turn out shorter.
+pub fn encode_frame(msg: &MessageRef<'_>, buf: &mut [u8]) -> Result<usize, wire::Error> {
+    let required = max_frame_len(msg);
+    let available = buf.len();
+    let (_, body) = buf
+        .split_last_mut()
+        .filter(|_| available >= required)
+        .ok_or(wire::Error::BufferTooSmall { required, available })?;
+    let mut sink = CobsSink { encoder: CobsEncoder::new(body), required, available, pos: 0 };
+    let mut checksummed = Checksummed { inner: &mut sink, digest: crate::checksum::digest() };
+    msg.emit(&mut checksummed)?;
+    let crc = checksummed.digest.finalize();
+    sink.put(&crc.to_le_bytes())?;
+    let n = sink.encoder.finalize();
+    let delimiter = buf.get_mut(n).ok_or(wire::Error::BufferTooSmall { required, available })?;
+    *delimiter = 0;
+    Ok(n.saturating_add(1))
+}
+
+/// Encodes `msg` as a COBS frame in `scratch` and writes it; `scratch` must hold
+/// [`max_frame_len`] bytes.
+pub fn write_frame<W: embedded_io::Write>(
+    writer: &mut W,
+    msg: &MessageRef<'_>,
+    scratch: &mut [u8],
+) -> Result<(), WriteError<W::Error>> {
+    let n = encode_frame(msg, scratch)?;
+    writer.write_all(scratch.get(..n).unwrap_or_default()).map_err(WriteError::Io)
+}
+
+/// An incremental COBS frame decoder, in a buffer the caller provides.
+///
+/// The buffer holds the decoded message and its CRC: `max_frame + 4` bytes. A frame that
+/// grows past `max_frame` is [`FrameError::TooLarge`]; its remaining bytes are discarded up
+/// to the next delimiter. Every error is reported once, after which the decoder is in sync
+/// again.
+#[derive(Debug)]
+pub struct CobsDecoder<B> {
+    buf: B,
+    max_frame: usize,
+    filled: usize,
+    cobs: DecoderState,
+    phase: Phase,
+}
+
+impl<B: AsMut<[u8]> + AsRef<[u8]>> CobsDecoder<B> {
+    /// A decoder for messages of at most `max_frame` bytes, clamped to what `buf` can hold.
+    pub fn new(buf: B, max_frame: usize) -> Self {
+        let capacity = buf.as_ref().len().saturating_sub(CRC_LEN);
+        CobsDecoder {
+            buf,
+            max_frame: max_frame.min(capacity),
+            filled: 0,
+            cobs: DecoderState::Idle,
+            phase: Phase::Filling,
+        }
+    }
+
+    /// The largest message this decoder accepts.
+    pub fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
+    /// Forgets any partial frame; the next byte is taken as the start of a frame.
+    pub fn reset(&mut self) {
+        self.filled = 0;
+        self.cobs = DecoderState::Idle;
+        self.phase = Phase::Filling;
+    }
+
+    /// Consumes bytes from the front of `input` up to and including the end of one frame,
+    /// and returns its message. `input` is advanced past what was consumed; call again while
+    /// it is not empty. Returns `Ok(None)` when `input` ran out inside a frame.
+    pub fn push(&mut self, input: &mut &[u8]) -> Result<Option<MessageRef<'_>>, FrameError> {
+        if self.phase == Phase::Delivered {
+            self.reset();
+        }
+        while let Some((&byte, rest)) = input.split_first() {
+            *input = rest;
+            if self.phase == Phase::Skipping {
+                if byte == 0 {
+                    self.reset();
+                }
+                continue;
+            }
+            if self.feed(byte)? {
+                return self.finish().map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Feeds one encoded byte; returns whether a frame is complete.
+    fn feed(&mut self, byte: u8) -> Result<bool, FrameError> {
+        match self.cobs.feed(byte) {
+            // The state machine only fails on a premature 0x00, which is itself a delimiter:
+            // the decoder is already in sync for the next frame.
+            Err(_) => {
+                self.reset();
+                Err(FrameError::Corrupt)
+            }
+            Ok(DecodeResult::NoData) => Ok(false),
+            Ok(DecodeResult::DataStart) => {
+                self.filled = 0;
+                Ok(false)
+            }
+            Ok(DecodeResult::DataContinue(b)) => self.store(b).map(|()| false),
+            Ok(DecodeResult::DataComplete) => Ok(true),
+        }
+    }
+
+    fn store(&mut self, b: u8) -> Result<(), FrameError> {
+        let limit = self.max_frame.saturating_add(CRC_LEN);
+        match self.buf.as_mut().get_mut(self.filled).filter(|_| self.filled < limit) {
+            Some(slot) => {
+                *slot = b;
+                self.filled += 1;
+                Ok(())
+            }
+            None => {
+                let len = u64::try_from(self.filled.saturating_add(1)).unwrap_or(u64::MAX);
+                self.cobs = DecoderState::Idle;
+                self.phase = Phase::Skipping;
+                Err(FrameError::TooLarge {
+                    len: len.saturating_sub(CRC_LEN as u64),
+                    max: self.max_frame,
+                })
+            }
+        }
+    }
+
+    fn finish(&mut self) -> Result<MessageRef<'_>, FrameError> {
+        self.phase = Phase::Delivered;
+        let len = self.filled;
+        let body_len = len.checked_sub(CRC_LEN).ok_or(FrameError::TooShort { len })?;
+        let frame = self.buf.as_ref().get(..len).unwrap_or_default();
+        let (message, crc) = frame.split_at_checked(body_len).unwrap_or_default();
+        let stored = crc.first_chunk::<4>().map_or(0, |c| u32::from_le_bytes(*c));
+        check_crc(message, stored)?;
+        Ok(MessageRef::decode(message)?)
+    }
+}

@@ -1,0 +1,301 @@
+//! Stream framing for TCP: a preamble per connection, then length-prefixed frames.
+//!
+//! ```text
+//! connection := PREAMBLE frame*
+//! PREAMBLE   := "HARP" version:u16 LE            (6 bytes, version 1)
+//! frame      := len:u32 LE  message[len]  crc:u32 LE
+//! crc        := CRC-32C(len bytes ‖ message)
+//! ```
+//!
+//! ```
+//! use harp::frame::stream::{encode_frame, StreamDecoder};
+//! use harp::MessageRef;
+//!
+//! let mut wire = [0u8; 64];
+//! let n = encode_frame(&MessageRef::Ack { vlsn: 9 }, &mut wire)?;
+//!
+//! // Feed the frame one byte at a time into a decoder with a 256-byte buffer.
+//! let mut decoder = StreamDecoder::new([0u8; 256], 248);
+//! let mut got = None;
+//! for byte in wire[..n].chunks(1) {
+//!     let mut input = byte;
+//!     if let Some(msg) = decoder.push(&mut input)? {
+//!         got = Some(msg.tag());
+//!     }
+//! }
+//! assert_eq!(got, Some(6));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use super::{check_crc, FrameError, Phase, ReadError};
+use crate::wire::{self, Checksummed, MessageRef, Sink, SliceSink, WriteError};
+
+/// The four magic bytes every harp connection starts with.
+pub const MAGIC: [u8; 4] = *b"HARP";
+/// The version of the protocol this crate speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// The connection preamble: [`MAGIC`] then [`PROTOCOL_VERSION`] (u16 LE).
+pub const PREAMBLE: [u8; 6] = {
+    let v = PROTOCOL_VERSION.to_le_bytes();
+    [MAGIC[0], MAGIC[1], MAGIC[2], MAGIC[3], v[0], v[1]]
+};
+/// Bytes a frame adds around its message: the length prefix and the CRC.
+pub const OVERHEAD: usize = 8;
+
+const HEADER: usize = 4;
+
+/// Checks a peer's preamble byte by byte, so a peer that does not speak harp is rejected at
+/// its first wrong byte.
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PreambleReader {
+    seen: usize,
+    version: [u8; 2],
+}
+
+impl PreambleReader {
+    /// A reader expecting the first byte of the preamble.
+    pub const fn new() -> Self {
+        PreambleReader { seen: 0, version: [0; 2] }
+    }
+
+    /// Consumes preamble bytes from the front of `input` (and no more). Returns `true` once
+    /// the whole preamble has arrived and is valid.
+    pub fn push(&mut self, input: &mut &[u8]) -> Result<bool, FrameError> {
+        while self.seen < PREAMBLE.len() {
+            let Some((&byte, rest)) = input.split_first() else { return Ok(false) };
+            *input = rest;
+            match (
+                MAGIC.get(self.seen),
+                self.version.get_mut(self.seen.saturating_sub(MAGIC.len())),
+            ) {
+                (Some(&expected), _) if byte != expected => {
+                    return Err(FrameError::BadMagic { offset: self.seen, byte })
+                }
+                (None, Some(slot)) => *slot = byte,
+                _ => {}
+            }
+            self.seen += 1;
+        }
+        match u16::from_le_bytes(self.version) {
+            PROTOCOL_VERSION => Ok(true),
+            version => Err(FrameError::UnsupportedVersion { version }),
+        }
+    }
+
+    /// Reads and checks the preamble from a reader, consuming exactly its six bytes.
+    pub fn read_from<R: embedded_io::Read>(reader: &mut R) -> Result<(), ReadError<R::Error>> {
+        let mut buf = [0u8; PREAMBLE.len()];
+        let mut check = PreambleReader::new();
+        let mut filled = 0;
+        while filled < buf.len() {
+            let spare = buf.get_mut(filled..).unwrap_or_default();
+            let n = reader.read(spare).map_err(ReadError::Io)?;
+            if n == 0 {
+                return Err(ReadError::UnexpectedEof { received: filled });
+            }
+            let mut fresh = spare.get(..n).unwrap_or_default();
+            check.push(&mut fresh)?;
+            filled += n;
+        }
+        Ok(())
+    }
+}
+
+/// Writes the connection preamble.
+pub fn write_preamble<W: embedded_io::Write>(writer: &mut W) -> Result<(), W::Error> {
+    writer.write_all(&PREAMBLE)
+}
+
+/// The size of `msg`'s frame: its encoding plus [`OVERHEAD`] (saturating).
+pub fn frame_len(msg: &MessageRef<'_>) -> usize {
+    msg.encoded_len().saturating_add(OVERHEAD)
+}
+
+fn frame_header<E: From<wire::Error>>(msg: &MessageRef<'_>) -> Result<[u8; HEADER], E> {
+    let len = msg.encoded_len();
+    let len = u32::try_from(len).map_err(|_| wire::Error::LengthOverflow {
+        field: "frame length",
+        offset: 0,
+        len: u64::try_from(len).unwrap_or(u64::MAX),
+    })?;
+    Ok(len.to_le_bytes())
+}
+
+/// Puts header, message and CRC into a sink.
+fn emit_frame<S: Sink>(msg: &MessageRef<'_>, sink: &mut S) -> Result<(), S::Error> {
+    let header = frame_header::<S::Error>(msg)?;
+    let mut crc = crate::checksum::digest();
+    crc.update(&header);
+    sink.put(&header)?;
+    let mut body = Checksummed { inner: sink, digest: crc };
+    msg.emit(&mut body)?;
+    let crc = body.digest.finalize();
+    sink.put(&crc.to_le_bytes())
+}
+
+/// Encodes `msg` as one frame into the front of `buf`; returns the frame's length.
+pub fn encode_frame(msg: &MessageRef<'_>, buf: &mut [u8]) -> Result<usize, wire::Error> {
+    let required = frame_len(msg);
+    if buf.len() < required {
+        return Err(wire::Error::BufferTooSmall { required, available: buf.len() });
+    }
+    let mut sink = SliceSink { buf, pos: 0 };
+    emit_frame(msg, &mut sink)?;
+    Ok(sink.pos)
+}
+
+/// Writes `msg` as one frame, streaming it through the writer with no intermediate buffer.
+pub fn write_frame<W: embedded_io::Write>(
+    writer: &mut W,
+    msg: &MessageRef<'_>,
+) -> Result<(), WriteError<W::Error>> {
+    emit_frame(msg, &mut wire::codec_io_sink(writer))
+}
+
+/// An incremental decoder of stream frames, in a buffer the caller provides.
+///
+/// The buffer must hold the largest frame: `max_frame + OVERHEAD` bytes. A length prefix
+/// above `max_frame` is [`FrameError::TooLarge`] before any of the frame is buffered. After
+/// a checksum or size error the stream cannot be trusted: the decoder returns that error
+/// until [`reset`](Self::reset) (close the connection). A frame whose message does not
+/// decode is reported and skipped; the stream stays in sync.
+#[derive(Debug)]
+pub struct StreamDecoder<B> {
+    buf: B,
+    max_frame: usize,
+    filled: usize,
+    body: Option<usize>,
+    phase: Phase,
+}
+
+impl<B: AsMut<[u8]> + AsRef<[u8]>> StreamDecoder<B> {
+    /// A decoder for messages of at most `max_frame` bytes, clamped to what `buf` can hold.
+    pub fn new(buf: B, max_frame: usize) -> Self {
+        let capacity = buf.as_ref().len().saturating_sub(OVERHEAD);
+        StreamDecoder {
+            buf,
+            max_frame: max_frame.min(capacity),
+            filled: 0,
+            body: None,
+            phase: Phase::Filling,
+        }
+    }
+
+    /// The largest message this decoder accepts.
+    pub fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
+    /// Whether no frame is partly received (a clean place for the stream to end).
+    pub fn is_idle(&self) -> bool {
+        self.filled == 0 || self.phase == Phase::Delivered
+    }
+
+    /// Forgets any partial frame and any error.
+    pub fn reset(&mut self) {
+        self.filled = 0;
+        self.body = None;
+        self.phase = Phase::Filling;
+    }
+
+    /// Consumes bytes from the front of `input` until one frame is complete, and returns
+    /// its message. `input` is advanced past what was consumed; call again while it is not
+    /// empty. Returns `Ok(None)` when `input` ran out inside a frame.
+    pub fn push(&mut self, input: &mut &[u8]) -> Result<Option<MessageRef<'_>>, FrameError> {
+        self.begin()?;
+        loop {
+            let spare = self.spare();
+            let n = spare.len().min(input.len());
+            if n == 0 {
+                return Ok(None);
+            }
+            let (head, rest) = input.split_at(n);
+            if let Some(dst) = spare.get_mut(..n) {
+                dst.copy_from_slice(head);
+            }
+            *input = rest;
+            if self.advance(n)? {
+                return self.finish().map(Some);
+            }
+        }
+    }
+
+    /// Reads exactly one frame from `reader` (never reading past it) and returns its
+    /// message, or `Ok(None)` if the stream ended cleanly before the frame's first byte.
+    pub fn read_from<R: embedded_io::Read>(
+        &mut self,
+        reader: &mut R,
+    ) -> Result<Option<MessageRef<'_>>, ReadError<R::Error>> {
+        self.begin()?;
+        loop {
+            let n = reader.read(self.spare()).map_err(ReadError::Io)?;
+            if n == 0 {
+                return match self.filled {
+                    0 => Ok(None),
+                    received => Err(ReadError::UnexpectedEof { received }),
+                };
+            }
+            if self.advance(n)? {
+                return Ok(Some(self.finish()?));
+            }
+        }
+    }
+
+    fn begin(&mut self) -> Result<(), FrameError> {
+        match self.phase {
+            Phase::Failed(e) => Err(e),
+            Phase::Delivered => {
+                self.reset();
+                Ok(())
+            }
+            Phase::Filling | Phase::Skipping => Ok(()),
+        }
+    }
+
+    /// The bytes still missing for the current part (header, then body and CRC).
+    fn spare(&mut self) -> &mut [u8] {
+        let target = self.body.map_or(HEADER, |len| len.saturating_add(OVERHEAD));
+        self.buf.as_mut().get_mut(self.filled..target).unwrap_or_default()
+    }
+
+    /// Accounts for `n` new bytes; returns whether the frame is complete.
+    fn advance(&mut self, n: usize) -> Result<bool, FrameError> {
+        self.filled = self.filled.saturating_add(n);
+        if self.body.is_none() && self.filled == HEADER {
+            let len = self.read_u32(0);
+            match usize::try_from(len) {
+                Ok(len) if len <= self.max_frame => self.body = Some(len),
+                _ => {
+                    return self
+                        .fail(FrameError::TooLarge { len: u64::from(len), max: self.max_frame })
+                }
+            }
+        }
+        Ok(self.body.is_some_and(|len| self.filled == len.saturating_add(OVERHEAD)))
+    }
+
+    fn read_u32(&self, at: usize) -> u32 {
+        let bytes = self.buf.as_ref().get(at..).and_then(|b| b.first_chunk::<4>());
+        bytes.map_or(0, |b| u32::from_le_bytes(*b))
+    }
+
+    fn fail<T>(&mut self, e: FrameError) -> Result<T, FrameError> {
+        self.phase = Phase::Failed(e);
+        Err(e)
+    }
+
+    /// Checks the complete frame's CRC and decodes its message.
+    fn finish(&mut self) -> Result<MessageRef<'_>, FrameError> {
+        let len = self.body.unwrap_or(0);
+        let covered_end = HEADER.saturating_add(len);
+        let stored = self.read_u32(covered_end);
+        let covered = self.buf.as_ref().get(..covered_end).unwrap_or_default();
+        if let Err(e) = check_crc(covered, stored) {
+            return self.fail(e);
+        }
+        self.phase = Phase::Delivered;
+        let message = self.buf.as_ref().get(HEADER..covered_end).unwrap_or_default();
+        Ok(MessageRef::decode(message)?)
+    }
+}

@@ -1,0 +1,221 @@
+//! The primitive encodings: a bounds-checked reader and the sinks an encoder writes to.
+//!
+//! The reader never adds a length read from the wire to a position: it keeps the unread
+//! suffix and splits it with `split_at_checked`, so no input overflows on any target width.
+
+use super::error::{Error, WriteError};
+use super::{GroupChangeType, NodeType};
+
+/// Reads primitives from a message, tracking the offset for error reports.
+pub(crate) struct Reader<'a> {
+    rest: &'a [u8],
+    len: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Reader { rest: bytes, len: bytes.len() }
+    }
+
+    /// Offset of the next unread byte from the start of the message.
+    pub(crate) fn offset(&self) -> usize {
+        self.len.saturating_sub(self.rest.len())
+    }
+
+    fn take(&mut self, n: usize, field: &'static str, offset: usize) -> Result<&'a [u8], Error> {
+        let (head, tail) =
+            self.rest.split_at_checked(n).ok_or(Error::Truncated { field, offset })?;
+        self.rest = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], Error> {
+        let offset = self.offset();
+        let (head, tail) =
+            self.rest.split_first_chunk::<N>().ok_or(Error::Truncated { field, offset })?;
+        self.rest = tail;
+        Ok(*head)
+    }
+
+    pub(crate) fn u8(&mut self, field: &'static str) -> Result<u8, Error> {
+        self.array::<1>(field).map(|[b]| b)
+    }
+
+    pub(crate) fn u16(&mut self, field: &'static str) -> Result<u16, Error> {
+        self.array(field).map(u16::from_le_bytes)
+    }
+
+    pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, Error> {
+        self.array(field).map(u32::from_le_bytes)
+    }
+
+    pub(crate) fn u64(&mut self, field: &'static str) -> Result<u64, Error> {
+        self.array(field).map(u64::from_le_bytes)
+    }
+
+    pub(crate) fn bool(&mut self, field: &'static str) -> Result<bool, Error> {
+        let offset = self.offset();
+        match self.u8(field)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            byte => Err(Error::InvalidBool { field, offset, byte }),
+        }
+    }
+
+    /// `[len: u32 LE][len bytes]`.
+    pub(crate) fn bytes(&mut self, field: &'static str) -> Result<&'a [u8], Error> {
+        let offset = self.offset();
+        let len = self.u32(field)?;
+        let n = usize::try_from(len).map_err(|_| Error::LengthOverflow {
+            field,
+            offset,
+            len: u64::from(len),
+        })?;
+        self.take(n, field, offset)
+    }
+
+    pub(crate) fn str(&mut self, field: &'static str) -> Result<&'a str, Error> {
+        let bytes = self.bytes(field)?;
+        // The string's bytes end at the current offset.
+        let offset = self.offset().saturating_sub(bytes.len());
+        core::str::from_utf8(bytes).map_err(|_| Error::InvalidUtf8 { field, offset })
+    }
+
+    pub(crate) fn option_str(&mut self, field: &'static str) -> Result<Option<&'a str>, Error> {
+        if self.bool(field)? {
+            self.str(field).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    pub(crate) fn node_type(&mut self) -> Result<NodeType, Error> {
+        let offset = self.offset();
+        let code = self.u8("node_type")?;
+        NodeType::from_code(code).ok_or(Error::UnknownNodeType { offset, code })
+    }
+
+    pub(crate) fn change_type(&mut self) -> Result<GroupChangeType, Error> {
+        let offset = self.offset();
+        let code = self.u8("change_type")?;
+        GroupChangeType::from_code(code).ok_or(Error::UnknownChangeType { offset, code })
+    }
+
+    /// Succeeds only if every byte was read.
+    pub(crate) fn finish(self) -> Result<(), Error> {
+        match self.rest.len() {
+            0 => Ok(()),
+            count => Err(Error::TrailingBytes { offset: self.offset(), count }),
+        }
+    }
+}
+
+/// A destination for encoded bytes. The encoder is written once against this trait and
+/// serves slices, heapless vectors, `embedded_io` writers, CRC digests and COBS encoders.
+pub(crate) trait Sink {
+    type Error: From<Error>;
+
+    /// Appends `bytes`.
+    fn put(&mut self, bytes: &[u8]) -> Result<(), Self::Error>;
+
+    /// How many bytes were put so far (for error offsets).
+    fn position(&self) -> usize;
+
+    fn put_u8(&mut self, v: u8) -> Result<(), Self::Error> {
+        self.put(&[v])
+    }
+
+    fn put_bool(&mut self, v: bool) -> Result<(), Self::Error> {
+        self.put_u8(u8::from(v))
+    }
+
+    /// `[len: u32 LE][bytes]`; a length above `u32::MAX` is an error, never a truncation.
+    fn put_bytes(&mut self, v: &[u8], field: &'static str) -> Result<(), Self::Error> {
+        let len = u32::try_from(v.len()).map_err(|_| Error::LengthOverflow {
+            field,
+            offset: self.position(),
+            len: u64::try_from(v.len()).unwrap_or(u64::MAX),
+        })?;
+        self.put(&len.to_le_bytes())?;
+        self.put(v)
+    }
+}
+
+/// Writes into a caller's slice; the caller checks the size first so the error is rare.
+pub(crate) struct SliceSink<'b> {
+    pub(crate) buf: &'b mut [u8],
+    pub(crate) pos: usize,
+}
+
+impl Sink for SliceSink<'_> {
+    type Error = Error;
+
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let end = self.pos.checked_add(bytes.len());
+        let available = self.buf.len();
+        let dst = end
+            .and_then(|end| self.buf.get_mut(self.pos..end))
+            .ok_or(Error::BufferTooSmall { required: end.unwrap_or(usize::MAX), available })?;
+        dst.copy_from_slice(bytes);
+        self.pos += bytes.len();
+        Ok(())
+    }
+
+    fn position(&self) -> usize {
+        self.pos
+    }
+}
+
+/// Writes through an `embedded_io::Write`.
+pub(crate) struct IoSink<'w, W> {
+    pub(crate) writer: &'w mut W,
+    pub(crate) written: usize,
+}
+
+impl<W: embedded_io::Write> Sink for IoSink<'_, W> {
+    type Error = WriteError<W::Error>;
+
+    fn put(&mut self, bytes: &[u8]) -> Result<(), Self::Error> {
+        self.writer.write_all(bytes).map_err(WriteError::Io)?;
+        self.written = self.written.saturating_add(bytes.len());
+        Ok(())
+    }
+
+    fn position(&self) -> usize {
+        self.written
+    }
+}
+
+/// Feeds a CRC-32C digest while forwarding to an inner sink.
+pub(crate) struct Checksummed<'s, S> {
+    pub(crate) inner: &'s mut S,
+    pub(crate) digest: crate::checksum::Digest,
+}
+
+impl<S: Sink> Sink for Checksummed<'_, S> {
+    type Error = S::Error;
+
+    fn put(&mut self, bytes: &[u8]) -> Result<(), S::Error> {
+        self.digest.update(bytes);
+        self.inner.put(bytes)
+    }
+
+    fn position(&self) -> usize {
+        self.inner.position()
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl Sink for alloc::vec::Vec<u8> {
+    type Error = Error;
+
+    fn put(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn position(&self) -> usize {
+        self.len()
+    }
+}

@@ -1,0 +1,469 @@
+//! The message codec: the twelve messages of the reference, byte for byte.
+//!
+//! A message is `[tag: u8][fields in declaration order]`: integers fixed-width
+//! little-endian, strings and payloads as `[len: u32 LE][bytes]`, booleans and presence bytes
+//! as exactly `0x00`/`0x01`. The layout of every message is in `docs/wire-format.md`.
+//!
+//! [`MessageRef`] is the zero-copy form: decoding borrows strings and payloads from the
+//! input and never allocates. Decoding is strict: anything but `0x00`/`0x01` in a boolean,
+//! an unknown enum code, or a byte after the last field is an [`Error`], so every message has
+//! exactly one encoding.
+
+mod codec;
+mod error;
+
+pub(crate) use codec::{Checksummed, Sink, SliceSink};
+pub use error::{Error, WriteError};
+
+use codec::{IoSink, Reader};
+
+/// A sink writing through an `embedded_io::Write` (for the framing module).
+pub(crate) fn codec_io_sink<W: embedded_io::Write>(
+    writer: &mut W,
+) -> impl Sink<Error = WriteError<W::Error>> + '_ {
+    IoSink { writer, written: 0 }
+}
+
+/// The role a node plays in the group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum NodeType {
+    /// Votes, counts toward quorums, stores data, may become master. Wire code 0.
+    Electable,
+    /// Stores no data; only learns who the master is. Wire code 1.
+    Monitor,
+    /// Stores data and receives the stream; never votes or counts. Wire code 2.
+    Secondary,
+    /// Votes and acknowledges but stores no data and never becomes master. Wire code 3.
+    Arbiter,
+}
+
+impl NodeType {
+    /// The wire code of this node type.
+    pub const fn code(self) -> u8 {
+        match self {
+            NodeType::Electable => 0,
+            NodeType::Monitor => 1,
+            NodeType::Secondary => 2,
+            NodeType::Arbiter => 3,
+        }
+    }
+
+    /// The node type with this wire code, if any.
+    pub const fn from_code(code: u8) -> Option<Self> {
+        match code {
+            0 => Some(NodeType::Electable),
+            1 => Some(NodeType::Monitor),
+            2 => Some(NodeType::Secondary),
+            3 => Some(NodeType::Arbiter),
+            _ => None,
+        }
+    }
+}
+
+/// The kind of a membership change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum GroupChangeType {
+    /// Add a member. Wire code 0.
+    Add,
+    /// Remove a member. Wire code 1.
+    Remove,
+    /// Update a member's address or type. Wire code 2.
+    Update,
+}
+
+impl GroupChangeType {
+    /// The wire code of this change type.
+    pub const fn code(self) -> u8 {
+        match self {
+            GroupChangeType::Add => 0,
+            GroupChangeType::Remove => 1,
+            GroupChangeType::Update => 2,
+        }
+    }
+
+    /// The change type with this wire code, if any.
+    pub const fn from_code(code: u8) -> Option<Self> {
+        match code {
+            0 => Some(GroupChangeType::Add),
+            1 => Some(GroupChangeType::Remove),
+            2 => Some(GroupChangeType::Update),
+            _ => None,
+        }
+    }
+}
+
+/// A group member as carried by `GroupChange`, borrowing its strings.
+///
+/// Wire layout: `name: str, node_type: u8, host: str, port: u16, node_id: u32`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RepNodeRef<'a> {
+    /// The member's unique name.
+    pub name: &'a str,
+    /// The member's role.
+    pub node_type: NodeType,
+    /// Host name or address it listens on.
+    pub host: &'a str,
+    /// Port it listens on.
+    pub port: u16,
+    /// Numeric id.
+    pub node_id: u32,
+}
+
+/// A protocol message whose strings and payloads borrow from the decoded input.
+///
+/// The variants and field names are the reference's `ProtocolMessage`; see
+/// [`ProtocolMessage`](crate::ProtocolMessage) (feature `alloc`) for the owned form.
+///
+/// ```
+/// use harp::MessageRef;
+///
+/// // LogEntry{vlsn:7, entry_type:0x2a, data:[de ad]} from wire-facts.md
+/// let bytes = [5, 7, 0, 0, 0, 0, 0, 0, 0, 0x2a, 2, 0, 0, 0, 0xde, 0xad];
+/// let msg = MessageRef::decode(&bytes)?;
+/// assert_eq!(msg, MessageRef::LogEntry { vlsn: 7, entry_type: 0x2a, data: &[0xde, 0xad] });
+///
+/// let mut out = heapless::Vec::<u8, 32>::new();
+/// msg.encode_heapless(&mut out)?;
+/// assert_eq!(out.as_slice(), &bytes);
+/// # Ok::<(), harp::wire::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum MessageRef<'a> {
+    /// Tag 1. Initial handshake from a node joining the replication stream.
+    Handshake {
+        /// The connecting node's name.
+        node_name: &'a str,
+        /// The group it believes it belongs to.
+        group_name: &'a str,
+        /// Its node type.
+        node_type: NodeType,
+    },
+    /// Tag 2. Response to a handshake.
+    HandshakeResponse {
+        /// Whether the connection is accepted.
+        accepted: bool,
+        /// Why not, when refused.
+        reason: Option<&'a str>,
+    },
+    /// Tag 3. Heartbeat from master to replica.
+    Heartbeat {
+        /// The master's last VLSN.
+        master_vlsn: u64,
+        /// The master's clock, echoed back by the replica.
+        timestamp_ms: u64,
+    },
+    /// Tag 4. Heartbeat response from replica to master.
+    HeartbeatResponse {
+        /// The replica's last durable VLSN.
+        replica_vlsn: u64,
+        /// The heartbeat's timestamp, echoed.
+        timestamp_ms: u64,
+    },
+    /// Tag 5. A log entry being replicated from master to replica.
+    LogEntry {
+        /// Position of the entry in the replicated log.
+        vlsn: u64,
+        /// Application- or protocol-defined entry type.
+        entry_type: u8,
+        /// The entry's payload.
+        data: &'a [u8],
+    },
+    /// Tag 6. Acknowledgment of a replicated log entry.
+    Ack {
+        /// The acknowledged VLSN.
+        vlsn: u64,
+    },
+    /// Tag 7. A group membership change request.
+    GroupChange {
+        /// Add, remove or update.
+        change_type: GroupChangeType,
+        /// The member concerned.
+        node: RepNodeRef<'a>,
+    },
+    /// Tag 8. Response to a group change request.
+    GroupChangeResponse {
+        /// Whether the change was applied.
+        accepted: bool,
+    },
+    /// Tag 9. An election proposal from a candidate.
+    ElectionProposal {
+        /// The candidate.
+        node_name: &'a str,
+        /// The candidate's last VLSN.
+        vlsn: u64,
+        /// The candidate's priority (0 = never master).
+        priority: u32,
+        /// The election term.
+        term: u64,
+        /// DTVLSN, the major ranking key. 0 = unknown.
+        dtvlsn: u64,
+    },
+    /// Tag 10. A vote in response to an election proposal.
+    ElectionVote {
+        /// The voting node.
+        voter: &'a str,
+        /// Whether the vote is granted.
+        granted: bool,
+        /// The term voted in.
+        term: u64,
+    },
+    /// Tag 11. The result of an election.
+    ElectionResult {
+        /// The elected master.
+        master: &'a str,
+        /// The term it was elected in.
+        term: u64,
+    },
+    /// Tag 12. Graceful shutdown notification.
+    Shutdown {
+        /// Why the node stops.
+        reason: &'a str,
+    },
+}
+
+/// Bytes of a `str` or `bytes` field: the u32 prefix and the contents (saturating).
+fn field_len(len: usize) -> usize {
+    len.saturating_add(4)
+}
+
+impl<'a> MessageRef<'a> {
+    /// The message's tag byte (1..=12).
+    pub const fn tag(&self) -> u8 {
+        match self {
+            MessageRef::Handshake { .. } => 1,
+            MessageRef::HandshakeResponse { .. } => 2,
+            MessageRef::Heartbeat { .. } => 3,
+            MessageRef::HeartbeatResponse { .. } => 4,
+            MessageRef::LogEntry { .. } => 5,
+            MessageRef::Ack { .. } => 6,
+            MessageRef::GroupChange { .. } => 7,
+            MessageRef::GroupChangeResponse { .. } => 8,
+            MessageRef::ElectionProposal { .. } => 9,
+            MessageRef::ElectionVote { .. } => 10,
+            MessageRef::ElectionResult { .. } => 11,
+            MessageRef::Shutdown { .. } => 12,
+        }
+    }
+
+    /// The variant's name, for logs.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            MessageRef::Handshake { .. } => "Handshake",
+            MessageRef::HandshakeResponse { .. } => "HandshakeResponse",
+            MessageRef::Heartbeat { .. } => "Heartbeat",
+            MessageRef::HeartbeatResponse { .. } => "HeartbeatResponse",
+            MessageRef::LogEntry { .. } => "LogEntry",
+            MessageRef::Ack { .. } => "Ack",
+            MessageRef::GroupChange { .. } => "GroupChange",
+            MessageRef::GroupChangeResponse { .. } => "GroupChangeResponse",
+            MessageRef::ElectionProposal { .. } => "ElectionProposal",
+            MessageRef::ElectionVote { .. } => "ElectionVote",
+            MessageRef::ElectionResult { .. } => "ElectionResult",
+            MessageRef::Shutdown { .. } => "Shutdown",
+        }
+    }
+
+    /// The number of bytes [`encode_into`](Self::encode_into) writes.
+    ///
+    /// Saturates at `usize::MAX` for a message too large to encode (a field over `u32::MAX`
+    /// bytes), which no buffer can hold, so encoding it still fails with an error.
+    pub fn encoded_len(&self) -> usize {
+        let body = match *self {
+            MessageRef::Handshake { node_name, group_name, .. } => field_len(node_name.len())
+                .saturating_add(field_len(group_name.len()))
+                .saturating_add(1),
+            MessageRef::HandshakeResponse { reason: None, .. } => 2,
+            MessageRef::HandshakeResponse { reason: Some(r), .. } => {
+                field_len(r.len()).saturating_add(2)
+            }
+            MessageRef::Heartbeat { .. } | MessageRef::HeartbeatResponse { .. } => 16,
+            MessageRef::LogEntry { data, .. } => field_len(data.len()).saturating_add(9),
+            MessageRef::Ack { .. } => 8,
+            MessageRef::GroupChange { node, .. } => field_len(node.name.len())
+                .saturating_add(field_len(node.host.len()))
+                .saturating_add(1 + 1 + 2 + 4),
+            MessageRef::GroupChangeResponse { .. } => 1,
+            MessageRef::ElectionProposal { node_name, .. } => {
+                field_len(node_name.len()).saturating_add(28)
+            }
+            MessageRef::ElectionVote { voter, .. } => field_len(voter.len()).saturating_add(9),
+            MessageRef::ElectionResult { master, .. } => field_len(master.len()).saturating_add(8),
+            MessageRef::Shutdown { reason } => field_len(reason.len()),
+        };
+        body.saturating_add(1)
+    }
+
+    /// Decodes one message that fills `bytes` exactly, borrowing its strings and payload.
+    ///
+    /// Never panics and never allocates, whatever the input.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, Error> {
+        let mut r = Reader::new(bytes);
+        let msg = Self::decode_fields(&mut r)?;
+        r.finish()?;
+        Ok(msg)
+    }
+
+    fn decode_fields(r: &mut Reader<'a>) -> Result<Self, Error> {
+        Ok(match r.u8("tag")? {
+            1 => MessageRef::Handshake {
+                node_name: r.str("Handshake.node_name")?,
+                group_name: r.str("Handshake.group_name")?,
+                node_type: r.node_type()?,
+            },
+            2 => MessageRef::HandshakeResponse {
+                accepted: r.bool("HandshakeResponse.accepted")?,
+                reason: r.option_str("HandshakeResponse.reason")?,
+            },
+            3 => MessageRef::Heartbeat {
+                master_vlsn: r.u64("Heartbeat.master_vlsn")?,
+                timestamp_ms: r.u64("Heartbeat.timestamp_ms")?,
+            },
+            4 => MessageRef::HeartbeatResponse {
+                replica_vlsn: r.u64("HeartbeatResponse.replica_vlsn")?,
+                timestamp_ms: r.u64("HeartbeatResponse.timestamp_ms")?,
+            },
+            5 => MessageRef::LogEntry {
+                vlsn: r.u64("LogEntry.vlsn")?,
+                entry_type: r.u8("LogEntry.entry_type")?,
+                data: r.bytes("LogEntry.data")?,
+            },
+            6 => MessageRef::Ack { vlsn: r.u64("Ack.vlsn")? },
+            7 => MessageRef::GroupChange {
+                change_type: r.change_type()?,
+                node: RepNodeRef {
+                    name: r.str("RepNode.name")?,
+                    node_type: r.node_type()?,
+                    host: r.str("RepNode.host")?,
+                    port: r.u16("RepNode.port")?,
+                    node_id: r.u32("RepNode.node_id")?,
+                },
+            },
+            8 => MessageRef::GroupChangeResponse {
+                accepted: r.bool("GroupChangeResponse.accepted")?,
+            },
+            9 => MessageRef::ElectionProposal {
+                node_name: r.str("ElectionProposal.node_name")?,
+                vlsn: r.u64("ElectionProposal.vlsn")?,
+                priority: r.u32("ElectionProposal.priority")?,
+                term: r.u64("ElectionProposal.term")?,
+                dtvlsn: r.u64("ElectionProposal.dtvlsn")?,
+            },
+            10 => MessageRef::ElectionVote {
+                voter: r.str("ElectionVote.voter")?,
+                granted: r.bool("ElectionVote.granted")?,
+                term: r.u64("ElectionVote.term")?,
+            },
+            11 => MessageRef::ElectionResult {
+                master: r.str("ElectionResult.master")?,
+                term: r.u64("ElectionResult.term")?,
+            },
+            12 => MessageRef::Shutdown { reason: r.str("Shutdown.reason")? },
+            tag => return Err(Error::UnknownTag { tag }),
+        })
+    }
+
+    /// Encodes into the front of `buf` and returns the number of bytes written.
+    ///
+    /// A buffer shorter than [`encoded_len`](Self::encoded_len) is
+    /// [`Error::BufferTooSmall`], stating the size required; nothing is written then.
+    pub fn encode_into(&self, buf: &mut [u8]) -> Result<usize, Error> {
+        let required = self.encoded_len();
+        if buf.len() < required {
+            return Err(Error::BufferTooSmall { required, available: buf.len() });
+        }
+        let mut sink = SliceSink { buf, pos: 0 };
+        self.emit(&mut sink)?;
+        Ok(sink.pos)
+    }
+
+    /// Appends the encoding to a `heapless::Vec`; on error the vector is unchanged.
+    pub fn encode_heapless<const N: usize>(
+        &self,
+        out: &mut heapless::Vec<u8, N>,
+    ) -> Result<(), Error> {
+        let start = out.len();
+        let required = self.encoded_len();
+        let available = N.saturating_sub(start);
+        if required > available {
+            return Err(Error::BufferTooSmall { required, available });
+        }
+        out.resize_default(start.saturating_add(required))
+            .map_err(|_| Error::BufferTooSmall { required, available })?;
+        let written = self.encode_into(out.get_mut(start..).unwrap_or_default());
+        if written.is_err() {
+            out.truncate(start);
+        }
+        written.map(|_| ())
+    }
+
+    /// Writes the encoding to an [`embedded_io::Write`]r, field by field, with no buffer.
+    pub fn write_to<W: embedded_io::Write>(
+        &self,
+        writer: &mut W,
+    ) -> Result<(), WriteError<W::Error>> {
+        self.emit(&mut IoSink { writer, written: 0 })
+    }
+
+    /// Puts the encoding, field by field, into any sink.
+    pub(crate) fn emit<S: Sink>(&self, s: &mut S) -> Result<(), S::Error> {
+        s.put_u8(self.tag())?;
+        match *self {
+            MessageRef::Handshake { node_name, group_name, node_type } => {
+                s.put_bytes(node_name.as_bytes(), "Handshake.node_name")?;
+                s.put_bytes(group_name.as_bytes(), "Handshake.group_name")?;
+                s.put_u8(node_type.code())
+            }
+            MessageRef::HandshakeResponse { accepted, reason } => {
+                s.put_bool(accepted)?;
+                s.put_bool(reason.is_some())?;
+                match reason {
+                    Some(r) => s.put_bytes(r.as_bytes(), "HandshakeResponse.reason"),
+                    None => Ok(()),
+                }
+            }
+            MessageRef::Heartbeat { master_vlsn: a, timestamp_ms: b }
+            | MessageRef::HeartbeatResponse { replica_vlsn: a, timestamp_ms: b } => {
+                s.put(&a.to_le_bytes())?;
+                s.put(&b.to_le_bytes())
+            }
+            MessageRef::LogEntry { vlsn, entry_type, data } => {
+                s.put(&vlsn.to_le_bytes())?;
+                s.put_u8(entry_type)?;
+                s.put_bytes(data, "LogEntry.data")
+            }
+            MessageRef::Ack { vlsn } => s.put(&vlsn.to_le_bytes()),
+            MessageRef::GroupChange { change_type, node } => {
+                s.put_u8(change_type.code())?;
+                s.put_bytes(node.name.as_bytes(), "RepNode.name")?;
+                s.put_u8(node.node_type.code())?;
+                s.put_bytes(node.host.as_bytes(), "RepNode.host")?;
+                s.put(&node.port.to_le_bytes())?;
+                s.put(&node.node_id.to_le_bytes())
+            }
+            MessageRef::GroupChangeResponse { accepted } => s.put_bool(accepted),
+            MessageRef::ElectionProposal { node_name, vlsn, priority, term, dtvlsn } => {
+                s.put_bytes(node_name.as_bytes(), "ElectionProposal.node_name")?;
+                s.put(&vlsn.to_le_bytes())?;
+                s.put(&priority.to_le_bytes())?;
+                s.put(&term.to_le_bytes())?;
+                s.put(&dtvlsn.to_le_bytes())
+            }
+            MessageRef::ElectionVote { voter, granted, term } => {
+                s.put_bytes(voter.as_bytes(), "ElectionVote.voter")?;
+                s.put_bool(granted)?;
+                s.put(&term.to_le_bytes())
+            }
+            MessageRef::ElectionResult { master, term } => {
+                s.put_bytes(master.as_bytes(), "ElectionResult.master")?;
+                s.put(&term.to_le_bytes())
+            }
+            MessageRef::Shutdown { reason } => s.put_bytes(reason.as_bytes(), "Shutdown.reason"),
+        }
+    }
+}
