@@ -1,0 +1,202 @@
+//! Negative vectors: one per error kind (and per place it can arise), each checked for the
+//! exact error, field and offset.
+
+use harp::wire::Error;
+use harp::{MessageRef, NodeType};
+
+fn hex(s: &str) -> Vec<u8> {
+    let compact: String = s.split_whitespace().collect();
+    (0..compact.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&compact[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn decode_err(h: &str) -> Error {
+    let bytes = hex(h);
+    let err = MessageRef::decode(&bytes).unwrap_err();
+    #[cfg(feature = "alloc")]
+    assert_eq!(harp::ProtocolMessage::decode(&bytes).unwrap_err(), err, "owned and borrowed agree");
+    err
+}
+
+#[test]
+fn empty_input_is_truncated_at_the_tag() {
+    assert_eq!(MessageRef::decode(&[]), Err(Error::Truncated { field: "tag", offset: 0 }));
+}
+
+#[test]
+fn unknown_tags() {
+    for tag in [0u8, 13, 0x80, 0xff] {
+        assert_eq!(MessageRef::decode(&[tag]), Err(Error::UnknownTag { tag }));
+    }
+}
+
+#[test]
+fn truncated_inside_each_kind_of_field() {
+    // u64
+    assert_eq!(decode_err("06 e70300"), Error::Truncated { field: "Ack.vlsn", offset: 1 });
+    // a length prefix
+    assert_eq!(decode_err("0c 0000"), Error::Truncated { field: "Shutdown.reason", offset: 1 });
+    // string contents: the offset is the field's (its length prefix)
+    assert_eq!(
+        decode_err("01 02000000 6e31 05000000 6767"),
+        Error::Truncated { field: "Handshake.group_name", offset: 7 }
+    );
+    // a trailing u8 enum
+    assert_eq!(
+        decode_err("01 02000000 6e31 01000000 67"),
+        Error::Truncated { field: "node_type", offset: 12 }
+    );
+    // a u16 and a u32 inside RepNode
+    assert_eq!(
+        decode_err("07 01 01000000 61 03 01000000 68 89"),
+        Error::Truncated { field: "RepNode.port", offset: 13 }
+    );
+    assert_eq!(
+        decode_err("07 01 01000000 61 03 01000000 68 8913 0700"),
+        Error::Truncated { field: "RepNode.node_id", offset: 15 }
+    );
+    // payload
+    assert_eq!(
+        decode_err("05 0700000000000000 2a 03000000 dead"),
+        Error::Truncated { field: "LogEntry.data", offset: 10 }
+    );
+    // a bool
+    assert_eq!(
+        decode_err("08"),
+        Error::Truncated { field: "GroupChangeResponse.accepted", offset: 1 }
+    );
+}
+
+#[test]
+fn invalid_utf8() {
+    assert_eq!(
+        decode_err("0c 02000000 c328"),
+        Error::InvalidUtf8 { field: "Shutdown.reason", offset: 5 }
+    );
+    assert_eq!(
+        decode_err("01 02000000 6e31 01000000 ff 00"),
+        Error::InvalidUtf8 { field: "Handshake.group_name", offset: 11 }
+    );
+    // a lone surrogate encoded as UTF-8 is not valid
+    assert_eq!(
+        decode_err("0b 03000000 eda080 0300000000000000"),
+        Error::InvalidUtf8 { field: "ElectionResult.master", offset: 5 }
+    );
+}
+
+#[test]
+fn invalid_bools_and_presence_bytes() {
+    assert_eq!(
+        decode_err("02 02 00"),
+        Error::InvalidBool { field: "HandshakeResponse.accepted", offset: 1, byte: 2 }
+    );
+    assert_eq!(
+        decode_err("02 01 ff"),
+        Error::InvalidBool { field: "HandshakeResponse.reason", offset: 2, byte: 0xff }
+    );
+    assert_eq!(
+        decode_err("08 80"),
+        Error::InvalidBool { field: "GroupChangeResponse.accepted", offset: 1, byte: 0x80 }
+    );
+    assert_eq!(
+        decode_err("0a 02000000 6e32 02 0300000000000000"),
+        Error::InvalidBool { field: "ElectionVote.granted", offset: 7, byte: 2 }
+    );
+}
+
+#[test]
+fn unknown_node_and_change_types() {
+    assert_eq!(
+        decode_err("01 00000000 00000000 04"),
+        Error::UnknownNodeType { offset: 9, code: 4 }
+    );
+    assert_eq!(
+        decode_err("07 03 01000000 61 03 01000000 68 8913 07000000"),
+        Error::UnknownChangeType { offset: 1, code: 3 }
+    );
+    assert_eq!(
+        decode_err("07 01 01000000 61 ff 01000000 68 8913 07000000"),
+        Error::UnknownNodeType { offset: 7, code: 0xff }
+    );
+}
+
+#[test]
+fn trailing_bytes() {
+    assert_eq!(decode_err("02 01 00 00"), Error::TrailingBytes { offset: 3, count: 1 });
+    assert_eq!(
+        decode_err("06 e703000000000000 0102"),
+        Error::TrailingBytes { offset: 9, count: 2 }
+    );
+    assert_eq!(decode_err("0c 00000000 00"), Error::TrailingBytes { offset: 5, count: 1 });
+}
+
+#[test]
+fn huge_lengths_are_truncation_not_overflow() {
+    // A 4 GiB - 1 length prefix on a short input: no arithmetic overflow, no allocation.
+    assert_eq!(
+        decode_err("0c ffffffff 41"),
+        Error::Truncated { field: "Shutdown.reason", offset: 1 }
+    );
+    assert_eq!(
+        decode_err("05 0100000000000000 00 ffffffff"),
+        Error::Truncated { field: "LogEntry.data", offset: 10 }
+    );
+}
+
+#[test]
+fn buffer_too_small_states_the_size_required() {
+    let msg =
+        MessageRef::Handshake { node_name: "n1", group_name: "g", node_type: NodeType::Electable };
+    let mut buf = [0xAAu8; 12];
+    assert_eq!(
+        msg.encode_into(&mut buf),
+        Err(Error::BufferTooSmall { required: 13, available: 12 })
+    );
+    assert_eq!(buf, [0xAA; 12], "nothing written on error");
+
+    let mut v = heapless::Vec::<u8, 16>::new();
+    v.extend_from_slice(&[1, 2, 3, 4]).unwrap();
+    assert_eq!(
+        msg.encode_heapless(&mut v),
+        Err(Error::BufferTooSmall { required: 13, available: 12 })
+    );
+    assert_eq!(v.as_slice(), &[1, 2, 3, 4], "vector unchanged on error");
+}
+
+#[test]
+fn errors_display_what_and_where() {
+    let e = decode_err("01 02000000 6e31 05000000 6767");
+    assert_eq!(
+        e.to_string(),
+        "truncated: input ends inside Handshake.group_name (starting at byte 7)"
+    );
+    assert_eq!(
+        Error::BufferTooSmall { required: 13, available: 12 }.to_string(),
+        "buffer too small: the encoding needs 13 bytes, the buffer has 12"
+    );
+    assert_eq!(
+        decode_err("02 01 ff").to_string(),
+        "invalid boolean 0xff in HandshakeResponse.reason at byte 2 (expected 0x00 or 0x01)"
+    );
+}
+
+/// Encoding a payload longer than u32::MAX is an error, not a truncation. The payload is a
+/// zero-filled allocation the OS maps lazily, so this needs no real 4 GiB of memory.
+#[cfg(all(feature = "alloc", target_pointer_width = "64"))]
+#[test]
+fn oversized_fields_are_an_error_on_encode() {
+    let len = u32::MAX as usize + 1;
+    let data = vec![0u8; len];
+    let msg = harp::ProtocolMessage::LogEntry { vlsn: 1, entry_type: 0, data };
+    assert_eq!(
+        msg.try_encode(),
+        Err(Error::LengthOverflow { field: "LogEntry.data", offset: 10, len: len as u64 })
+    );
+    let mut sink = Vec::new();
+    assert!(matches!(
+        msg.as_ref().write_to(&mut sink),
+        Err(harp::wire::WriteError::Encode(Error::LengthOverflow { field: "LogEntry.data", .. }))
+    ));
+}
