@@ -1,0 +1,57 @@
+//! harp-std: the hosted (std) side of harp. For now it holds the inspector commands of the
+//! `harp` tool; the TCP transport and durable files come with the hosted-node work.
+
+use anyhow::{anyhow, Context, Result};
+use harp::frame::stream::{PreambleReader, StreamDecoder, PREAMBLE};
+use harp::{MessageRef, ProtocolMessage};
+
+/// Decodes a hex string (whitespace allowed) into one message as a JSON line.
+pub fn decode_hex(text: &str) -> Result<String> {
+    let compact: String = text.split_whitespace().collect();
+    let bytes = hex::decode(&compact).map_err(|e| anyhow!("invalid hex: {e}"))?;
+    let msg = ProtocolMessage::decode(&bytes).map_err(|e| anyhow!("invalid message: {e}"))?;
+    Ok(serde_json::to_string(&msg)?)
+}
+
+/// Encodes a JSON message into lowercase hex.
+pub fn encode_json(text: &str) -> Result<String> {
+    let msg: ProtocolMessage =
+        serde_json::from_str(text).map_err(|e| anyhow!("invalid message JSON: {e}"))?;
+    Ok(hex::encode(msg.try_encode().map_err(|e| anyhow!("cannot encode: {e}"))?))
+}
+
+/// Decodes a captured stream (optional preamble, then stream frames) into JSON lines.
+pub fn decode_framed(bytes: &[u8], max_frame: usize) -> Result<Vec<String>> {
+    let mut input = bytes;
+    if input.starts_with(&PREAMBLE[..4]) {
+        PreambleReader::new().push(&mut input).map_err(|e| anyhow!("at byte 0: {e}"))?;
+    }
+    let mut decoder = StreamDecoder::new(vec![0u8; max_frame + 8], max_frame);
+    let mut lines = Vec::new();
+    while !input.is_empty() {
+        let offset = bytes.len() - input.len();
+        match decoder.push(&mut input) {
+            Ok(Some(msg)) => lines.push(serde_json::to_string(&ProtocolMessage::from(msg))?),
+            Ok(None) => {
+                return Err(anyhow!("stream ends inside the frame starting at byte {offset}"))
+            }
+            Err(e) => return Err(anyhow!("frame {} at byte {offset}: {e}", lines.len())),
+        }
+    }
+    Ok(lines)
+}
+
+/// Reads a capture file and decodes it frame by frame.
+pub fn decode_framed_file(path: &str, max_frame: usize) -> Result<Vec<String>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {path}"))?;
+    decode_framed(&bytes, max_frame)
+}
+
+/// Encodes messages as a framed capture (preamble + frames), the input of `decode --framed`.
+pub fn encode_framed(messages: &[MessageRef<'_>]) -> Result<Vec<u8>> {
+    let mut out = PREAMBLE.to_vec();
+    for msg in messages {
+        harp::frame::stream::write_frame(&mut out, msg).map_err(|e| anyhow!("{e}"))?;
+    }
+    Ok(out)
+}

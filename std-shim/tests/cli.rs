@@ -1,0 +1,90 @@
+//! The `harp` inspector commands, run as a real process.
+
+use std::process::Command;
+
+fn harp(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_harp")).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn decode_and_encode_round_trip_every_example() {
+    let pairs = [
+        (
+            "01020000006e31010000006702",
+            r#"{"Handshake":{"node_name":"n1","group_name":"g","node_type":"Secondary"}}"#,
+        ),
+        ("020001020000006e6f", r#"{"HandshakeResponse":{"accepted":false,"reason":"no"}}"#),
+        ("020100", r#"{"HandshakeResponse":{"accepted":true,"reason":null}}"#),
+        (
+            "05ffffffffffffffff2a02000000dead",
+            r#"{"LogEntry":{"vlsn":18446744073709551615,"entry_type":42,"data":"dead"}}"#,
+        ),
+    ];
+    for (hex, json) in pairs.iter() {
+        let (ok, out, err) = harp(&["decode", hex]);
+        assert!(ok, "{err}");
+        assert_eq!(out.trim(), *json);
+        let (ok, out, err) = harp(&["encode", json]);
+        assert!(ok, "{err}");
+        assert_eq!(out.trim(), *hex);
+    }
+}
+
+#[test]
+fn group_change_json_shape() {
+    let json = r#"{"GroupChange":{"change_type":"Remove","node":{"name":"a","node_type":"Arbiter","host":"h","port":5001,"node_id":7}}}"#;
+    let (ok, out, _) = harp(&["encode", json]);
+    assert!(ok);
+    assert_eq!(out.trim(), "07010100000061030100000068891307000000");
+    let (_, back, _) = harp(&["decode", out.trim()]);
+    assert_eq!(back.trim(), json);
+}
+
+#[test]
+fn bad_input_exits_non_zero_with_one_line() {
+    for args in [
+        vec!["decode", "zz"],
+        vec!["decode", "063412"],
+        vec!["decode", "0d"],
+        vec!["decode", "020100ff"],
+        vec!["encode", r#"{"Nope":{}}"#],
+        vec!["encode", r#"{"Ack":{"vlsn":-1}}"#],
+        vec!["encode", r#"{"LogEntry":{"vlsn":1,"entry_type":0,"data":"xyz"}}"#],
+    ] {
+        let (ok, out, err) = harp(&args);
+        assert!(!ok, "{args:?} should fail");
+        assert!(out.is_empty());
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("harp: "), "{err}");
+    }
+    let (_, _, err) = harp(&["decode", "0d"]);
+    assert!(err.contains("unknown message tag 13 at byte 0"), "{err}");
+}
+
+#[test]
+fn decode_framed_capture() {
+    use harp::MessageRef;
+    let msgs = [MessageRef::Ack { vlsn: 1 }, MessageRef::Shutdown { reason: "bye" }];
+    let bytes = harp_std::encode_framed(&msgs).unwrap();
+    let dir = std::env::temp_dir().join(format!("harp-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("capture.bin");
+    std::fs::write(&path, &bytes).unwrap();
+    let (ok, out, err) = harp(&["decode", "--framed", path.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "{\"Ack\":{\"vlsn\":1}}\n{\"Shutdown\":{\"reason\":\"bye\"}}\n");
+
+    // Corrupt the second frame's CRC: the error names the frame and its byte offset.
+    let mut bad = bytes.clone();
+    *bad.last_mut().unwrap() ^= 1;
+    std::fs::write(&path, &bad).unwrap();
+    let (ok, _, err) = harp(&["decode", "--framed", path.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("frame 1 at byte 23") && err.contains("checksum"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
