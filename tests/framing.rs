@@ -179,3 +179,20 @@ fn cobs_overlong_frame_is_skipped_to_the_next_delimiter() {
     assert!(matches!(dec.push(&mut input), Err(FrameError::TooLarge { max: 60, .. })));
     assert_eq!(dec.push(&mut input).unwrap().map(ProtocolMessage::from), Some(small));
 }
+
+#[test]
+fn cobs_read_from_embedded_io_reader() {
+    let msgs = [ProtocolMessage::Ack { vlsn: 1 }, ProtocolMessage::Shutdown { reason: "x".into() }];
+    let bytes = cobs_bytes(&msgs);
+    let mut reader = &bytes[..];
+    let mut dec = CobsDecoder::new([0u8; 64], 60);
+    assert_eq!(
+        dec.read_from(&mut reader).unwrap().map(ProtocolMessage::from),
+        Some(msgs[0].clone())
+    );
+    assert_eq!(
+        dec.read_from(&mut reader).unwrap().map(ProtocolMessage::from),
+        Some(msgs[1].clone())
+    );
+    assert_eq!(dec.read_from(&mut reader).unwrap(), None);
+}

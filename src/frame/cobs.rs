@@ -26,7 +26,7 @@
 
 use ::cobs::{max_encoding_length, CobsEncoder, DecodeResult, DecoderState};
 
-use super::{check_crc, FrameError, Phase};
+use super::{check_crc, FrameError, Phase, ReadError};
 use crate::wire::{self, Checksummed, MessageRef, Sink, WriteError};
 
 const CRC_LEN: usize = 4;
@@ -152,6 +152,37 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> CobsDecoder<B> {
             }
         }
         Ok(None)
+    }
+
+    /// Reads from `reader` one byte at a time (never past the frame's delimiter, as a UART
+    /// driver needs) until a frame is complete, and returns its message; `Ok(None)` if the
+    /// stream ended between frames.
+    pub fn read_from<R: embedded_io::Read>(
+        &mut self,
+        reader: &mut R,
+    ) -> Result<Option<MessageRef<'_>>, ReadError<R::Error>> {
+        if self.phase == Phase::Delivered {
+            self.reset();
+        }
+        loop {
+            let mut byte = [0u8; 1];
+            if reader.read(&mut byte).map_err(ReadError::Io)? == 0 {
+                return match self.filled {
+                    0 => Ok(None),
+                    received => Err(ReadError::UnexpectedEof { received }),
+                };
+            }
+            let [b] = byte;
+            if self.phase == Phase::Skipping {
+                if b == 0 {
+                    self.reset();
+                }
+                continue;
+            }
+            if self.feed(b)? {
+                return Ok(Some(self.finish()?));
+            }
+        }
     }
 
     /// Feeds one encoded byte; returns whether a frame is complete.

@@ -13,15 +13,18 @@ pub(crate) struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    #[inline]
     pub(crate) fn new(bytes: &'a [u8]) -> Self {
         Reader { rest: bytes, len: bytes.len() }
     }
 
     /// Offset of the next unread byte from the start of the message.
+    #[inline]
     pub(crate) fn offset(&self) -> usize {
         self.len.saturating_sub(self.rest.len())
     }
 
+    #[inline]
     fn take(&mut self, n: usize, field: &'static str, offset: usize) -> Result<&'a [u8], Error> {
         let (head, tail) =
             self.rest.split_at_checked(n).ok_or(Error::Truncated { field, offset })?;
@@ -29,6 +32,7 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
+    #[inline]
     fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], Error> {
         let offset = self.offset();
         let (head, tail) =
@@ -37,22 +41,27 @@ impl<'a> Reader<'a> {
         Ok(*head)
     }
 
+    #[inline]
     pub(crate) fn u8(&mut self, field: &'static str) -> Result<u8, Error> {
         self.array::<1>(field).map(|[b]| b)
     }
 
+    #[inline]
     pub(crate) fn u16(&mut self, field: &'static str) -> Result<u16, Error> {
         self.array(field).map(u16::from_le_bytes)
     }
 
+    #[inline]
     pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, Error> {
         self.array(field).map(u32::from_le_bytes)
     }
 
+    #[inline]
     pub(crate) fn u64(&mut self, field: &'static str) -> Result<u64, Error> {
         self.array(field).map(u64::from_le_bytes)
     }
 
+    #[inline]
     pub(crate) fn bool(&mut self, field: &'static str) -> Result<bool, Error> {
         let offset = self.offset();
         match self.u8(field)? {
@@ -63,6 +72,7 @@ impl<'a> Reader<'a> {
     }
 
     /// `[len: u32 LE][len bytes]`.
+    #[inline]
     pub(crate) fn bytes(&mut self, field: &'static str) -> Result<&'a [u8], Error> {
         let offset = self.offset();
         let len = self.u32(field)?;
@@ -74,6 +84,7 @@ impl<'a> Reader<'a> {
         self.take(n, field, offset)
     }
 
+    #[inline]
     pub(crate) fn str(&mut self, field: &'static str) -> Result<&'a str, Error> {
         let bytes = self.bytes(field)?;
         // The string's bytes end at the current offset.
@@ -81,6 +92,7 @@ impl<'a> Reader<'a> {
         core::str::from_utf8(bytes).map_err(|_| Error::InvalidUtf8 { field, offset })
     }
 
+    #[inline]
     pub(crate) fn option_str(&mut self, field: &'static str) -> Result<Option<&'a str>, Error> {
         if self.bool(field)? {
             self.str(field).map(Some)
@@ -89,12 +101,14 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     pub(crate) fn node_type(&mut self) -> Result<NodeType, Error> {
         let offset = self.offset();
         let code = self.u8("node_type")?;
         NodeType::from_code(code).ok_or(Error::UnknownNodeType { offset, code })
     }
 
+    #[inline]
     pub(crate) fn change_type(&mut self) -> Result<GroupChangeType, Error> {
         let offset = self.offset();
         let code = self.u8("change_type")?;
@@ -102,6 +116,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Succeeds only if every byte was read.
+    #[inline]
     pub(crate) fn finish(self) -> Result<(), Error> {
         match self.rest.len() {
             0 => Ok(()),
@@ -121,15 +136,18 @@ pub(crate) trait Sink {
     /// How many bytes were put so far (for error offsets).
     fn position(&self) -> usize;
 
+    #[inline]
     fn put_u8(&mut self, v: u8) -> Result<(), Self::Error> {
         self.put(&[v])
     }
 
+    #[inline]
     fn put_bool(&mut self, v: bool) -> Result<(), Self::Error> {
         self.put_u8(u8::from(v))
     }
 
     /// `[len: u32 LE][bytes]`; a length above `u32::MAX` is an error, never a truncation.
+    #[inline]
     fn put_bytes(&mut self, v: &[u8], field: &'static str) -> Result<(), Self::Error> {
         let len = u32::try_from(v.len()).map_err(|_| Error::LengthOverflow {
             field,
@@ -162,6 +180,7 @@ impl Sink for SliceSink<'_> {
         Ok(())
     }
 
+    #[inline]
     fn position(&self) -> usize {
         self.pos
     }
@@ -176,12 +195,14 @@ pub(crate) struct IoSink<'w, W> {
 impl<W: embedded_io::Write> Sink for IoSink<'_, W> {
     type Error = WriteError<W::Error>;
 
+    #[inline]
     fn put(&mut self, bytes: &[u8]) -> Result<(), Self::Error> {
         self.writer.write_all(bytes).map_err(WriteError::Io)?;
         self.written = self.written.saturating_add(bytes.len());
         Ok(())
     }
 
+    #[inline]
     fn position(&self) -> usize {
         self.written
     }
@@ -196,11 +217,13 @@ pub(crate) struct Checksummed<'s, S> {
 impl<S: Sink> Sink for Checksummed<'_, S> {
     type Error = S::Error;
 
+    #[inline]
     fn put(&mut self, bytes: &[u8]) -> Result<(), S::Error> {
         self.digest.update(bytes);
         self.inner.put(bytes)
     }
 
+    #[inline]
     fn position(&self) -> usize {
         self.inner.position()
     }
@@ -210,11 +233,13 @@ impl<S: Sink> Sink for Checksummed<'_, S> {
 impl Sink for alloc::vec::Vec<u8> {
     type Error = Error;
 
+    #[inline]
     fn put(&mut self, bytes: &[u8]) -> Result<(), Error> {
         self.extend_from_slice(bytes);
         Ok(())
     }
 
+    #[inline]
     fn position(&self) -> usize {
         self.len()
     }

@@ -234,6 +234,7 @@ fn field_len(len: usize) -> usize {
 
 impl<'a> MessageRef<'a> {
     /// The message's tag byte (1..=12).
+    #[inline]
     pub const fn tag(&self) -> u8 {
         match self {
             MessageRef::Handshake { .. } => 1,
@@ -273,6 +274,7 @@ impl<'a> MessageRef<'a> {
     ///
     /// Saturates at `usize::MAX` for a message too large to encode (a field over `u32::MAX`
     /// bytes), which no buffer can hold, so encoding it still fails with an error.
+    #[inline]
     pub fn encoded_len(&self) -> usize {
         let body = match *self {
             MessageRef::Handshake { node_name, group_name, .. } => field_len(node_name.len())
@@ -302,6 +304,7 @@ impl<'a> MessageRef<'a> {
     /// Decodes one message that fills `bytes` exactly, borrowing its strings and payload.
     ///
     /// Never panics and never allocates, whatever the input.
+    #[inline]
     pub fn decode(bytes: &'a [u8]) -> Result<Self, Error> {
         let mut r = Reader::new(bytes);
         let msg = Self::decode_fields(&mut r)?;
@@ -309,6 +312,7 @@ impl<'a> MessageRef<'a> {
         Ok(msg)
     }
 
+    #[inline]
     fn decode_fields(r: &mut Reader<'a>) -> Result<Self, Error> {
         Ok(match r.u8("tag")? {
             1 => MessageRef::Handshake {
@@ -372,6 +376,7 @@ impl<'a> MessageRef<'a> {
     ///
     /// A buffer shorter than [`encoded_len`](Self::encoded_len) is
     /// [`Error::BufferTooSmall`], stating the size required; nothing is written then.
+    #[inline]
     pub fn encode_into(&self, buf: &mut [u8]) -> Result<usize, Error> {
         let required = self.encoded_len();
         if buf.len() < required {
@@ -411,6 +416,7 @@ impl<'a> MessageRef<'a> {
     }
 
     /// Puts the encoding, field by field, into any sink.
+    #[inline]
     pub(crate) fn emit<S: Sink>(&self, s: &mut S) -> Result<(), S::Error> {
         s.put_u8(self.tag())?;
         match *self {
