@@ -3,13 +3,8 @@
 
 use harp::{GroupChangeType, MessageRef, NodeType, RepNodeRef};
 
-fn hex(s: &str) -> Vec<u8> {
-    let compact: String = s.split_whitespace().collect();
-    (0..compact.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&compact[i..i + 2], 16).unwrap())
-        .collect()
-}
+mod util;
+use util::hex;
 
 fn check(msg: MessageRef<'_>, expected_hex: &str) {
     let expected = hex(expected_hex);

@@ -4,13 +4,8 @@
 use harp::wire::Error;
 use harp::{MessageRef, NodeType};
 
-fn hex(s: &str) -> Vec<u8> {
-    let compact: String = s.split_whitespace().collect();
-    (0..compact.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&compact[i..i + 2], 16).unwrap())
-        .collect()
-}
+mod util;
+use util::hex;
 
 fn decode_err(h: &str) -> Error {
     let bytes = hex(h);

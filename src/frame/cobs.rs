@@ -141,13 +141,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> CobsDecoder<B> {
         }
         while let Some((&byte, rest)) = input.split_first() {
             *input = rest;
-            if self.phase == Phase::Skipping {
-                if byte == 0 {
-                    self.reset();
-                }
-                continue;
-            }
-            if self.feed(byte)? {
+            if self.take(byte)? {
                 return self.finish().map(Some);
             }
         }
@@ -173,16 +167,22 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> CobsDecoder<B> {
                 };
             }
             let [b] = byte;
-            if self.phase == Phase::Skipping {
-                if b == 0 {
-                    self.reset();
-                }
-                continue;
-            }
-            if self.feed(b)? {
+            if self.take(b)? {
                 return Ok(Some(self.finish()?));
             }
         }
+    }
+
+    /// Takes one byte from the line: discarded while skipping to a delimiter, else decoded.
+    /// Returns whether a frame is complete.
+    fn take(&mut self, byte: u8) -> Result<bool, FrameError> {
+        if self.phase != Phase::Skipping {
+            return self.feed(byte);
+        }
+        if byte == 0 {
+            self.reset();
+        }
+        Ok(false)
     }
 
     /// Feeds one encoded byte; returns whether a frame is complete.
