@@ -27,6 +27,21 @@ fn cobs_bytes(msgs: &[ProtocolMessage]) -> Vec<u8> {
     out
 }
 
+/// Feeds `bytes` cut at `cuts` through a decoder's `push`, collecting every message.
+fn feed_chunks(
+    bytes: &[u8],
+    cuts: &[usize],
+    mut push: impl FnMut(&mut &[u8]) -> Result<Option<ProtocolMessage>, FrameError>,
+) -> Vec<ProtocolMessage> {
+    let mut got = Vec::new();
+    for mut chunk in common::chunks(bytes, cuts) {
+        while !chunk.is_empty() {
+            got.extend(push(&mut chunk).unwrap());
+        }
+    }
+    got
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
 
@@ -34,12 +49,7 @@ proptest! {
     fn stream_frames_survive_any_chunking(msgs in proptest::collection::vec(common::message(), 1..6), cuts in proptest::collection::vec(any::<usize>(), 0..40)) {
         let bytes = stream_bytes(&msgs);
         let mut dec = StreamDecoder::new(vec![0u8; 8192], 8184);
-        let mut got = Vec::new();
-        for mut chunk in common::chunks(&bytes, &cuts) {
-            while !chunk.is_empty() {
-                if let Some(m) = dec.push(&mut chunk).unwrap() { got.push(ProtocolMessage::from(m)); }
-            }
-        }
+        let got = feed_chunks(&bytes, &cuts, |c| dec.push(c).map(|m| m.map(ProtocolMessage::from)));
         prop_assert_eq!(got, msgs);
         prop_assert!(dec.is_idle());
     }
@@ -48,12 +58,7 @@ proptest! {
     fn cobs_frames_survive_any_chunking(msgs in proptest::collection::vec(common::message(), 1..6), cuts in proptest::collection::vec(any::<usize>(), 0..40)) {
         let bytes = cobs_bytes(&msgs);
         let mut dec = CobsDecoder::new(vec![0u8; 8192], 8188);
-        let mut got = Vec::new();
-        for mut chunk in common::chunks(&bytes, &cuts) {
-            while !chunk.is_empty() {
-                if let Some(m) = dec.push(&mut chunk).unwrap() { got.push(ProtocolMessage::from(m)); }
-            }
-        }
+        let got = feed_chunks(&bytes, &cuts, |c| dec.push(c).map(|m| m.map(ProtocolMessage::from)));
         prop_assert_eq!(got, msgs);
     }
 
