@@ -140,9 +140,9 @@ pub fn encode_frame(msg: &MessageRef<'_>, buf: &mut [u8]) -> Result<usize, wire:
     if buf.len() < required {
         return Err(wire::Error::BufferTooSmall { required, available: buf.len() });
     }
-    let mut sink = SliceSink { buf, pos: 0 };
+    let mut sink = SliceSink::new(buf);
     emit_frame(msg, &mut sink)?;
-    Ok(sink.pos)
+    Ok(sink.position())
 }
 
 /// Writes `msg` as one frame, streaming it through the writer with no intermediate buffer.

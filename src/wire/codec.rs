@@ -159,10 +159,18 @@ pub(crate) trait Sink {
     }
 }
 
-/// Writes into a caller's slice; the caller checks the size first so the error is rare.
+/// Writes into a caller's slice, splitting off the written prefix as it goes (the shape the
+/// optimiser turns into straight stores).
 pub(crate) struct SliceSink<'b> {
-    pub(crate) buf: &'b mut [u8],
-    pub(crate) pos: usize,
+    rest: &'b mut [u8],
+    capacity: usize,
+}
+
+impl<'b> SliceSink<'b> {
+    #[inline]
+    pub(crate) fn new(buf: &'b mut [u8]) -> Self {
+        SliceSink { capacity: buf.len(), rest: buf }
+    }
 }
 
 impl Sink for SliceSink<'_> {
@@ -170,19 +178,19 @@ impl Sink for SliceSink<'_> {
 
     #[inline]
     fn put(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        let end = self.pos.checked_add(bytes.len());
-        let available = self.buf.len();
-        let dst = end
-            .and_then(|end| self.buf.get_mut(self.pos..end))
-            .ok_or(Error::BufferTooSmall { required: end.unwrap_or(usize::MAX), available })?;
-        dst.copy_from_slice(bytes);
-        self.pos += bytes.len();
+        let rest = core::mem::take(&mut self.rest);
+        let Some((head, tail)) = rest.split_at_mut_checked(bytes.len()) else {
+            let required = self.position().saturating_add(bytes.len());
+            return Err(Error::BufferTooSmall { required, available: self.capacity });
+        };
+        head.copy_from_slice(bytes);
+        self.rest = tail;
         Ok(())
     }
 
     #[inline]
     fn position(&self) -> usize {
-        self.pos
+        self.capacity.saturating_sub(self.rest.len())
     }
 }
 

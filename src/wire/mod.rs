@@ -382,9 +382,9 @@ impl<'a> MessageRef<'a> {
         if buf.len() < required {
             return Err(Error::BufferTooSmall { required, available: buf.len() });
         }
-        let mut sink = SliceSink { buf, pos: 0 };
+        let mut sink = SliceSink::new(buf);
         self.emit(&mut sink)?;
-        Ok(sink.pos)
+        Ok(sink.position())
     }
 
     /// Appends the encoding to a `heapless::Vec`; on error the vector is unchanged.
