@@ -10,6 +10,10 @@
 //! | [`wire`] | the message codec: [`MessageRef`] (zero-copy) and its errors |
 //! | [`frame`] | stream framing for TCP (length + CRC-32C) and COBS framing for UARTs |
 //! | [`checksum`] | CRC-32C with a table size chosen by cargo feature |
+//! | [`election`] | the master election state machine (sans-IO) |
+//! | [`membership`] | the group's members, node types and quorums |
+//! | [`storage`] | the stable-store trait and the persisted election record |
+//! | [`rng`] | the small seeded PRNG behind randomised timeouts |
 //! | `ProtocolMessage` (feature `alloc`) | the owned message with the reference API |
 //!
 //! ```
@@ -34,11 +38,17 @@
 extern crate alloc;
 
 pub mod checksum;
+pub mod election;
 pub mod frame;
+pub mod membership;
+pub mod rng;
+pub mod storage;
 pub mod wire;
 
 #[cfg(feature = "alloc")]
 mod owned;
+#[cfg(feature = "sim")]
+pub mod sim;
 
 /// The `embedded-io` version harp is written against, re-exported so users match it.
 pub use embedded_io;

@@ -1,6 +1,8 @@
 //! harp-std: the hosted (std) side of harp. For now it holds the inspector commands of the
 //! `harp` tool; the TCP transport and durable files come with the hosted-node work.
 
+pub mod sim;
+
 use anyhow::{anyhow, Context, Result};
 use harp::frame::stream::{PreambleReader, StreamDecoder, PREAMBLE};
 use harp::{MessageRef, ProtocolMessage};

@@ -22,6 +22,22 @@ enum Command {
         #[arg(long, default_value_t = 16 * 1024 * 1024)]
         max_frame: usize,
     },
+    /// Run the deterministic simulator: N seeds (summary as one JSON line), or one seed with
+    /// a readable trace. Exits non-zero on any violation.
+    Sim {
+        /// How many seeds to run.
+        #[arg(long, conflicts_with = "seed")]
+        seeds: Option<u64>,
+        /// The first seed of a sweep.
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        /// Replay this one seed with a trace.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Worker threads for a sweep (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
     /// Encode a JSON message (serde externally tagged form) to lowercase hex.
     Encode {
         /// The message, e.g. '{"Heartbeat":{"master_vlsn":5,"timestamp_ms":6}}'.
@@ -40,6 +56,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Encode { json } => println!("{}", harp_std::encode_json(&json)?),
+        Command::Sim { seed: Some(seed), .. } => {
+            anyhow::ensure!(harp_std::sim::run_one(seed), "seed {seed} violated an invariant");
+        }
+        Command::Sim { seeds, start, threads, seed: None } => {
+            let count = seeds.unwrap_or(1_000);
+            anyhow::ensure!(
+                harp_std::sim::run_sweep(start, count, threads),
+                "the sweep failed (violations above, or it exercised no faults)"
+            );
+        }
     }
     Ok(())
 }

@@ -1,0 +1,959 @@
+//! Master election: a sans-IO state machine that never elects two masters in one term.
+//!
+//! Each voter (Electable or Arbiter member) takes part in numbered terms. A voter whose
+//! master has gone quiet starts term `T + 1` by broadcasting an `ElectionProposal` carrying
+//! its rank; every voter that hears of a higher term joins it and broadcasts its own
+//! proposal. Once a voter has heard every voter (or its collection window closes) it votes,
+//! once per term and durably, for the best-ranked candidate it heard (`ElectionVote`). A
+//! candidate that collects the votes of a quorum is master of `T` and tells every member
+//! (`ElectionResult`). Masters send `Heartbeat`s; a master that hears from no quorum for a
+//! lease steps down. The full protocol, with sequences, is in `docs/protocol.md`.
+//!
+//! Inputs: [`Election::handle`] (a peer's message), [`Election::handle_timeout`],
+//! [`Election::set_log_position`], [`Election::start`]/[`Election::stop`]. Outputs, drained by
+//! the caller: [`Election::poll_transmit`], [`Election::poll_event`],
+//! [`Election::poll_timeout`]. Time is the caller's monotonic clock in milliseconds.
+//!
+//! ```
+//! use harp::election::{Config, Election, Event, Role};
+//! use harp::membership::{Member, Membership};
+//! use harp::storage::RamStore;
+//! use harp::NodeType;
+//!
+//! let mut group = Membership::<1>::new();
+//! let me = group.add(Member::new("solo", NodeType::Electable, 1, 1)?)?;
+//! let mut node = Election::new(group, me, Config::default(), RamStore::new(), 42, 0).unwrap();
+//! let deadline = node.poll_timeout().unwrap();
+//! node.handle_timeout(deadline); // the master is silent: start term 1, vote for itself
+//! assert_eq!(node.role(), Role::Master);
+//! assert_eq!(node.poll_event(), Some(Event::ElectionStarted { term: 1 }));
+//! assert_eq!(node.poll_event(), Some(Event::BecameMaster { term: 1 }));
+//! # Ok::<(), harp::membership::MembershipError>(())
+//! ```
+
+mod outbox;
+mod rank;
+
+pub use outbox::OUTBOX_CAPACITY;
+pub use rank::{choose, Rank};
+
+use crate::membership::{Member, MemberId, MemberSet, Membership};
+use crate::rng::SplitMix64;
+use crate::storage::{ElectionRecord, RecordError, StableStore, MAX_RECORD};
+use crate::MessageRef;
+use core::fmt;
+use outbox::{Outbox, Outgoing};
+
+/// How many events wait for [`Election::poll_event`] at most.
+pub const EVENT_CAPACITY: usize = 8;
+
+/// Timing and options of an election. All times are milliseconds of the caller's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Config {
+    /// How often a master sends heartbeats.
+    pub heartbeat_interval_ms: u64,
+    /// The shortest silence after which a voter starts an election; each wait is drawn
+    /// uniformly from `[t, 2t)`, which is also the backoff after a split vote.
+    pub election_timeout_ms: u64,
+    /// How long a voter collects proposals in a new term before voting (it votes earlier
+    /// once it has heard every voter). Must exceed a round trip.
+    pub collect_ms: u64,
+    /// A master that has heard from no quorum for this long steps down. Keep it below
+    /// `election_timeout_ms` by more than the clocks drift, so an old master stops before a
+    /// new one can be elected.
+    pub lease_ms: u64,
+    /// In a group of exactly two voters, this node may be master alone (JE's designated
+    /// primary). Set it on at most one of the two.
+    pub designated_primary: bool,
+    /// Quorums are computed over this many voters instead of the real count (JE's
+    /// electable-group-size override, for disaster recovery: it weakens the one-master
+    /// guarantee by design).
+    pub electable_group_size_override: Option<u8>,
+    /// Terms more than this far above the current one are impossible (a peer cannot exhaust
+    /// the term space with one message).
+    pub max_term_jump: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            heartbeat_interval_ms: 100,
+            election_timeout_ms: 500,
+            collect_ms: 60,
+            lease_ms: 400,
+            designated_primary: false,
+            electable_group_size_override: None,
+            max_term_jump: 1 << 32,
+        }
+    }
+}
+
+impl Config {
+    /// Checks the relations between the timings.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if self.heartbeat_interval_ms == 0 || self.collect_ms == 0 {
+            return Err("heartbeat_interval_ms and collect_ms must be above 0");
+        }
+        if self.lease_ms <= self.heartbeat_interval_ms {
+            return Err("lease_ms must exceed heartbeat_interval_ms");
+        }
+        if self.election_timeout_ms <= self.lease_ms {
+            return Err("election_timeout_ms must exceed lease_ms");
+        }
+        if self.electable_group_size_override == Some(0) || self.max_term_jump == 0 {
+            return Err("electable_group_size_override and max_term_jump must be above 0");
+        }
+        Ok(())
+    }
+}
+
+/// What the node currently is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Role {
+    /// Not taking part (before [`Election::start`] or after [`Election::stop`]).
+    Stopped,
+    /// Knows no master and is not in an election.
+    Unknown,
+    /// Taking part in the election of the current term.
+    Electing,
+    /// Follows `master` in the current term.
+    Replica {
+        /// The master of the current term.
+        master: MemberId,
+    },
+    /// Master of the current term.
+    Master,
+}
+
+/// Why a master stopped being one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum StepDown {
+    /// A member spoke of a higher term.
+    HigherTerm,
+    /// No quorum answered heartbeats for a lease.
+    LostQuorum,
+    /// The node was stopped.
+    Stopped,
+}
+
+/// Something the caller should know about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Event {
+    /// This node started or joined the election of `term`.
+    ElectionStarted {
+        /// The new term.
+        term: u64,
+    },
+    /// A quorum elected this node master of `term`.
+    BecameMaster {
+        /// The term it is master of.
+        term: u64,
+    },
+    /// `master` is master of `term`; this node follows it.
+    MasterKnown {
+        /// The master.
+        master: MemberId,
+        /// Its term.
+        term: u64,
+    },
+    /// This node was master of `term` and is not any more.
+    SteppedDown {
+        /// The term it was master of.
+        term: u64,
+        /// Why.
+        reason: StepDown,
+    },
+    /// The master of `term` went silent (for members that cannot start elections).
+    MasterLost {
+        /// The term whose master went silent.
+        term: u64,
+    },
+    /// The stable store failed a write; the message that depended on it was not sent.
+    StorageFailed,
+}
+
+/// Inputs that were ignored, by reason. Nothing a peer sends grows memory or panics; it is
+/// counted here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Ignored {
+    /// From an id that is not a member (or from this node itself).
+    pub not_member: u32,
+    /// An election message from a Secondary or Monitor, or to one.
+    pub not_voter: u32,
+    /// A proposal or vote whose name is not its sender's.
+    pub spoofed: u32,
+    /// Term 0, a term beyond `max_term_jump`, or a result naming a node that cannot be master.
+    pub impossible: u32,
+    /// From an older term (answered with the current term).
+    pub stale_term: u32,
+    /// Valid but not expected in the current phase (duplicates, late votes).
+    pub out_of_phase: u32,
+    /// A second master claimed for this node's own term (never happens unless safety broke).
+    pub conflicting_master: u32,
+    /// Not an election message (replication and membership messages go elsewhere).
+    pub not_election: u32,
+}
+
+/// Counters of what the election did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Stats {
+    /// Elections started or joined.
+    pub elections: u32,
+    /// Votes cast.
+    pub votes: u32,
+    /// Terms in which this node voted for no one (no candidate, or JE's arbiter rule).
+    pub abstentions: u32,
+    /// Terms this node won.
+    pub terms_won: u32,
+    /// Times this node stepped down as master.
+    pub step_downs: u32,
+    /// Stable-store writes that failed.
+    pub storage_failures: u32,
+    /// Messages not queued because the outbox was full (the peer sees them as lost).
+    pub outbox_overflows: u32,
+    /// Events not queued because the caller did not drain them.
+    pub event_overflows: u32,
+    /// Ignored inputs, by reason.
+    pub ignored: Ignored,
+}
+
+/// A message to send: the caller encodes `message` (e.g. with
+/// [`frame::encode_frame`](crate::frame::encode_frame)) and sends it to `to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit<'a> {
+    /// The recipient.
+    pub to: MemberId,
+    /// The message, borrowing names from the election's membership.
+    pub message: MessageRef<'a>,
+}
+
+/// Why an election could not start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartError<E> {
+    /// `me` is not a member.
+    NotAMember,
+    /// The configuration is inconsistent.
+    Config(&'static str),
+    /// The stable store could not be read.
+    Storage(E),
+    /// The stored record fails its check: the node must not vote with it.
+    Record(RecordError),
+}
+
+impl<E: fmt::Debug> fmt::Display for StartError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::NotAMember => f.write_str("this node is not a member of the group"),
+            StartError::Config(why) => write!(f, "invalid election config: {why}"),
+            StartError::Storage(e) => write!(f, "stable store read failed: {e:?}"),
+            StartError::Record(e) => write!(f, "stable store holds a bad record: {e}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+enum Phase {
+    Stopped,
+    Follower { master: Option<MemberId> },
+    Electing { collect_until: u64, decided: bool },
+    Master { next_heartbeat: u64 },
+}
+
+/// The election state machine of one node in a group of at most `N` members.
+pub struct Election<S, const N: usize> {
+    members: Membership<N>,
+    me: MemberId,
+    config: Config,
+    store: S,
+    rng: SplitMix64,
+    term: u64,
+    vote: Option<MemberId>,
+    phase: Phase,
+    /// Ranks heard in proposals for the current term.
+    heard: heapless::Vec<(MemberId, Rank), N>,
+    /// Members whose vote for this node in the current term arrived.
+    votes: MemberSet,
+    election_deadline: u64,
+    /// As master: the newest heartbeat timestamp each member echoed.
+    acked: [u64; N],
+    log: Rank,
+    outbox: Outbox,
+    events: heapless::Deque<Event, EVENT_CAPACITY>,
+    stats: Stats,
+}
+
+impl<S: StableStore, const N: usize> Election<S, N> {
+    const FITS_MEMBER_SET: () = assert!(N <= 32, "a group has at most 32 members");
+
+    /// Restores a node from its stable store and starts it at `now`, as a follower that
+    /// knows no master. `seed` drives its randomised timeouts.
+    ///
+    /// A record that fails its check is [`StartError::Record`]: the node does not vote
+    /// with a promise it cannot trust, and it never silently starts fresh.
+    pub fn new(
+        members: Membership<N>,
+        me: MemberId,
+        config: Config,
+        mut store: S,
+        seed: u64,
+        now: u64,
+    ) -> Result<Self, StartError<S::Error>> {
+        let () = Self::FITS_MEMBER_SET;
+        config.validate().map_err(StartError::Config)?;
+        let own = members.get(me).ok_or(StartError::NotAMember)?;
+        let log = Rank { vlsn: 0, dtvlsn: 0, priority: own.priority };
+        let (term, vote) = Self::restore(&members, &mut store)?;
+        let mut election = Election {
+            members,
+            me,
+            config,
+            store,
+            rng: SplitMix64::new(seed),
+            term,
+            vote,
+            phase: Phase::Stopped,
+            heard: heapless::Vec::new(),
+            votes: MemberSet::EMPTY,
+            election_deadline: 0,
+            acked: [0; N],
+            log,
+            outbox: Outbox::default(),
+            events: heapless::Deque::new(),
+            stats: Stats::default(),
+        };
+        election.start(now);
+        Ok(election)
+    }
+
+    fn restore(
+        members: &Membership<N>,
+        store: &mut S,
+    ) -> Result<(u64, Option<MemberId>), StartError<S::Error>> {
+        let mut buf = [0u8; MAX_RECORD];
+        let Some(len) = store.read(&mut buf).map_err(StartError::Storage)? else {
+            return Ok((0, None));
+        };
+        let bytes = buf.get(..len).ok_or(StartError::Record(RecordError::TooLarge))?;
+        let record = ElectionRecord::decode(bytes).map_err(StartError::Record)?;
+        let vote = match record.vote {
+            None => None,
+            Some(node_id) => Some(
+                members
+                    .id_of_node(node_id)
+                    .ok_or(StartError::Record(RecordError::UnknownVote { node_id }))?,
+            ),
+        };
+        Ok((record.term, vote))
+    }
+
+    // ----- queries -----
+
+    /// The current term.
+    pub fn term(&self) -> u64 {
+        self.term
+    }
+
+    /// Whom this node voted for in the current term.
+    pub fn vote(&self) -> Option<MemberId> {
+        self.vote
+    }
+
+    /// What the node is now.
+    pub fn role(&self) -> Role {
+        match self.phase {
+            Phase::Stopped => Role::Stopped,
+            Phase::Follower { master: None } => Role::Unknown,
+            Phase::Follower { master: Some(master) } => Role::Replica { master },
+            Phase::Electing { .. } => Role::Electing,
+            Phase::Master { .. } => Role::Master,
+        }
+    }
+
+    /// The master of the current term, if known (this node itself when it is master).
+    pub fn master(&self) -> Option<MemberId> {
+        match self.phase {
+            Phase::Master { .. } => Some(self.me),
+            Phase::Follower { master } => master,
+            _ => None,
+        }
+    }
+
+    /// This node's id.
+    pub fn me(&self) -> MemberId {
+        self.me
+    }
+
+    /// The group.
+    pub fn members(&self) -> &Membership<N> {
+        &self.members
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// What the election has done and ignored.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The stable store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The stable store, mutably (for tests and simulators that inject store failures;
+    /// writing a record behind the election's back voids its guarantees).
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+
+    /// Gives the stable store back (what survives a crash).
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    /// The votes this node needs to become master: a strict majority of the voters (or of
+    /// the overridden group size), or 1 for a designated primary of a two-voter group.
+    pub fn quorum(&self) -> usize {
+        let voters = self.members.voter_count();
+        if self.config.designated_primary && voters == 2 && self.own().is_candidate() {
+            return 1;
+        }
+        let size = self.config.electable_group_size_override.map_or(voters, usize::from);
+        size / 2 + 1
+    }
+
+    fn own(&self) -> &Member {
+        // `new` checked that `me` is a member and members are never removed.
+        self.members.get(self.me).unwrap_or_else(|| unreachable_member())
+    }
+
+    fn is_voter(&self) -> bool {
+        self.own().is_voter()
+    }
+
+    // ----- outputs -----
+
+    /// The next message to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
+        let (to, out) = self.outbox.pop()?;
+        Some(Transmit { to, message: self.render(out) })
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called (None: stopped).
+    pub fn poll_timeout(&self) -> Option<u64> {
+        match self.phase {
+            Phase::Stopped => None,
+            Phase::Master { next_heartbeat } => Some(next_heartbeat),
+            Phase::Electing { collect_until, decided: false } => {
+                Some(collect_until.min(self.election_deadline))
+            }
+            Phase::Electing { .. } | Phase::Follower { .. } => Some(self.election_deadline),
+        }
+    }
+
+    /// Whether messages are waiting in the outbox.
+    pub fn has_transmit(&self) -> bool {
+        !self.outbox.is_empty()
+    }
+
+    fn render(&self, out: Outgoing) -> MessageRef<'_> {
+        let name = |id: MemberId| self.members.get(id).map_or("", |m| m.name.as_str());
+        let own = name(self.me);
+        match out {
+            Outgoing::Proposal { term, rank } => MessageRef::ElectionProposal {
+                node_name: own,
+                vlsn: rank.vlsn,
+                priority: rank.priority,
+                term,
+                dtvlsn: rank.dtvlsn,
+            },
+            Outgoing::Vote { granted, term } => {
+                MessageRef::ElectionVote { voter: own, granted, term }
+            }
+            Outgoing::Result { master, term } => {
+                MessageRef::ElectionResult { master: name(master), term }
+            }
+            Outgoing::Heartbeat { master_vlsn, timestamp_ms } => {
+                MessageRef::Heartbeat { master_vlsn, timestamp_ms }
+            }
+            Outgoing::HeartbeatResponse { replica_vlsn, timestamp_ms } => {
+                MessageRef::HeartbeatResponse { replica_vlsn, timestamp_ms }
+            }
+        }
+    }
+
+    fn send(&mut self, to: MemberSet, msg: Outgoing) {
+        if !self.outbox.push(to, msg) {
+            self.stats.outbox_overflows = self.stats.outbox_overflows.saturating_add(1);
+        }
+    }
+
+    fn send_to(&mut self, to: MemberId, msg: Outgoing) {
+        let mut set = MemberSet::EMPTY;
+        set.insert(to);
+        self.send(set, msg);
+    }
+
+    fn emit(&mut self, event: Event) {
+        if self.events.push_back(event).is_err() {
+            self.stats.event_overflows = self.stats.event_overflows.saturating_add(1);
+        }
+    }
+
+    fn others(&self, keep: impl Fn(&Member) -> bool) -> MemberSet {
+        let mut set = self.members.select(keep);
+        set.remove(self.me);
+        set
+    }
+
+    // ----- local inputs -----
+
+    /// Starts (or restarts) taking part, as a follower that knows no master.
+    pub fn start(&mut self, now: u64) {
+        if self.phase == Phase::Stopped {
+            self.phase = Phase::Follower { master: None };
+            self.reset_election_timer(now);
+        }
+    }
+
+    /// Stops taking part: a master steps down; nothing is sent until [`start`](Self::start).
+    pub fn stop(&mut self) {
+        if let Phase::Master { .. } = self.phase {
+            self.step_down(StepDown::Stopped);
+        }
+        self.phase = Phase::Stopped;
+    }
+
+    /// The node's log moved: proposals from now on carry this position.
+    pub fn set_log_position(&mut self, vlsn: u64, dtvlsn: u64) {
+        self.log.vlsn = vlsn;
+        self.log.dtvlsn = dtvlsn;
+    }
+
+    /// Advances timers: heartbeats and the lease as master, the vote at the end of the
+    /// collection window, a new election when the master has been silent too long.
+    pub fn handle_timeout(&mut self, now: u64) {
+        match self.phase {
+            Phase::Stopped => {}
+            Phase::Master { next_heartbeat } => {
+                if now >= next_heartbeat {
+                    self.heartbeat_round(now);
+                }
+            }
+            Phase::Electing { collect_until, decided: false } if now >= collect_until => {
+                self.decide_vote(now);
+                self.check_election_timer(now);
+            }
+            Phase::Electing { .. } | Phase::Follower { .. } => self.check_election_timer(now),
+        }
+    }
+
+    fn check_election_timer(&mut self, now: u64) {
+        if now < self.election_deadline {
+            return;
+        }
+        if self.is_voter() {
+            self.start_election(now);
+        } else {
+            if let Phase::Follower { master: Some(_) } = self.phase {
+                self.phase = Phase::Follower { master: None };
+                self.emit(Event::MasterLost { term: self.term });
+            }
+            self.reset_election_timer(now);
+        }
+    }
+
+    fn reset_election_timer(&mut self, now: u64) {
+        let timeout = self.config.election_timeout_ms;
+        let wait = timeout.saturating_add(self.rng.below(timeout));
+        self.election_deadline = now.saturating_add(wait);
+    }
+
+    // ----- terms, votes, persistence -----
+
+    /// Writes (term, vote) durably; false (and nothing changes) if the store failed.
+    fn persist(&mut self, term: u64, vote: Option<MemberId>) -> bool {
+        if self.is_voter() {
+            let node_id = vote.and_then(|v| self.members.get(v)).map(|m| m.node_id);
+            let record = ElectionRecord { term, vote: node_id };
+            let mut buf = [0u8; MAX_RECORD];
+            let written = record
+                .encode(&mut buf)
+                .ok()
+                .and_then(|len| buf.get(..len))
+                .map(|bytes| self.store.write(bytes).is_ok());
+            if written != Some(true) {
+                self.stats.storage_failures = self.stats.storage_failures.saturating_add(1);
+                self.emit(Event::StorageFailed);
+                return false;
+            }
+        }
+        self.term = term;
+        self.vote = vote;
+        true
+    }
+
+    /// Moves to a higher term (persisted first). Whatever the node knew of its old term is
+    /// stale now, so a master steps down and a replica forgets its master even when the
+    /// store fails (then the node stays in its old term, knowing no master, and retries when
+    /// it next hears of the higher term).
+    fn enter_term(&mut self, term: u64) -> bool {
+        if let Phase::Master { .. } = self.phase {
+            self.step_down(StepDown::HigherTerm);
+        }
+        self.heard.clear();
+        self.votes = MemberSet::EMPTY;
+        self.phase = Phase::Follower { master: None };
+        self.persist(term, None)
+    }
+
+    fn plausible(&self, term: u64) -> bool {
+        term != 0 && term <= self.term.saturating_add(self.config.max_term_jump)
+    }
+
+    fn step_down(&mut self, reason: StepDown) {
+        self.stats.step_downs = self.stats.step_downs.saturating_add(1);
+        self.phase = Phase::Follower { master: None };
+        self.emit(Event::SteppedDown { term: self.term, reason });
+    }
+
+    // ----- the election -----
+
+    /// The master is silent: start the next term.
+    fn start_election(&mut self, now: u64) {
+        let Some(term) = self.term.checked_add(1) else {
+            self.stats.ignored.impossible = self.stats.ignored.impossible.saturating_add(1);
+            self.reset_election_timer(now);
+            return;
+        };
+        if self.enter_term(term) {
+            self.take_part(now);
+        } else {
+            self.reset_election_timer(now);
+        }
+    }
+
+    /// Joins the election of the current term: announce our rank, collect the others'.
+    fn take_part(&mut self, now: u64) {
+        self.stats.elections = self.stats.elections.saturating_add(1);
+        self.phase = Phase::Electing {
+            collect_until: now.saturating_add(self.config.collect_ms),
+            decided: false,
+        };
+        self.reset_election_timer(now);
+        self.emit(Event::ElectionStarted { term: self.term });
+        let rank = Rank { priority: self.own().priority, ..self.log };
+        self.record_rank(self.me, rank);
+        let voters = self.others(Member::is_voter);
+        self.send(voters, Outgoing::Proposal { term: self.term, rank });
+        self.decide_if_all_heard(now);
+    }
+
+    fn record_rank(&mut self, from: MemberId, rank: Rank) {
+        match self.heard.iter_mut().find(|(id, _)| *id == from) {
+            Some(entry) => entry.1 = rank,
+            // At most one entry per member and at most N members: never full.
+            None => self.heard.push((from, rank)).unwrap_or(()),
+        }
+    }
+
+    fn decide_if_all_heard(&mut self, now: u64) {
+        let all = self.members.voters();
+        let heard = self.heard.iter().filter(|(id, _)| all.contains(*id)).count();
+        if heard == all.len() {
+            self.decide_vote(now);
+        }
+    }
+
+    /// Votes, once and durably, for the best candidate heard (or abstains).
+    fn decide_vote(&mut self, now: u64) {
+        let Phase::Electing { collect_until, decided: false } = self.phase else { return };
+        self.phase = Phase::Electing { collect_until, decided: true };
+        let Some(choice) = choose(&self.heard, &self.members) else {
+            self.stats.abstentions = self.stats.abstentions.saturating_add(1);
+            return;
+        };
+        if !self.persist(self.term, Some(choice)) {
+            return;
+        }
+        self.stats.votes = self.stats.votes.saturating_add(1);
+        if choice == self.me {
+            self.count_vote(now, self.me);
+        } else {
+            self.send_to(choice, Outgoing::Vote { granted: true, term: self.term });
+        }
+    }
+
+    fn count_vote(&mut self, now: u64, from: MemberId) {
+        if !self.own().is_candidate() || matches!(self.phase, Phase::Master { .. } | Phase::Stopped)
+        {
+            self.stats.ignored.out_of_phase = self.stats.ignored.out_of_phase.saturating_add(1);
+            return;
+        }
+        self.votes.insert(from);
+        if self.votes.len() >= self.quorum() {
+            self.become_master(now);
+        }
+    }
+
+    fn become_master(&mut self, now: u64) {
+        self.stats.terms_won = self.stats.terms_won.saturating_add(1);
+        self.phase = Phase::Master { next_heartbeat: now };
+        self.acked = [0; N];
+        let mut voted = self.votes;
+        while let Some(v) = voted.pop_first() {
+            if let Some(a) = self.acked.get_mut(v.index()) {
+                *a = now;
+            }
+        }
+        self.emit(Event::BecameMaster { term: self.term });
+        let everyone = self.others(|_| true);
+        self.send(everyone, Outgoing::Result { master: self.me, term: self.term });
+        self.heartbeat_round(now);
+    }
+
+    /// As master: check the lease, send heartbeats, re-send the result to members that do
+    /// not follow.
+    fn heartbeat_round(&mut self, now: u64) {
+        let lease = self.config.lease_ms;
+        let fresh = |acked: u64| acked.saturating_add(lease) >= now;
+        let voters = self.members.voters();
+        let live = (0..N)
+            .filter_map(|i| u8::try_from(i).ok().map(MemberId::new))
+            .filter(|&id| voters.contains(id))
+            .filter(|&id| id == self.me || self.acked.get(id.index()).is_some_and(|&a| fresh(a)))
+            .count();
+        if live < self.quorum() {
+            self.step_down(StepDown::LostQuorum);
+            self.reset_election_timer(now);
+            return;
+        }
+        let interval = self.config.heartbeat_interval_ms;
+        let everyone = self.others(|_| true);
+        let heartbeat = Outgoing::Heartbeat { master_vlsn: self.log.vlsn, timestamp_ms: now };
+        self.send(everyone, heartbeat);
+        let mut laggards = MemberSet::EMPTY;
+        let mut all = everyone;
+        while let Some(id) = all.pop_first() {
+            let acked = self.acked.get(id.index()).copied().unwrap_or(0);
+            if acked.saturating_add(interval.saturating_mul(2)) < now {
+                laggards.insert(id);
+            }
+        }
+        self.send(laggards, Outgoing::Result { master: self.me, term: self.term });
+        self.phase = Phase::Master { next_heartbeat: now.saturating_add(interval) };
+    }
+
+    fn follow(&mut self, now: u64, master: MemberId) {
+        if self.phase != (Phase::Follower { master: Some(master) }) {
+            self.phase = Phase::Follower { master: Some(master) };
+            self.emit(Event::MasterKnown { master, term: self.term });
+        }
+        self.reset_election_timer(now);
+    }
+
+    /// Tells a peer that is behind what this node knows of the current term.
+    fn answer_stale(&mut self, to: MemberId) {
+        match self.master() {
+            Some(master) => self.send_to(to, Outgoing::Result { master, term: self.term }),
+            None if self.is_voter() => {
+                self.send_to(to, Outgoing::Vote { granted: false, term: self.term })
+            }
+            None => {}
+        }
+    }
+
+    // ----- peer messages -----
+
+    /// Handles a message from member `from` received at `now`.
+    pub fn handle(&mut self, now: u64, from: MemberId, msg: &MessageRef<'_>) {
+        if self.phase == Phase::Stopped {
+            return;
+        }
+        let Some(sender) = self.members.get(from).filter(|_| from != self.me) else {
+            self.stats.ignored.not_member = self.stats.ignored.not_member.saturating_add(1);
+            return;
+        };
+        let (sender_name_ok, sender_votes) = (sender.name.as_str(), sender.is_voter());
+        match *msg {
+            MessageRef::ElectionProposal { node_name, vlsn, priority, term, dtvlsn } => {
+                if self.accept_from(node_name == sender_name_ok, sender_votes, term) {
+                    self.on_proposal(now, from, term, Rank { vlsn, dtvlsn, priority });
+                }
+            }
+            MessageRef::ElectionVote { voter, granted, term } => {
+                if self.accept_from(voter == sender_name_ok, sender_votes, term) {
+                    self.on_vote(now, from, granted, term);
+                }
+            }
+            MessageRef::ElectionResult { master, term } => self.on_result(now, from, master, term),
+            MessageRef::Heartbeat { timestamp_ms, .. } => {
+                self.on_heartbeat(now, from, timestamp_ms)
+            }
+            MessageRef::HeartbeatResponse { timestamp_ms, .. } => {
+                self.on_heartbeat_response(now, from, timestamp_ms)
+            }
+            _ => {
+                self.stats.ignored.not_election = self.stats.ignored.not_election.saturating_add(1)
+            }
+        }
+    }
+
+    /// The checks every proposal and vote must pass; counts the failures.
+    fn accept_from(&mut self, name_matches: bool, sender_votes: bool, term: u64) -> bool {
+        let (plausible, i_vote) = (self.plausible(term), self.is_voter());
+        let ignored = &mut self.stats.ignored;
+        let counter = if !name_matches {
+            &mut ignored.spoofed
+        } else if !sender_votes || !i_vote {
+            &mut ignored.not_voter
+        } else if !plausible {
+            &mut ignored.impossible
+        } else {
+            return true;
+        };
+        *counter = counter.saturating_add(1);
+        false
+    }
+
+    fn on_proposal(&mut self, now: u64, from: MemberId, term: u64, rank: Rank) {
+        if term < self.term {
+            self.stats.ignored.stale_term = self.stats.ignored.stale_term.saturating_add(1);
+            self.answer_stale(from);
+            return;
+        }
+        if term > self.term {
+            if !self.enter_term(term) {
+                return;
+            }
+            self.record_rank(from, rank);
+            self.take_part(now);
+            return;
+        }
+        self.record_rank(from, rank);
+        match self.phase {
+            Phase::Electing { decided: false, .. } => self.decide_if_all_heard(now),
+            Phase::Follower { master: None } if self.vote.is_none() => self.take_part(now),
+            Phase::Master { .. } | Phase::Follower { master: Some(_) } => self.answer_stale(from),
+            _ => {
+                self.stats.ignored.out_of_phase = self.stats.ignored.out_of_phase.saturating_add(1)
+            }
+        }
+    }
+
+    fn on_vote(&mut self, now: u64, from: MemberId, granted: bool, term: u64) {
+        if term > self.term {
+            if granted {
+                // Nobody grants a vote in a term this node never proposed in.
+                self.stats.ignored.impossible = self.stats.ignored.impossible.saturating_add(1);
+            } else if self.enter_term(term) {
+                self.reset_election_timer(now);
+            }
+            return;
+        }
+        if granted && term == self.term {
+            if let Phase::Master { .. } = self.phase {
+                self.stats.ignored.out_of_phase = self.stats.ignored.out_of_phase.saturating_add(1);
+            } else {
+                self.count_vote(now, from);
+            }
+            return;
+        }
+        if let Phase::Master { .. } = self.phase {
+            // The voter does not follow this master: tell it the result again.
+            self.send_to(from, Outgoing::Result { master: self.me, term: self.term });
+        } else {
+            self.stats.ignored.stale_term = self.stats.ignored.stale_term.saturating_add(1);
+        }
+    }
+
+    fn on_result(&mut self, now: u64, from: MemberId, master_name: &str, term: u64) {
+        let master = self.members.id_of(master_name);
+        let electable = master
+            .and_then(|m| self.members.get(m))
+            .is_some_and(|m| m.node_type == crate::NodeType::Electable);
+        let (Some(master), true, true) = (master, electable, self.plausible(term)) else {
+            self.stats.ignored.impossible = self.stats.ignored.impossible.saturating_add(1);
+            return;
+        };
+        if term < self.term {
+            self.stats.ignored.stale_term = self.stats.ignored.stale_term.saturating_add(1);
+            self.answer_stale(from);
+            return;
+        }
+        if term > self.term && !self.enter_term(term) {
+            return;
+        }
+        match self.phase {
+            _ if master == self.me => {
+                // Our own result echoed back, or one from before a restart: nothing to learn.
+                if !matches!(self.phase, Phase::Master { .. }) {
+                    self.stats.ignored.out_of_phase =
+                        self.stats.ignored.out_of_phase.saturating_add(1);
+                }
+            }
+            Phase::Master { .. } => {
+                self.stats.ignored.conflicting_master =
+                    self.stats.ignored.conflicting_master.saturating_add(1);
+            }
+            _ => self.follow(now, master),
+        }
+    }
+
+    fn on_heartbeat(&mut self, now: u64, from: MemberId, timestamp_ms: u64) {
+        match self.phase {
+            Phase::Follower { master: Some(master) } if master == from => {
+                self.reset_election_timer(now);
+                let replica_vlsn = self.log.vlsn;
+                self.send_to(from, Outgoing::HeartbeatResponse { replica_vlsn, timestamp_ms });
+            }
+            // Another node believes it is master: whichever of us is behind must learn it.
+            _ => {
+                self.stats.ignored.out_of_phase = self.stats.ignored.out_of_phase.saturating_add(1);
+                self.answer_stale(from);
+            }
+        }
+    }
+
+    fn on_heartbeat_response(&mut self, now: u64, from: MemberId, timestamp_ms: u64) {
+        let Phase::Master { .. } = self.phase else {
+            self.stats.ignored.out_of_phase = self.stats.ignored.out_of_phase.saturating_add(1);
+            return;
+        };
+        if timestamp_ms > now {
+            // An echo of a heartbeat this node never sent.
+            self.stats.ignored.impossible = self.stats.ignored.impossible.saturating_add(1);
+            return;
+        }
+        if let Some(acked) = self.acked.get_mut(from.index()) {
+            *acked = (*acked).max(timestamp_ms);
+        }
+    }
+}
+
+#[cold]
+fn unreachable_member() -> &'static Member {
+    // Only reachable if `me` stopped being a member, which no code path does.
+    static NOBODY: Member = Member {
+        name: heapless::String::new(),
+        node_type: crate::NodeType::Monitor,
+        priority: 0,
+        node_id: u32::MAX,
+    };
+    &NOBODY
+}

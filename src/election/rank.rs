@@ -1,0 +1,76 @@
+//! Ranking candidates, as JE HA does, and choosing whom to vote for.
+
+use crate::membership::{MemberId, Membership};
+use crate::NodeType;
+use core::cmp::Ordering;
+
+/// What a proposal says about its sender: how far its log goes and its priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Rank {
+    /// The last VLSN in the node's log.
+    pub vlsn: u64,
+    /// The highest VLSN the node knows to be durable on a majority (0: unknown).
+    pub dtvlsn: u64,
+    /// The node's election priority (0: never master).
+    pub priority: u32,
+}
+
+impl Rank {
+    /// The log position JE ranks by: `(dtvlsn, vlsn)` as (major, minor), or `(vlsn, 0)` when
+    /// the DTVLSN is unknown (0).
+    ///
+    /// ```
+    /// use harp::election::Rank;
+    /// let known = Rank { vlsn: 7, dtvlsn: 5, priority: 1 };
+    /// let unknown = Rank { vlsn: 10, dtvlsn: 0, priority: 1 };
+    /// assert_eq!(known.log_position(), (5, 7));
+    /// assert_eq!(unknown.log_position(), (10, 0));
+    /// assert!(unknown.cmp_rank(&known).is_gt());
+    /// ```
+    pub const fn log_position(&self) -> (u64, u64) {
+        if self.dtvlsn == 0 {
+            (self.vlsn, 0)
+        } else {
+            (self.dtvlsn, self.vlsn)
+        }
+    }
+
+    /// Compares log positions, then priorities (higher wins).
+    pub fn cmp_rank(&self, other: &Rank) -> Ordering {
+        self.log_position()
+            .cmp(&other.log_position())
+            .then_with(|| self.priority.cmp(&other.priority))
+    }
+}
+
+/// Orders two candidates: by rank, and on a full tie the smaller name wins (deterministic).
+fn cmp_candidates(a: (&str, &Rank), b: (&str, &Rank)) -> Ordering {
+    a.1.cmp_rank(b.1).then_with(|| b.0.cmp(a.0))
+}
+
+/// Whom a voter votes for, given the proposals it heard in a term (its own included).
+///
+/// Candidates are Electable members whose proposal has a priority above 0; the best-ranked
+/// one is chosen. JE's arbiter rule: an arbiter's rank matters only when exactly one
+/// non-arbiter was heard; if the arbiter's log position is then ahead of that node's, no one
+/// is chosen this round (the lone node may lack entries the arbiter acknowledged).
+pub fn choose<const N: usize>(
+    heard: &[(MemberId, Rank)],
+    members: &Membership<N>,
+) -> Option<MemberId> {
+    let node = |id: MemberId| members.get(id);
+    let name = |id: MemberId| node(id).map_or("", |m| m.name.as_str());
+    let of_type =
+        |t: NodeType| heard.iter().filter(move |(id, _)| node(*id).map(|m| m.node_type) == Some(t));
+    let (best, best_rank) = of_type(NodeType::Electable)
+        .filter(|(_, rank)| rank.priority > 0)
+        .max_by(|(a, ra), (b, rb)| cmp_candidates((name(*a), ra), (name(*b), rb)))?;
+    let lone_data_node = of_type(NodeType::Electable).count() == 1;
+    let arbiter_ahead = of_type(NodeType::Arbiter)
+        .any(|(_, arbiter)| arbiter.log_position() > best_rank.log_position());
+    if lone_data_node && arbiter_ahead {
+        return None;
+    }
+    Some(*best)
+}

@@ -1,0 +1,123 @@
+//! The simulated network and the event queue: delays, loss, duplication, partitions.
+
+use super::Options;
+use crate::rng::SplitMix64;
+use alloc::collections::BinaryHeap;
+use alloc::vec::Vec;
+use core::cmp::{Ordering, Reverse};
+
+/// Something that happens at a simulated instant.
+#[derive(Debug)]
+pub(super) enum Kind {
+    Deliver { from: usize, to: usize, bytes: Vec<u8> },
+    Timer { node: usize },
+    Fault,
+    Restart { node: usize },
+    Heal,
+    Calm,
+    CrashMaster,
+}
+
+#[derive(Debug)]
+struct Scheduled {
+    at: u64,
+    seq: u64,
+    kind: Kind,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// The event queue and the links between nodes.
+pub(super) struct Network {
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    seq: u64,
+    /// Nodes in the set are cut off from nodes outside it (0: no partition).
+    side: u32,
+    /// Loss and duplication happen only while faults are on.
+    pub(super) faulty: bool,
+    max_delay_ms: u64,
+    drop_per_million: u32,
+    duplicate_per_million: u32,
+    pub(super) delivered: u64,
+    pub(super) dropped: u64,
+}
+
+impl Network {
+    pub(super) fn new(opts: &Options) -> Self {
+        Network {
+            queue: BinaryHeap::new(),
+            seq: 0,
+            side: 0,
+            faulty: false,
+            max_delay_ms: opts.max_delay_ms.max(1),
+            drop_per_million: opts.drop_per_million,
+            duplicate_per_million: opts.duplicate_per_million,
+            delivered: 0,
+            dropped: 0,
+        }
+    }
+
+    pub(super) fn schedule(&mut self, at: u64, kind: Kind) {
+        self.seq += 1;
+        self.queue.push(Reverse(Scheduled { at, seq: self.seq, kind }));
+    }
+
+    pub(super) fn next(&mut self) -> Option<(u64, Kind)> {
+        self.queue.pop().map(|Reverse(s)| (s.at, s.kind))
+    }
+
+    pub(super) fn partition(&mut self, side: u32) {
+        self.side = side;
+    }
+
+    pub(super) fn heal(&mut self) {
+        self.side = 0;
+    }
+
+    pub(super) fn connected(&self, a: usize, b: usize) -> bool {
+        let on = |i: usize| self.side & (1u32 << i) != 0;
+        on(a) == on(b)
+    }
+
+    /// Puts a message on the wire; returns true if it was lost. A partition is checked when
+    /// the message is sent (a message already in flight when a partition starts arrives).
+    pub(super) fn send(
+        &mut self,
+        rng: &mut SplitMix64,
+        now: u64,
+        from: usize,
+        to: usize,
+        bytes: Vec<u8>,
+    ) -> bool {
+        if !self.connected(from, to) || (self.faulty && rng.chance(self.drop_per_million)) {
+            self.dropped += 1;
+            return true;
+        }
+        if self.faulty && rng.chance(self.duplicate_per_million) {
+            let at = now + 1 + rng.below(self.max_delay_ms * 4);
+            self.schedule(at, Kind::Deliver { from, to, bytes: bytes.clone() });
+        }
+        let delay = if self.faulty {
+            1 + rng.below(self.max_delay_ms * 4)
+        } else {
+            1 + rng.below(self.max_delay_ms)
+        };
+        self.schedule(now + delay, Kind::Deliver { from, to, bytes });
+        false
+    }
+}
