@@ -28,3 +28,63 @@ fn sweep_has_no_violation_and_is_not_vacuous() {
         Summary::percentile(&summary.recoveries_ms, 99),
     );
 }
+
+#[test]
+fn a_seed_replays_identically() {
+    let opts = Options { trace: true, ..Options::default() };
+    let (a, b) = (sim::run(42, &opts), sim::run(42, &opts));
+    assert_eq!(a.trace, b.trace);
+    assert!(a.trace.len() > 100, "a run does things: {} trace lines", a.trace.len());
+    assert_ne!(sim::run(43, &opts).trace, a.trace, "another seed, another run");
+}
+
+mod checker {
+    use harp::membership::{Member, MemberId, Membership};
+    use harp::sim::checker::Checker;
+    use harp::storage::ElectionRecord;
+    use harp::NodeType;
+
+    fn three() -> Checker {
+        let mut g = Membership::<7>::new();
+        for (i, n) in ["x", "y", "z"].iter().enumerate() {
+            g.add(Member::new(n, NodeType::Electable, 1, 10 + i as u32).unwrap()).unwrap();
+        }
+        Checker::new(&g, None::<MemberId>)
+    }
+
+    fn vote(term: u64, node_id: u32) -> ElectionRecord {
+        ElectionRecord { term, vote: Some(node_id) }
+    }
+
+    #[test]
+    fn catches_two_masters_in_one_term() {
+        let mut c = three();
+        for voter in 0..3 {
+            c.on_write(voter, vote(1, 10)).unwrap();
+        }
+        c.on_master(0, 1).unwrap();
+        let err = c.on_master(1, 1).unwrap_err();
+        assert!(err.contains("two masters in term 1"), "{err}");
+    }
+
+    #[test]
+    fn catches_a_master_without_a_quorum() {
+        let mut c = three();
+        c.on_write(0, vote(1, 10)).unwrap();
+        let err = c.on_master(0, 1).unwrap_err();
+        assert!(err.contains("with 1 votes, quorum is 2"), "{err}");
+    }
+
+    #[test]
+    fn catches_a_changed_vote_and_a_term_going_back() {
+        let mut c = three();
+        c.on_write(2, vote(3, 10)).unwrap();
+        assert!(c.on_write(2, vote(3, 11)).unwrap_err().contains("changed its vote"));
+        assert!(c
+            .on_write(2, ElectionRecord { term: 2, vote: None })
+            .unwrap_err()
+            .contains("persisted term 2"));
+        c.on_term(1, 5).unwrap();
+        assert!(c.on_term(1, 4).unwrap_err().contains("went back"));
+    }
+}

@@ -44,6 +44,9 @@ use crate::MessageRef;
 use core::fmt;
 use outbox::{Outbox, Outgoing};
 
+/// A master re-sends its result to every member every this many heartbeat intervals.
+pub const RESULT_REFRESH: u64 = 10;
+
 /// How many events wait for [`Election::poll_event`] at most.
 pub const EVENT_CAPACITY: usize = 8;
 
@@ -229,6 +232,8 @@ pub struct Stats {
 pub struct Transmit<'a> {
     /// The recipient.
     pub to: MemberId,
+    /// The recipient's member entry (its name, to route by).
+    pub recipient: &'a Member,
     /// The message, borrowing names from the election's membership.
     pub message: MessageRef<'a>,
 }
@@ -283,6 +288,8 @@ pub struct Election<S, const N: usize> {
     election_deadline: u64,
     /// As master: the newest heartbeat timestamp each member echoed.
     acked: [u64; N],
+    /// As master: when each member was last sent the result.
+    told: [u64; N],
     log: Rank,
     outbox: Outbox,
     events: heapless::Deque<Event, EVENT_CAPACITY>,
@@ -323,6 +330,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
             votes: MemberSet::EMPTY,
             election_deadline: 0,
             acked: [0; N],
+            told: [0; N],
             log,
             outbox: Outbox::default(),
             events: heapless::Deque::new(),
@@ -446,7 +454,8 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     /// The next message to send, if any.
     pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
         let (to, out) = self.outbox.pop()?;
-        Some(Transmit { to, message: self.render(out) })
+        let recipient = self.members.get(to).unwrap_or_else(|| unreachable_member());
+        Some(Transmit { to, recipient, message: self.render(out) })
     }
 
     /// The next event, if any.
@@ -475,12 +484,12 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         let name = |id: MemberId| self.members.get(id).map_or("", |m| m.name.as_str());
         let own = name(self.me);
         match out {
-            Outgoing::Proposal { term, rank } => MessageRef::ElectionProposal {
+            Outgoing::Proposal { term } => MessageRef::ElectionProposal {
                 node_name: own,
-                vlsn: rank.vlsn,
-                priority: rank.priority,
+                vlsn: self.log.vlsn,
+                priority: self.log.priority,
                 term,
-                dtvlsn: rank.dtvlsn,
+                dtvlsn: self.log.dtvlsn,
             },
             Outgoing::Vote { granted, term } => {
                 MessageRef::ElectionVote { voter: own, granted, term }
@@ -657,10 +666,9 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         };
         self.reset_election_timer(now);
         self.emit(Event::ElectionStarted { term: self.term });
-        let rank = Rank { priority: self.own().priority, ..self.log };
-        self.record_rank(self.me, rank);
+        self.record_rank(self.me, self.log);
         let voters = self.others(Member::is_voter);
-        self.send(voters, Outgoing::Proposal { term: self.term, rank });
+        self.send(voters, Outgoing::Proposal { term: self.term });
         self.decide_if_all_heard(now);
     }
 
@@ -715,6 +723,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         self.stats.terms_won = self.stats.terms_won.saturating_add(1);
         self.phase = Phase::Master { next_heartbeat: now };
         self.acked = [0; N];
+        self.told = [now; N];
         let mut voted = self.votes;
         while let Some(v) = voted.pop_first() {
             if let Some(a) = self.acked.get_mut(v.index()) {
@@ -747,11 +756,22 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         let everyone = self.others(|_| true);
         let heartbeat = Outgoing::Heartbeat { master_vlsn: self.log.vlsn, timestamp_ms: now };
         self.send(everyone, heartbeat);
+        // Members silent for two intervals may have missed the result: tell them again, at
+        // most once per two intervals. Everyone is re-told every `RESULT_REFRESH` intervals:
+        // a heartbeat carries no term, so a replica that missed the result of a later term of
+        // the same master would otherwise keep answering in its old term.
+        let patience = interval.saturating_mul(2);
+        let refresh = interval.saturating_mul(RESULT_REFRESH);
         let mut laggards = MemberSet::EMPTY;
         let mut all = everyone;
         while let Some(id) = all.pop_first() {
             let acked = self.acked.get(id.index()).copied().unwrap_or(0);
-            if acked.saturating_add(interval.saturating_mul(2)) < now {
+            let Some(told) = self.told.get_mut(id.index()) else { continue };
+            let silent = acked.saturating_add(patience) < now;
+            if (silent && told.saturating_add(patience) < now)
+                || told.saturating_add(refresh) <= now
+            {
+                *told = now;
                 laggards.insert(id);
             }
         }

@@ -1,7 +1,6 @@
 //! The queue of messages an election wants sent, kept as small intents (no strings) and
 //! rendered into [`MessageRef`](crate::MessageRef)s borrowing the membership's names.
 
-use super::Rank;
 use crate::membership::{MemberId, MemberSet};
 
 /// How many envelopes the outbox holds; a broadcast is one envelope. Every input produces at
@@ -12,11 +11,26 @@ pub const OUTBOX_CAPACITY: usize = 16;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub(crate) enum Outgoing {
-    Proposal { term: u64, rank: Rank },
-    Vote { granted: bool, term: u64 },
-    Result { master: MemberId, term: u64 },
-    Heartbeat { master_vlsn: u64, timestamp_ms: u64 },
-    HeartbeatResponse { replica_vlsn: u64, timestamp_ms: u64 },
+    /// Carries the node's rank as of when it is sent.
+    Proposal {
+        term: u64,
+    },
+    Vote {
+        granted: bool,
+        term: u64,
+    },
+    Result {
+        master: MemberId,
+        term: u64,
+    },
+    Heartbeat {
+        master_vlsn: u64,
+        timestamp_ms: u64,
+    },
+    HeartbeatResponse {
+        replica_vlsn: u64,
+        timestamp_ms: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]

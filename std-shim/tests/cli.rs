@@ -88,3 +88,27 @@ fn decode_framed_capture() {
     assert!(err.contains("frame 1 at byte 23") && err.contains("checksum"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn sim_sweep_ends_with_a_json_summary() {
+    let (ok, out, err) = harp(&["sim", "--seeds", "60", "--threads", "2"]);
+    assert!(ok, "{err}");
+    let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(last["seeds"], 60);
+    assert_eq!(last["violations"], 0);
+    for key in ["elections", "crashes", "partitions", "failover_ms_p50", "failover_ms_p99"] {
+        assert!(last[key].as_u64().is_some_and(|v| v > 0), "{key} in {last}");
+    }
+}
+
+#[test]
+fn sim_replays_one_seed_with_a_trace() {
+    let (ok, out, err) = harp(&["sim", "--seed", "5"]);
+    assert!(ok, "{err}");
+    assert!(out.lines().next().unwrap().contains("group:"), "trace starts with the group");
+    assert!(out.contains("BecameMaster"), "the trace shows the election");
+    let (_, again, _) = harp(&["sim", "--seed", "5"]);
+    let strip =
+        |s: &str| s.lines().filter(|l| !l.contains("elapsed_s")).collect::<Vec<_>>().join("\n");
+    assert_eq!(strip(&out), strip(&again), "a replay is identical");
+}
