@@ -722,3 +722,17 @@ mod arbitrary {
         }
     }
 }
+
+#[test]
+fn a_master_re_tells_every_member_the_result_every_ten_intervals() {
+    let mut a = a_master(); // elected at 1001
+    let mut results_to_b = Vec::new();
+    for t in (1101..=3001).step_by(100) {
+        a.handle_timeout(t);
+        deliver(&mut a, t, "b", MessageRef::HeartbeatResponse { replica_vlsn: 0, timestamp_ms: t });
+        if sent(&mut a).iter().any(|l| l.starts_with("b <- ElectionResult")) {
+            results_to_b.push(t);
+        }
+    }
+    assert_eq!(results_to_b, [2001, 3001], "b answers every heartbeat yet is re-told each second");
+}

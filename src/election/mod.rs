@@ -458,6 +458,36 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         Some(Transmit { to, recipient, message: self.render(out) })
     }
 
+    /// Encodes the next message to send into `buf` and returns its recipient and length.
+    ///
+    /// If `buf` is too small the message stays queued and the error states the size needed.
+    ///
+    /// ```
+    /// # use harp::election::{Config, Election};
+    /// # use harp::membership::{Member, Membership};
+    /// # use harp::storage::RamStore;
+    /// # use harp::{MessageRef, NodeType};
+    /// let mut group = Membership::<2>::new();
+    /// let a = group.add(Member::new("a", NodeType::Electable, 1, 1)?)?;
+    /// group.add(Member::new("b", NodeType::Electable, 1, 2)?)?;
+    /// let mut node = Election::new(group, a, Config::default(), RamStore::new(), 7, 0).unwrap();
+    /// node.handle_timeout(node.poll_timeout().unwrap()); // starts term 1
+    /// let mut buf = [0u8; 64];
+    /// let (to, len) = node.poll_encoded(&mut buf).unwrap().unwrap();
+    /// assert_eq!(node.members().get(to).unwrap().name, "b");
+    /// assert!(matches!(MessageRef::decode(&buf[..len]), Ok(MessageRef::ElectionProposal { term: 1, .. })));
+    /// # Ok::<(), harp::membership::MembershipError>(())
+    /// ```
+    pub fn poll_encoded(
+        &mut self,
+        buf: &mut [u8],
+    ) -> Result<Option<(MemberId, usize)>, crate::wire::Error> {
+        let Some((to, out)) = self.outbox.peek() else { return Ok(None) };
+        let len = self.render(out).encode_into(buf)?;
+        self.outbox.pop();
+        Ok(Some((to, len)))
+    }
+
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()

@@ -67,6 +67,14 @@ impl Outbox {
         }
     }
 
+    /// The next (recipient, message) without removing it.
+    pub(crate) fn peek(&self) -> Option<(MemberId, Outgoing)> {
+        self.queue.iter().find_map(|e| {
+            let mut to = e.to;
+            to.pop_first().map(|id| (id, e.msg))
+        })
+    }
+
     /// Whether nothing is waiting.
     pub(crate) fn is_empty(&self) -> bool {
         self.queue.is_empty()
