@@ -5,6 +5,7 @@
 use harp::election::{choose, Config, Election, Event, Rank, Role, StartError, StepDown};
 use harp::membership::{Member, MemberId, Membership};
 use harp::storage::{ElectionRecord, RamStore, RecordError, StableStore, MAX_RECORD};
+use harp::wire::Extension;
 use harp::{MessageRef, NodeType};
 
 type Node = Election<RamStore, 7>;
@@ -56,7 +57,7 @@ fn sent(e: &mut Node) -> Vec<String> {
     let mut out = Vec::new();
     while let Some(t) = e.poll_transmit() {
         let to = t.recipient.name.clone();
-        out.push(format!("{to} <- {:?}", harp::ProtocolMessage::from(t.message)));
+        out.push(format!("{to} <- {:?}", t.message));
     }
     out
 }
@@ -84,7 +85,7 @@ fn proposal(name: &str, term: u64, vlsn: u64, dtvlsn: u64, priority: u32) -> Mes
 /// `a` has started term 1 and heard nothing yet (its outputs drained).
 fn a_electing() -> Node {
     let mut a = node("a");
-    a.set_log_position(10, 8);
+    a.set_log_position(0, 10, 8);
     let deadline = a.poll_timeout().unwrap();
     a.handle_timeout(deadline);
     sent(&mut a);
@@ -109,14 +110,18 @@ fn a_master() -> Node {
 #[test]
 fn silent_master_starts_the_next_term_and_proposes_to_voters_only() {
     let mut a = node("a");
-    a.set_log_position(10, 8);
+    a.set_log_position(0, 10, 8);
     let deadline = a.poll_timeout().unwrap();
     assert!((500..1000).contains(&deadline), "timeout drawn from [t, 2t): {deadline}");
     a.handle_timeout(deadline - 1);
     assert_eq!(sent(&mut a), Vec::<String>::new(), "nothing before the deadline");
     a.handle_timeout(deadline);
     let p = r#"ElectionProposal { node_name: "a", vlsn: 10, priority: 1, term: 1, dtvlsn: 8 }"#;
-    assert_eq!(sent(&mut a), [format!("b <- {p}"), format!("c <- {p}")]);
+    let t = "LogTerm { term: 1, log_term: 0 }";
+    assert_eq!(
+        sent(&mut a),
+        [format!("b <- {t}"), format!("c <- {t}"), format!("b <- {p}"), format!("c <- {p}")]
+    );
     assert_eq!(events(&mut a), [Event::ElectionStarted { term: 1 }]);
     assert_eq!(record(&a), ElectionRecord { term: 1, vote: None }, "term persisted first");
     assert_eq!(a.role(), Role::Electing);
@@ -126,10 +131,14 @@ fn silent_master_starts_the_next_term_and_proposes_to_voters_only() {
 #[test]
 fn a_higher_term_proposal_is_joined_and_answered_with_own_rank() {
     let mut b = node("b");
-    b.set_log_position(5, 4);
+    b.set_log_position(0, 5, 4);
     deliver(&mut b, 100, "a", proposal("a", 1, 10, 8, 1));
     let p = r#"ElectionProposal { node_name: "b", vlsn: 5, priority: 2, term: 1, dtvlsn: 4 }"#;
-    assert_eq!(sent(&mut b), [format!("a <- {p}"), format!("c <- {p}")]);
+    let t = "LogTerm { term: 1, log_term: 0 }";
+    assert_eq!(
+        sent(&mut b),
+        [format!("a <- {t}"), format!("c <- {t}"), format!("a <- {p}"), format!("c <- {p}")]
+    );
     assert_eq!(events(&mut b), [Event::ElectionStarted { term: 1 }]);
     assert_eq!(record(&b), ElectionRecord { term: 1, vote: None });
 }
@@ -346,7 +355,7 @@ fn a_master_resends_the_result_to_members_that_do_not_answer_heartbeats() {
 
 #[test]
 fn ranking_is_dtvlsn_then_vlsn_then_priority() {
-    let r = |vlsn, dtvlsn, priority| Rank { vlsn, dtvlsn, priority };
+    let r = |vlsn, dtvlsn, priority| Rank { log_term: 0, vlsn, dtvlsn, priority };
     assert!(r(5, 9, 1).cmp_rank(&r(100, 8, 1)).is_gt(), "dtvlsn is major");
     assert!(r(6, 9, 1).cmp_rank(&r(5, 9, 1)).is_gt(), "vlsn is minor");
     assert!(
@@ -357,13 +366,42 @@ fn ranking_is_dtvlsn_then_vlsn_then_priority() {
 }
 
 #[test]
+fn the_term_of_the_last_entry_outranks_a_longer_log() {
+    let r = |log_term, vlsn, dtvlsn| Rank { log_term, vlsn, dtvlsn, priority: 1 };
+    assert!(r(3, 10, 9).cmp_rank(&r(2, 500, 400)).is_gt(), "newer log term wins over length");
+    assert!(r(3, 11, 9).cmp_rank(&r(3, 10, 9)).is_gt(), "same term: JE's order");
+}
+
+#[test]
+fn a_proposal_is_ranked_with_the_log_term_its_sender_announced() {
+    let mut a = a_electing(); // a: log term 0, vlsn 10
+    let b = id(a.members(), "b");
+    a.handle_ext(b, &Extension::LogTerm { term: 1, log_term: 1 });
+    deliver(&mut a, 1000, "b", proposal("b", 1, 3, 2, 2)); // shorter log, newer term
+    deliver(&mut a, 1000, "c", proposal("c", 1, 0, 0, 0));
+    assert_eq!(sent(&mut a), [r#"b <- ElectionVote { voter: "a", granted: true, term: 1 }"#]);
+}
+
+#[test]
+fn a_proposal_without_its_log_term_ranks_lowest() {
+    let mut a = node("a");
+    a.set_log_position(2, 10, 8);
+    a.handle_timeout(a.poll_timeout().unwrap());
+    sent(&mut a);
+    deliver(&mut a, 1000, "b", proposal("b", 1, 99, 98, 2)); // no LogTerm from b: unknown
+    deliver(&mut a, 1000, "c", proposal("c", 1, 0, 0, 0));
+    assert_eq!(sent(&mut a), Vec::<String>::new(), "a votes for itself, not for an unknown log");
+    assert_eq!(record(&a).vote, Some(1));
+}
+
+#[test]
 fn choice_breaks_full_ties_by_name_and_never_picks_priority_zero() {
     let g = group_of(&[
         ("x", NodeType::Electable, 1),
         ("y", NodeType::Electable, 1),
         ("z", NodeType::Electable, 0),
     ]);
-    let r = |vlsn, priority| Rank { vlsn, dtvlsn: 0, priority };
+    let r = |vlsn, priority| Rank { log_term: 0, vlsn, dtvlsn: 0, priority };
     let (x, y, z) = (id(&g, "x"), id(&g, "y"), id(&g, "z"));
     assert_eq!(choose(&[(y, r(5, 1)), (x, r(5, 1))], &g), Some(x), "smaller name wins a full tie");
     assert_eq!(choose(&[(z, r(99, 0)), (y, r(5, 1))], &g), Some(y), "priority 0 is never chosen");
@@ -381,7 +419,7 @@ fn two_data_nodes_and_an_arbiter() -> Membership<7> {
 #[test]
 fn arbiter_rule_one_data_node_behind_the_arbiter_chooses_no_one() {
     let g = two_data_nodes_and_an_arbiter();
-    let r = |vlsn| Rank { vlsn, dtvlsn: 0, priority: 1 };
+    let r = |vlsn| Rank { log_term: 0, vlsn, dtvlsn: 0, priority: 1 };
     let (x, y, arb) = (id(&g, "x"), id(&g, "y"), id(&g, "arb"));
     assert_eq!(choose(&[(x, r(5)), (arb, r(9))], &g), None, "lone x lacks what the arbiter acked");
     assert_eq!(choose(&[(x, r(9)), (arb, r(9))], &g), Some(x), "arbiter not ahead");
@@ -396,7 +434,7 @@ fn arbiter_rule_one_data_node_behind_the_arbiter_chooses_no_one() {
 fn an_abstaining_voter_sends_no_vote() {
     let g = two_data_nodes_and_an_arbiter();
     let mut arb = node_in(g, "arb", Config::default(), RamStore::new());
-    arb.set_log_position(9, 0);
+    arb.set_log_position(0, 9, 0);
     let x_proposal =
         MessageRef::ElectionProposal { node_name: "x", vlsn: 5, priority: 1, term: 1, dtvlsn: 0 };
     arb.handle(10, MemberId::new(0), &x_proposal);

@@ -40,6 +40,7 @@ pub use rank::{choose, Rank};
 use crate::membership::{Member, MemberId, MemberSet, Membership};
 use crate::rng::SplitMix64;
 use crate::storage::{ElectionRecord, RecordError, StableStore, MAX_RECORD};
+use crate::wire::{Extension, Message};
 use crate::MessageRef;
 use core::fmt;
 use outbox::{Outbox, Outgoing};
@@ -235,7 +236,7 @@ pub struct Transmit<'a> {
     /// The recipient's member entry (its name, to route by).
     pub recipient: &'a Member,
     /// The message, borrowing names from the election's membership.
-    pub message: MessageRef<'a>,
+    pub message: Message<'a>,
 }
 
 /// Why an election could not start.
@@ -283,6 +284,8 @@ pub struct Election<S, const N: usize> {
     phase: Phase,
     /// Ranks heard in proposals for the current term.
     heard: heapless::Vec<(MemberId, Rank), N>,
+    /// Per member: the last `LogTerm` extension it sent, as (election term, log term).
+    log_terms: [(u64, u64); N],
     /// Members whose vote for this node in the current term arrived.
     votes: MemberSet,
     election_deadline: u64,
@@ -315,7 +318,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         let () = Self::FITS_MEMBER_SET;
         config.validate().map_err(StartError::Config)?;
         let own = members.get(me).ok_or(StartError::NotAMember)?;
-        let log = Rank { vlsn: 0, dtvlsn: 0, priority: own.priority };
+        let log = Rank { log_term: 0, vlsn: 0, dtvlsn: 0, priority: own.priority };
         let (term, vote) = Self::restore(&members, &mut store)?;
         let mut election = Election {
             members,
@@ -327,6 +330,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
             vote,
             phase: Phase::Stopped,
             heard: heapless::Vec::new(),
+            log_terms: [(0, 0); N],
             votes: MemberSet::EMPTY,
             election_deadline: 0,
             acked: [0; N],
@@ -510,10 +514,13 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         !self.outbox.is_empty()
     }
 
-    fn render(&self, out: Outgoing) -> MessageRef<'_> {
+    fn render(&self, out: Outgoing) -> Message<'_> {
         let name = |id: MemberId| self.members.get(id).map_or("", |m| m.name.as_str());
         let own = name(self.me);
-        match out {
+        Message::Core(match out {
+            Outgoing::LogTerm { term } => {
+                return Message::Ext(Extension::LogTerm { term, log_term: self.log.log_term })
+            }
             Outgoing::Proposal { term } => MessageRef::ElectionProposal {
                 node_name: own,
                 vlsn: self.log.vlsn,
@@ -533,7 +540,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
             Outgoing::HeartbeatResponse { replica_vlsn, timestamp_ms } => {
                 MessageRef::HeartbeatResponse { replica_vlsn, timestamp_ms }
             }
-        }
+        })
     }
 
     fn send(&mut self, to: MemberSet, msg: Outgoing) {
@@ -578,10 +585,17 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         self.phase = Phase::Stopped;
     }
 
-    /// The node's log moved: proposals from now on carry this position.
-    pub fn set_log_position(&mut self, vlsn: u64, dtvlsn: u64) {
+    /// The node's log moved: proposals from now on carry this position (`log_term` is the
+    /// term in which the last entry was written).
+    pub fn set_log_position(&mut self, log_term: u64, vlsn: u64, dtvlsn: u64) {
+        self.log.log_term = log_term;
         self.log.vlsn = vlsn;
         self.log.dtvlsn = dtvlsn;
+    }
+
+    /// The log position this node proposes with.
+    pub fn log_position(&self) -> Rank {
+        self.log
     }
 
     /// Advances timers: heartbeats and the lease as master, the vote at the end of the
@@ -698,6 +712,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         self.emit(Event::ElectionStarted { term: self.term });
         self.record_rank(self.me, self.log);
         let voters = self.others(Member::is_voter);
+        self.send(voters, Outgoing::LogTerm { term: self.term });
         self.send(voters, Outgoing::Proposal { term: self.term });
         self.decide_if_all_heard(now);
     }
@@ -830,6 +845,55 @@ impl<S: StableStore, const N: usize> Election<S, N> {
 
     // ----- peer messages -----
 
+    /// Handles a reference message or an extension from member `from` received at `now`.
+    pub fn handle_message(&mut self, now: u64, from: MemberId, msg: &Message<'_>) {
+        match msg {
+            Message::Core(m) => self.handle(now, from, m),
+            Message::Ext(e) => self.handle_ext(from, e),
+        }
+    }
+
+    /// Handles an extension message: the election uses `LogTerm`.
+    pub fn handle_ext(&mut self, from: MemberId, ext: &Extension) {
+        let sender_votes = self.members.get(from).filter(|_| from != self.me).map(Member::is_voter);
+        match (*ext, sender_votes) {
+            (_, None) => {
+                self.stats.ignored.not_member = self.stats.ignored.not_member.saturating_add(1)
+            }
+            (Extension::LogTerm { term, log_term }, Some(true))
+                if self.plausible(term) && log_term <= term =>
+            {
+                if let Some(slot) = self.log_terms.get_mut(from.index()) {
+                    *slot = (term, log_term);
+                }
+                // A proposal that arrived first is re-ranked with what the sender says.
+                if let Some(entry) = self.heard.iter_mut().find(|(id, _)| *id == from) {
+                    if term == self.term {
+                        entry.1.log_term = log_term;
+                    }
+                }
+            }
+            (Extension::LogTerm { .. }, Some(true)) => {
+                self.stats.ignored.impossible = self.stats.ignored.impossible.saturating_add(1)
+            }
+            (Extension::LogTerm { .. }, Some(false)) => {
+                self.stats.ignored.not_voter = self.stats.ignored.not_voter.saturating_add(1)
+            }
+            _ => {
+                self.stats.ignored.not_election = self.stats.ignored.not_election.saturating_add(1)
+            }
+        }
+    }
+
+    /// The log term `from` announced for election term `term` (0, the lowest, if unknown:
+    /// an unknown log can only lose ranks, never win them).
+    fn announced_log_term(&self, from: MemberId, term: u64) -> u64 {
+        match self.log_terms.get(from.index()) {
+            Some(&(t, log_term)) if t == term => log_term,
+            _ => 0,
+        }
+    }
+
     /// Handles a message from member `from` received at `now`.
     pub fn handle(&mut self, now: u64, from: MemberId, msg: &MessageRef<'_>) {
         if self.phase == Phase::Stopped {
@@ -843,7 +907,8 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         match *msg {
             MessageRef::ElectionProposal { node_name, vlsn, priority, term, dtvlsn } => {
                 if self.accept_from(node_name == sender_name_ok, sender_votes, term) {
-                    self.on_proposal(now, from, term, Rank { vlsn, dtvlsn, priority });
+                    let log_term = self.announced_log_term(from, term);
+                    self.on_proposal(now, from, term, Rank { log_term, vlsn, dtvlsn, priority });
                 }
             }
             MessageRef::ElectionVote { voter, granted, term } => {

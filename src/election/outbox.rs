@@ -15,6 +15,10 @@ pub(crate) enum Outgoing {
     Proposal {
         term: u64,
     },
+    /// The extension that carries the term of the node's last entry with its proposal.
+    LogTerm {
+        term: u64,
+    },
     Vote {
         granted: bool,
         term: u64,

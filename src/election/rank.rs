@@ -8,6 +8,9 @@ use core::cmp::Ordering;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Rank {
+    /// The term in which the node's last log entry was written (0: empty log). Compared
+    /// first: see `docs/protocol.md` for why JE's order alone could lose durable entries.
+    pub log_term: u64,
     /// The last VLSN in the node's log.
     pub vlsn: u64,
     /// The highest VLSN the node knows to be durable on a majority (0: unknown).
@@ -22,8 +25,8 @@ impl Rank {
     ///
     /// ```
     /// use harp::election::Rank;
-    /// let known = Rank { vlsn: 7, dtvlsn: 5, priority: 1 };
-    /// let unknown = Rank { vlsn: 10, dtvlsn: 0, priority: 1 };
+    /// let known = Rank { log_term: 1, vlsn: 7, dtvlsn: 5, priority: 1 };
+    /// let unknown = Rank { log_term: 1, vlsn: 10, dtvlsn: 0, priority: 1 };
     /// assert_eq!(known.log_position(), (5, 7));
     /// assert_eq!(unknown.log_position(), (10, 0));
     /// assert!(unknown.cmp_rank(&known).is_gt());
@@ -36,11 +39,15 @@ impl Rank {
         }
     }
 
-    /// Compares log positions, then priorities (higher wins).
+    /// Compares the last entries' terms, then JE's log positions, then priorities (higher
+    /// wins each time).
     pub fn cmp_rank(&self, other: &Rank) -> Ordering {
-        self.log_position()
-            .cmp(&other.log_position())
-            .then_with(|| self.priority.cmp(&other.priority))
+        self.cmp_log(other).then_with(|| self.priority.cmp(&other.priority))
+    }
+
+    /// Compares logs only: the last entry's term, then JE's log position.
+    pub fn cmp_log(&self, other: &Rank) -> Ordering {
+        (self.log_term, self.log_position()).cmp(&(other.log_term, other.log_position()))
     }
 }
 
@@ -67,8 +74,8 @@ pub fn choose<const N: usize>(
         .filter(|(_, rank)| rank.priority > 0)
         .max_by(|(a, ra), (b, rb)| cmp_candidates((name(*a), ra), (name(*b), rb)))?;
     let lone_data_node = of_type(NodeType::Electable).count() == 1;
-    let arbiter_ahead = of_type(NodeType::Arbiter)
-        .any(|(_, arbiter)| arbiter.log_position() > best_rank.log_position());
+    let arbiter_ahead =
+        of_type(NodeType::Arbiter).any(|(_, arbiter)| arbiter.cmp_log(best_rank).is_gt());
     if lone_data_node && arbiter_ahead {
         return None;
     }

@@ -55,7 +55,9 @@ impl Checker {
             .iter()
             .zip(logs)
             .filter(|((_, m), _)| m.is_voter())
-            .map(|((id, m), (vlsn, dtvlsn))| (id, Rank { vlsn, dtvlsn, priority: m.priority }))
+            .map(|((id, m), (vlsn, dtvlsn))| {
+                (id, Rank { log_term: 0, vlsn, dtvlsn, priority: m.priority })
+            })
             .collect();
         self.best = crate::election::choose(&heard, group).map(MemberId::index);
     }

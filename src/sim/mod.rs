@@ -23,6 +23,7 @@ use crate::election::{Config, Election, Event};
 use crate::membership::{Member, MemberId, Membership};
 use crate::rng::SplitMix64;
 use crate::storage::{ElectionRecord, StableStore, MAX_RECORD};
+use crate::wire::Message;
 use crate::{MessageRef, NodeType};
 use alloc::format;
 use alloc::string::String;
@@ -267,7 +268,7 @@ impl Sim {
         let local = node.clock.local(self.now);
         match Election::new(self.group.clone(), member(i), config, store, seed, local) {
             Ok(mut e) => {
-                e.set_log_position(node.vlsn, node.dtvlsn);
+                e.set_log_position(0, node.vlsn, node.dtvlsn);
                 node.election = Some(e);
                 node.timer = None;
                 self.after_step(i);
@@ -328,7 +329,7 @@ impl Sim {
             self.net.dropped += 1;
             return;
         };
-        let msg = match MessageRef::decode(bytes) {
+        let msg = match Message::decode(bytes) {
             Ok(msg) => msg,
             Err(e) => {
                 self.violation(format!("n{from} sent bytes that do not decode: {e}"));
@@ -337,9 +338,11 @@ impl Sim {
         };
         self.net.delivered += 1;
         let local = node.clock.local(self.now);
-        election.handle(local, member(from), &msg);
+        election.handle_message(local, member(from), &msg);
         let follows_sender = election.master() == Some(member(from));
-        if let (MessageRef::Heartbeat { master_vlsn, .. }, true) = (msg, follows_sender) {
+        if let (Message::Core(MessageRef::Heartbeat { master_vlsn, .. }), true) =
+            (msg, follows_sender)
+        {
             // A stand-in for replication until the replication stream exists: the follower
             // takes the master's log end and (as JE's stream carries it) its DTVLSN.
             let master_dtvlsn = self.nodes.get(from).map_or(0, |m| m.dtvlsn);
@@ -347,7 +350,7 @@ impl Sim {
                 node.vlsn = master_vlsn;
                 node.dtvlsn = master_dtvlsn.min(master_vlsn);
                 if let Some(e) = node.election.as_mut() {
-                    e.set_log_position(node.vlsn, node.dtvlsn);
+                    e.set_log_position(0, node.vlsn, node.dtvlsn);
                 }
             }
         }
@@ -365,7 +368,7 @@ impl Sim {
         if election.master() == Some(member(i)) {
             node.dtvlsn = node.vlsn;
             node.vlsn = node.vlsn.saturating_add(1 + self.rng.below(3));
-            election.set_log_position(node.vlsn, node.dtvlsn);
+            election.set_log_position(0, node.vlsn, node.dtvlsn);
         }
         election.handle_timeout(node.clock.local(self.now));
         self.after_step(i);

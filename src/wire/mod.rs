@@ -11,9 +11,11 @@
 
 mod codec;
 mod error;
+mod ext;
 
 pub(crate) use codec::{Checksummed, Sink, SliceSink};
 pub use error::{Error, WriteError};
+pub use ext::{Extension, Message};
 
 use codec::{IoSink, Reader};
 
