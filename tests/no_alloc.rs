@@ -88,8 +88,12 @@ fn a_whole_election_never_allocates() {
                 nodes[i].handle_timeout(now);
             }
             while let Some((to, len)) = nodes[i].poll_encoded(&mut buf).unwrap() {
-                let msg = MessageRef::decode(&buf[..len]).unwrap();
-                nodes[to.index()].handle(now, harp::membership::MemberId::new(i as u8), &msg);
+                let msg = harp::wire::Message::decode(&buf[..len]).unwrap();
+                nodes[to.index()].handle_message(
+                    now,
+                    harp::membership::MemberId::new(i as u8),
+                    &msg,
+                );
             }
             while nodes[i].poll_event().is_some() {}
         }
