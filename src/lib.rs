@@ -12,6 +12,8 @@
 //! | [`checksum`] | CRC-32C with a table size chosen by cargo feature |
 //! | [`election`] | the master election state machine (sans-IO) |
 //! | [`membership`] | the group's members, node types and quorums |
+//! | [`node`] | a whole node: election and replication behind one sans-IO surface |
+//! | [`replication`] | the replicated log (`LogStore`), reserved entry types, ack policies |
 //! | [`storage`] | the stable-store trait and the persisted election record |
 //! | [`rng`] | the small seeded PRNG behind randomised timeouts |
 //! | `ProtocolMessage` (feature `alloc`) | the owned message with the reference API |
@@ -41,6 +43,8 @@ pub mod checksum;
 pub mod election;
 pub mod frame;
 pub mod membership;
+pub mod node;
+pub mod replication;
 pub mod rng;
 pub mod storage;
 pub mod wire;

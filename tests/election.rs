@@ -403,9 +403,17 @@ fn choice_breaks_full_ties_by_name_and_never_picks_priority_zero() {
     ]);
     let r = |vlsn, priority| Rank { log_term: 0, vlsn, dtvlsn: 0, priority };
     let (x, y, z) = (id(&g, "x"), id(&g, "y"), id(&g, "z"));
-    assert_eq!(choose(&[(y, r(5, 1)), (x, r(5, 1))], &g), Some(x), "smaller name wins a full tie");
-    assert_eq!(choose(&[(z, r(99, 0)), (y, r(5, 1))], &g), Some(y), "priority 0 is never chosen");
-    assert_eq!(choose(&[(z, r(99, 0))], &g), None);
+    assert_eq!(
+        choose(x, &[(y, r(5, 1)), (x, r(5, 1))], &g),
+        Some(x),
+        "smaller name wins a full tie"
+    );
+    assert_eq!(
+        choose(x, &[(z, r(99, 0)), (y, r(5, 1))], &g),
+        Some(y),
+        "priority 0 is never chosen"
+    );
+    assert_eq!(choose(x, &[(z, r(99, 0))], &g), None);
 }
 
 fn two_data_nodes_and_an_arbiter() -> Membership<7> {
@@ -421,10 +429,14 @@ fn arbiter_rule_one_data_node_behind_the_arbiter_chooses_no_one() {
     let g = two_data_nodes_and_an_arbiter();
     let r = |vlsn| Rank { log_term: 0, vlsn, dtvlsn: 0, priority: 1 };
     let (x, y, arb) = (id(&g, "x"), id(&g, "y"), id(&g, "arb"));
-    assert_eq!(choose(&[(x, r(5)), (arb, r(9))], &g), None, "lone x lacks what the arbiter acked");
-    assert_eq!(choose(&[(x, r(9)), (arb, r(9))], &g), Some(x), "arbiter not ahead");
     assert_eq!(
-        choose(&[(x, r(5)), (y, r(4)), (arb, r(9))], &g),
+        choose(x, &[(x, r(5)), (arb, r(9))], &g),
+        None,
+        "lone x lacks what the arbiter acked"
+    );
+    assert_eq!(choose(x, &[(x, r(9)), (arb, r(9))], &g), Some(x), "arbiter not ahead");
+    assert_eq!(
+        choose(x, &[(x, r(5)), (y, r(4)), (arb, r(9))], &g),
         Some(x),
         "two data nodes: arbiter ignored"
     );

@@ -294,6 +294,7 @@ pub struct Election<S, const N: usize> {
     /// As master: when each member was last sent the result.
     told: [u64; N],
     log: Rank,
+    stream_vlsn: u64,
     outbox: Outbox,
     events: heapless::Deque<Event, EVENT_CAPACITY>,
     stats: Stats,
@@ -336,6 +337,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
             acked: [0; N],
             told: [0; N],
             log,
+            stream_vlsn: 0,
             outbox: Outbox::default(),
             events: heapless::Deque::new(),
             stats: Stats::default(),
@@ -471,14 +473,17 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     /// # use harp::membership::{Member, Membership};
     /// # use harp::storage::RamStore;
     /// # use harp::{MessageRef, NodeType};
+    /// # use harp::wire::{Extension, Message};
     /// let mut group = Membership::<2>::new();
     /// let a = group.add(Member::new("a", NodeType::Electable, 1, 1)?)?;
     /// group.add(Member::new("b", NodeType::Electable, 1, 2)?)?;
     /// let mut node = Election::new(group, a, Config::default(), RamStore::new(), 7, 0).unwrap();
     /// node.handle_timeout(node.poll_timeout().unwrap()); // starts term 1
     /// let mut buf = [0u8; 64];
-    /// let (to, len) = node.poll_encoded(&mut buf).unwrap().unwrap();
+    /// let (to, len) = node.poll_encoded(&mut buf).unwrap().unwrap(); // LogTerm, then the proposal
     /// assert_eq!(node.members().get(to).unwrap().name, "b");
+    /// assert_eq!(Message::decode(&buf[..len]), Ok(Message::Ext(Extension::LogTerm { term: 1, log_term: 0 })));
+    /// let (_, len) = node.poll_encoded(&mut buf).unwrap().unwrap();
     /// assert!(matches!(MessageRef::decode(&buf[..len]), Ok(MessageRef::ElectionProposal { term: 1, .. })));
     /// # Ok::<(), harp::membership::MembershipError>(())
     /// ```
@@ -591,6 +596,12 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         self.log.log_term = log_term;
         self.log.vlsn = vlsn;
         self.log.dtvlsn = dtvlsn;
+    }
+
+    /// How far this node's log matches its master's stream (what `HeartbeatResponse`
+    /// reports; 0 when not synced).
+    pub fn set_stream_position(&mut self, vlsn: u64) {
+        self.stream_vlsn = vlsn;
     }
 
     /// The log position this node proposes with.
@@ -737,7 +748,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     fn decide_vote(&mut self, now: u64) {
         let Phase::Electing { collect_until, decided: false } = self.phase else { return };
         self.phase = Phase::Electing { collect_until, decided: true };
-        let Some(choice) = choose(&self.heard, &self.members) else {
+        let Some(choice) = choose(self.me, &self.heard, &self.members) else {
             self.stats.abstentions = self.stats.abstentions.saturating_add(1);
             return;
         };
@@ -1034,7 +1045,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         match self.phase {
             Phase::Follower { master: Some(master) } if master == from => {
                 self.reset_election_timer(now);
-                let replica_vlsn = self.log.vlsn;
+                let replica_vlsn = self.stream_vlsn;
                 self.send_to(from, Outgoing::HeartbeatResponse { replica_vlsn, timestamp_ms });
             }
             // Another node believes it is master: whichever of us is behind must learn it.

@@ -56,13 +56,16 @@ fn cmp_candidates(a: (&str, &Rank), b: (&str, &Rank)) -> Ordering {
     a.1.cmp_rank(b.1).then_with(|| b.0.cmp(a.0))
 }
 
-/// Whom a voter votes for, given the proposals it heard in a term (its own included).
+/// Whom voter `me` votes for, given the proposals it heard in a term (its own included).
 ///
-/// Candidates are Electable members whose proposal has a priority above 0; the best-ranked
-/// one is chosen. JE's arbiter rule: an arbiter's rank matters only when exactly one
-/// non-arbiter was heard; if the arbiter's log position is then ahead of that node's, no one
-/// is chosen this round (the lone node may lack entries the arbiter acknowledged).
+/// Candidates are Electable members whose proposal has a priority above 0 and whose log is
+/// at least as far along as the voter's own (a voter never helps elect a master that lacks
+/// entries it holds: they may be durable); the best-ranked one is chosen. JE's arbiter rule:
+/// an arbiter's rank matters only when exactly one non-arbiter was heard; if the arbiter's
+/// log is then ahead of that node's, no one is chosen this round (the lone node may lack
+/// entries the arbiter acknowledged).
 pub fn choose<const N: usize>(
+    me: MemberId,
     heard: &[(MemberId, Rank)],
     members: &Membership<N>,
 ) -> Option<MemberId> {
@@ -70,8 +73,9 @@ pub fn choose<const N: usize>(
     let name = |id: MemberId| node(id).map_or("", |m| m.name.as_str());
     let of_type =
         |t: NodeType| heard.iter().filter(move |(id, _)| node(*id).map(|m| m.node_type) == Some(t));
+    let own = heard.iter().find(|(id, _)| *id == me).map(|(_, rank)| *rank).unwrap_or_default();
     let (best, best_rank) = of_type(NodeType::Electable)
-        .filter(|(_, rank)| rank.priority > 0)
+        .filter(|(_, rank)| rank.priority > 0 && rank.cmp_log(&own).is_ge())
         .max_by(|(a, ra), (b, rb)| cmp_candidates((name(*a), ra), (name(*b), rb)))?;
     let lone_data_node = of_type(NodeType::Electable).count() == 1;
     let arbiter_ahead =

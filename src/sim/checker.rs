@@ -1,5 +1,6 @@
 //! The invariants checked after every simulated step.
 
+use super::stores::{LogOp, SimEntry, SimLog};
 use crate::election::Rank;
 use crate::membership::{MemberId, Membership};
 use crate::storage::ElectionRecord;
@@ -25,6 +26,8 @@ pub struct Checker {
     votes: BTreeMap<(u64, usize), Vec<usize>>,
     /// The candidate a fault-free first election must choose.
     best: Option<usize>,
+    /// The durable prefix of the log: every entry any master ever reported durable.
+    durable: Vec<SimEntry>,
 }
 
 impl Checker {
@@ -42,6 +45,7 @@ impl Checker {
             last_term: alloc::vec![0; group.len()],
             votes: BTreeMap::new(),
             best: None,
+            durable: Vec::new(),
         }
     }
 
@@ -49,17 +53,22 @@ impl Checker {
     pub fn record_initial_ranks<const N: usize>(
         &mut self,
         group: &Membership<N>,
-        logs: impl Iterator<Item = (u64, u64)>,
+        logs: impl Iterator<Item = (u64, u64, u64)>,
     ) {
         let heard: heapless::Vec<(MemberId, Rank), N> = group
             .iter()
             .zip(logs)
             .filter(|((_, m), _)| m.is_voter())
-            .map(|((id, m), (vlsn, dtvlsn))| {
-                (id, Rank { log_term: 0, vlsn, dtvlsn, priority: m.priority })
+            .map(|((id, m), (log_term, vlsn, dtvlsn))| {
+                (id, Rank { log_term, vlsn, dtvlsn, priority: m.priority })
             })
             .collect();
-        self.best = crate::election::choose(&heard, group).map(MemberId::index);
+        // Every voter's choice when all hear all: the first master must be the one they agree on.
+        let choices: Vec<Option<MemberId>> =
+            heard.iter().map(|(me, _)| crate::election::choose(*me, &heard, group)).collect();
+        let agreed =
+            choices.first().copied().flatten().filter(|b| choices.iter().all(|c| *c == Some(*b)));
+        self.best = agreed.map(MemberId::index);
     }
 
     /// A node wrote a record: terms never decrease, a vote in a term never changes.
@@ -123,6 +132,83 @@ impl Checker {
             return Err(format!(
                 "n{node} became master of term {term} with {votes} votes, quorum is {needed}"
             ));
+        }
+        Ok(())
+    }
+
+    /// How many entries were reported durable.
+    pub fn durable_entries(&self) -> u64 {
+        self.durable.len() as u64
+    }
+
+    /// A master reported entries up to `vlsn` durable: the DTVLSN never goes back, and the
+    /// entries are the ones reported before (none changed).
+    pub fn on_durable(&mut self, node: usize, vlsn: u64, log: &SimLog) -> Result<(), String> {
+        let known = self.durable.len() as u64;
+        if vlsn < known {
+            return Err(format!("n{node} reported DTVLSN {vlsn} after {known} was reported"));
+        }
+        // Entries already recorded cannot have changed on this master without an append or a
+        // truncation, which `on_log_op` checks; only the new ones are read.
+        for v in known.saturating_add(1)..=vlsn {
+            let Some(entry) = log.get(v) else {
+                return Err(format!("n{node} reported VLSN {v} durable but does not hold it"));
+            };
+            match self.durable.get((v - 1) as usize) {
+                Some(d) if d != entry => {
+                    return Err(format!(
+                        "durable entry {v} changed: n{node} holds {entry:?}, was {d:?}"
+                    ))
+                }
+                Some(_) => {}
+                None => self.durable.push(entry.clone()),
+            }
+        }
+        Ok(())
+    }
+
+    /// A node became master: its log holds every durable entry, unchanged.
+    pub fn on_new_master(&self, node: usize, log: &SimLog) -> Result<(), String> {
+        for (i, d) in self.durable.iter().enumerate() {
+            let v = i as u64 + 1;
+            if log.get(v) != Some(d) {
+                return Err(format!(
+                    "lost durable entry {v}: new master n{node} holds {:?}",
+                    log.get(v)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A node's log changed: no gaps, no durable entry overwritten or truncated.
+    pub fn on_log_op(&self, node: usize, op: &LogOp) -> Result<(), String> {
+        let durable = |v: u64| self.durable.get(usize::try_from(v.checked_sub(1)?).ok()?);
+        match op {
+            LogOp::Gap { vlsn } => Err(format!("n{node} tried to append at {vlsn}, leaving a gap")),
+            // A replica cut off with a deposed master may still take that master's entries
+            // at a durable VLSN (it is replaced when it rejoins, and its older log term keeps
+            // it from winning); but an entry of the same term at the same VLSN is the same
+            // entry (log matching).
+            LogOp::Append { vlsn, entry } => match durable(*vlsn) {
+                Some(d) if d.meta.term == entry.meta.term && d != entry => Err(format!(
+                    "n{node} holds {entry:?} at durable VLSN {vlsn} in its term, durable is {d:?}"
+                )),
+                _ => Ok(()),
+            },
+            LogOp::Truncate { from, first } => match durable(*from) {
+                Some(d) if first.as_ref() == Some(d) => {
+                    Err(format!("n{node} truncated durable entry {from}"))
+                }
+                _ => Ok(()),
+            },
+        }
+    }
+
+    /// A replica acknowledged `vlsn`: it must have persisted it.
+    pub fn on_ack(&self, node: usize, vlsn: u64, log: &SimLog) -> Result<(), String> {
+        if vlsn > log.synced_vlsn() {
+            return Err(format!("n{node} acked {vlsn} with only {} persisted", log.synced_vlsn()));
         }
         Ok(())
     }

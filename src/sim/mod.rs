@@ -1,14 +1,20 @@
 //! A deterministic simulator of a whole group in one process (feature `sim`).
 //!
-//! Every node runs the real [`Election`] state machine. The simulated network drops,
-//! duplicates, delays and reorders messages and partitions the group; nodes crash (memory is
-//! lost, the stable store survives) and restart; every node's clock drifts. A run is a pure
-//! function of its seed. Every message goes through the real encoder and decoder.
+//! Every node runs the real [`Node`] state machine (election and replication). The
+//! simulated network drops, duplicates, delays and reorders messages and partitions the
+//! group; nodes crash (memory and unsynced log writes are lost, stable stores survive) and
+//! restart; stores fail writes and syncs; every node's clock drifts; a workload appends
+//! entries on whichever node is master. A run is a pure function of its seed, and every
+//! message goes through the real encoder and decoder.
 //!
 //! After every step the [`checker`] verifies: at most one master per term, ever; terms and
-//! promises never go backwards on any node, restarts included; a node becomes master of `T`
-//! only when a quorum's stable stores hold a vote for it in `T`. After the faults stop, a
-//! master that every member follows must exist within [`Options::liveness_bound_ms`].
+//! promises never go back, restarts included; a node becomes master of `T` only when a
+//! quorum's stable stores hold a vote for it in `T`; every entry reported durable is on every
+//! later master, unchanged, and never overwritten or truncated on any node; no log has a
+//! gap; no replica acknowledges an entry it has not persisted; the DTVLSN never goes back.
+//! After the faults stop, a master that every member follows must exist within
+//! [`Options::liveness_bound_ms`], and every replica's log must then equal the master's
+//! within [`Options::convergence_bound_ms`].
 //!
 //! ```
 //! let report = harp::sim::run(7, &harp::sim::Options::default());
@@ -18,11 +24,14 @@
 
 pub mod checker;
 mod network;
+pub mod stores;
 
-use crate::election::{Config, Election, Event};
+use crate::election::{Config, Event, Role};
 use crate::membership::{Member, MemberId, Membership};
+use crate::node::{Node, NodeConfig, NodeEvent};
+use crate::replication::{EntryMeta, LogStore, ENTRY_TERM_START};
 use crate::rng::SplitMix64;
-use crate::storage::{ElectionRecord, StableStore, MAX_RECORD};
+use crate::storage::ElectionRecord;
 use crate::wire::Message;
 use crate::{MessageRef, NodeType};
 use alloc::format;
@@ -30,6 +39,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use checker::Checker;
 use network::{Kind, Network};
+pub use stores::{SimLog, SimStore};
 
 /// The largest group the simulator draws.
 pub const MAX_NODES: usize = 7;
@@ -44,10 +54,14 @@ pub struct Options {
     pub quiet_ms: u64,
     /// Then faults happen for this long.
     pub fault_ms: u64,
-    /// Then the network heals, every node restarts, and the run goes on this long.
+    /// Then the network heals, every node restarts, writes stop, and the run goes on this long.
     pub calm_ms: u64,
     /// After the faults stop, a master followed by every member must exist within this bound.
     pub liveness_bound_ms: u64,
+    /// Once it does, every replica's log must equal the master's within this bound.
+    pub convergence_bound_ms: u64,
+    /// Mean gap between two appends of the workload.
+    pub write_interval_ms: u64,
     /// Largest one-way message delay.
     pub max_delay_ms: u64,
     /// Chance per million that a message is dropped, and that it is duplicated (fault phase).
@@ -66,8 +80,10 @@ impl Default for Options {
             election: Config::default(),
             quiet_ms: 3_000,
             fault_ms: 8_000,
-            calm_ms: 5_000,
+            calm_ms: 6_000,
             liveness_bound_ms: 4_000,
+            convergence_bound_ms: 1_500,
+            write_interval_ms: 40,
             max_delay_ms: 25,
             drop_per_million: 50_000,
             duplicate_per_million: 20_000,
@@ -92,51 +108,30 @@ pub struct Report {
     pub crashes: u32,
     /// Partitions.
     pub partitions: u32,
+    /// Appends the workload made (accepted by a master).
+    pub writes: u64,
+    /// Entries reported durable (the final DTVLSN).
+    pub durable_entries: u64,
+    /// Durable entries lost (a violation; always 0 in a passing run).
+    pub lost_durable: u64,
     /// Messages delivered.
     pub delivered: u64,
     /// Messages dropped (by loss, partition or a down node).
     pub dropped: u64,
-    /// For every crash of a master: milliseconds until some node became master again.
+    /// For every crash of a master amid the faults: ms until some node became master again.
     pub failovers_ms: Vec<u64>,
     /// Milliseconds from the end of the faults to a master every member follows.
     pub recovery_ms: Option<u64>,
-    /// After recovery, the master is crashed once on a quiet network: milliseconds until
+    /// Milliseconds from then until every replica's log equals the master's.
+    pub convergence_ms: Option<u64>,
+    /// After convergence, the master is crashed once on a quiet network: milliseconds until
     /// another node became master (None if the rest cannot form a quorum).
     pub clean_failover_ms: Option<u64>,
     /// The readable trace, if asked for.
     pub trace: Vec<String>,
 }
 
-/// A stable store that survives crashes and tells the checker every record written.
-#[derive(Debug, Default)]
-pub struct SimStore {
-    record: Option<Vec<u8>>,
-    written: Vec<ElectionRecord>,
-    fail_writes: bool,
-}
-
-impl StableStore for SimStore {
-    type Error = &'static str;
-
-    fn read(&mut self, buf: &mut [u8; MAX_RECORD]) -> Result<Option<usize>, &'static str> {
-        let Some(record) = &self.record else { return Ok(None) };
-        let dst = buf.get_mut(..record.len()).ok_or("record too large")?;
-        dst.copy_from_slice(record);
-        Ok(Some(record.len()))
-    }
-
-    fn write(&mut self, record: &[u8]) -> Result<(), &'static str> {
-        if self.fail_writes {
-            return Err("injected write failure");
-        }
-        let decoded = ElectionRecord::decode(record).map_err(|_| "unreadable record")?;
-        self.record = Some(record.to_vec());
-        self.written.push(decoded);
-        Ok(())
-    }
-}
-
-type SimElection = Election<SimStore, MAX_NODES>;
+type SimNode = Node<SimStore, SimLog, MAX_NODES>;
 
 /// A node's clock: `offset + t * (1 + ppm / 10^6)` for simulated time `t`.
 #[derive(Debug, Clone, Copy)]
@@ -159,13 +154,11 @@ impl Clock {
     }
 }
 
-struct Node {
-    election: Option<SimElection>,
-    parked: Option<SimStore>,
+struct Host {
+    node: Option<SimNode>,
+    parked: Option<(SimStore, SimLog)>,
     clock: Clock,
     timer: Option<u64>,
-    vlsn: u64,
-    dtvlsn: u64,
 }
 
 /// The simulation of one seed.
@@ -175,12 +168,14 @@ pub struct Sim {
     now: u64,
     group: Membership<MAX_NODES>,
     designated: Option<MemberId>,
-    nodes: Vec<Node>,
+    hosts: Vec<Host>,
     net: Network,
     checker: Checker,
     report: Report,
+    writes_on: bool,
     master_crashed_at: Option<u64>,
     clean_crash_at: Option<u64>,
+    recovered_at: Option<u64>,
 }
 
 /// Runs one seed to the end and reports what happened.
@@ -201,49 +196,82 @@ impl Sim {
             rng,
             now: 0,
             designated,
-            nodes: Vec::new(),
+            hosts: Vec::new(),
             checker: Checker::new(&group, designated),
             report: Report { seed, nodes: size, ..Report::default() },
             group,
             net,
             opts,
+            writes_on: true,
             master_crashed_at: None,
             clean_crash_at: None,
+            recovered_at: None,
         };
+        let history = sim.draw_history();
+        // Term 1's master (a candidate) holds all of it; the others some prefix.
+        let candidates: Vec<usize> =
+            sim.group.iter().filter(|(_, m)| m.is_candidate()).map(|(id, _)| id.index()).collect();
+        let old_master = candidates.get(sim.rng.below(candidates.len() as u64) as usize).copied();
+        let mut initial = Vec::new();
         for i in 0..size {
             let drift = sim.opts.max_drift_ppm;
             let ppm = i64::try_from(sim.rng.below(2 * drift + 1)).unwrap_or(0)
                 - i64::try_from(drift).unwrap_or(0);
             let clock = Clock { offset: sim.rng.below(1 << 40), ppm };
-            // Arbiters and monitors store no data: their log starts empty.
-            let stores_data = sim
-                .group
-                .get(member(i))
-                .is_some_and(|m| matches!(m.node_type, NodeType::Electable | NodeType::Secondary));
-            let vlsn = if stores_data { sim.rng.below(100) } else { 0 };
-            let node = Node {
-                election: None,
-                parked: Some(SimStore::default()),
-                clock,
-                timer: None,
-                vlsn,
-                dtvlsn: vlsn / 2,
-            };
-            sim.nodes.push(node);
+            let log = sim.initial_log(i, &history, old_master == Some(i));
+            initial.push((log.entries.last().map_or(0, |e| e.meta.term), log.last_vlsn(), 0));
+            let store = SimStore::with(ElectionRecord { term: 1, vote: None });
+            sim.hosts.push(Host { node: None, parked: Some((store, log)), clock, timer: None });
             sim.boot(i);
         }
-        sim.checker.record_initial_ranks(&sim.group, sim.nodes.iter().map(|n| (n.vlsn, n.dtvlsn)));
-        let fault_start = sim.opts.quiet_ms;
-        sim.net.schedule(fault_start, Kind::Fault);
-        let calm = fault_start.saturating_add(sim.opts.fault_ms);
-        sim.net.schedule(calm, Kind::Calm);
+        sim.checker.record_initial_ranks(&sim.group, initial.into_iter());
+        sim.net.schedule(sim.opts.quiet_ms, Kind::Fault);
+        sim.net.schedule(sim.calm_at(), Kind::Calm);
+        sim.net.schedule(1, Kind::Write);
         let described = describe(&sim.group, designated);
         sim.trace(|| format!("group: {described}"));
         sim
     }
 
+    /// The group existed before the run: term 1 wrote a history that reached each data
+    /// node to a different length.
+    fn draw_history(&mut self) -> Vec<stores::SimEntry> {
+        let meta = EntryMeta { term: 1, dtvlsn: 0 };
+        let mut history = alloc::vec![stores::SimEntry {
+            meta,
+            entry_type: ENTRY_TERM_START,
+            data: 1u64.to_le_bytes().to_vec()
+        }];
+        for i in 0..self.rng.below(40) {
+            history.push(stores::SimEntry {
+                meta,
+                entry_type: 1,
+                data: format!("h{i}").into_bytes(),
+            });
+        }
+        history
+    }
+
+    fn initial_log(&mut self, i: usize, history: &[stores::SimEntry], whole: bool) -> SimLog {
+        let stores_data = self
+            .group
+            .get(member(i))
+            .is_some_and(|m| matches!(m.node_type, NodeType::Electable | NodeType::Secondary));
+        let len = match (stores_data, whole) {
+            (false, _) => 0,
+            (true, true) => history.len(),
+            (true, false) => self.rng.below(history.len() as u64 + 1) as usize,
+        };
+        let entries: Vec<_> = history.iter().take(len).cloned().collect();
+        SimLog { synced: entries.len(), entries, ..SimLog::default() }
+    }
+
+    fn calm_at(&self) -> u64 {
+        self.opts.quiet_ms.saturating_add(self.opts.fault_ms)
+    }
+
     fn end(&self) -> u64 {
-        self.opts.quiet_ms.saturating_add(self.opts.fault_ms).saturating_add(self.opts.calm_ms)
+        self.calm_at().saturating_add(self.opts.calm_ms)
     }
 
     fn trace(&mut self, line: impl FnOnce() -> String) {
@@ -253,24 +281,24 @@ impl Sim {
         }
     }
 
-    fn config_for(&self, i: usize) -> Config {
-        let mut config = self.opts.election;
-        config.designated_primary = self.designated == Some(member(i));
+    fn config_for(&self, i: usize) -> NodeConfig {
+        let mut config = NodeConfig { election: self.opts.election, ..NodeConfig::default() };
+        config.election.designated_primary = self.designated == Some(member(i));
         config
     }
 
-    /// Starts node `i` from its parked stable store.
+    /// Starts node `i` from its parked stores.
     fn boot(&mut self, i: usize) {
         let config = self.config_for(i);
         let seed = self.rng.next_u64();
-        let Some(node) = self.nodes.get_mut(i) else { return };
-        let Some(store) = node.parked.take() else { return };
-        let local = node.clock.local(self.now);
-        match Election::new(self.group.clone(), member(i), config, store, seed, local) {
-            Ok(mut e) => {
-                e.set_log_position(0, node.vlsn, node.dtvlsn);
-                node.election = Some(e);
-                node.timer = None;
+        let now = self.now;
+        let Some(host) = self.hosts.get_mut(i) else { return };
+        let Some((store, log)) = host.parked.take() else { return };
+        let local = host.clock.local(now);
+        match Node::new(self.group.clone(), member(i), config, store, log, seed, local) {
+            Ok(node) => {
+                host.node = Some(node);
+                host.timer = None;
                 self.after_step(i);
             }
             Err(e) => self.violation(format!("n{i} could not restart: {e}")),
@@ -279,7 +307,16 @@ impl Sim {
 
     fn violation(&mut self, what: String) {
         self.trace(|| format!("VIOLATION: {what}"));
+        if what.contains("durable") {
+            self.report.lost_durable += 1;
+        }
         self.report.violations.push(what);
+    }
+
+    fn check(&mut self, result: Result<(), String>) {
+        if let Err(what) = result {
+            self.violation(what);
+        }
     }
 
     /// Runs until the end of the calm phase or the first violation.
@@ -294,12 +331,17 @@ impl Sim {
             self.step(kind);
             self.check_liveness();
         }
-        if self.report.violations.is_empty() && self.report.recovery_ms.is_none() {
-            let bound = self.opts.liveness_bound_ms;
-            self.violation(format!(
-                "no master followed by every member within {bound} ms of the faults stopping"
-            ));
+        if self.report.violations.is_empty() {
+            if self.report.recovery_ms.is_none() {
+                self.no_recovery();
+            } else if self.report.convergence_ms.is_none() {
+                let bound = self.opts.convergence_bound_ms;
+                self.violation(format!(
+                    "replica logs did not converge within {bound} ms of recovery"
+                ));
+            }
         }
+        self.report.durable_entries = self.checker.durable_entries();
         self.report.delivered = self.net.delivered;
         self.report.dropped = self.net.dropped;
     }
@@ -316,7 +358,31 @@ impl Sim {
             }
             Kind::Calm => self.calm(),
             Kind::CrashMaster => self.crash_master(),
+            Kind::Write => self.write(),
         }
+    }
+
+    fn master(&self) -> Option<usize> {
+        self.hosts.iter().position(|h| h.node.as_ref().is_some_and(|n| n.role() == Role::Master))
+    }
+
+    /// The workload: one append on the master (if any), then the next in a while.
+    fn write(&mut self) {
+        if !self.writes_on {
+            return;
+        }
+        if let Some(i) = self.master() {
+            let data = format!("w{}-n{i}", self.report.writes).into_bytes();
+            if let Some(node) = self.hosts.get_mut(i).and_then(|h| h.node.as_mut()) {
+                if let Ok(vlsn) = node.append(1, &data) {
+                    self.report.writes += 1;
+                    self.trace(|| format!("n{i} append -> {vlsn}"));
+                }
+                self.after_step(i);
+            }
+        }
+        let gap = 1 + self.rng.below(2 * self.opts.write_interval_ms);
+        self.net.schedule(self.now + gap, Kind::Write);
     }
 
     fn deliver(&mut self, from: usize, to: usize, bytes: &[u8]) {
@@ -324,179 +390,193 @@ impl Sim {
             self.net.dropped += 1;
             return;
         }
-        let Some(node) = self.nodes.get_mut(to) else { return };
-        let Some(election) = node.election.as_mut() else {
+        let Some(host) = self.hosts.get_mut(to) else { return };
+        let Some(node) = host.node.as_mut() else {
             self.net.dropped += 1;
             return;
         };
         let msg = match Message::decode(bytes) {
             Ok(msg) => msg,
-            Err(e) => {
-                self.violation(format!("n{from} sent bytes that do not decode: {e}"));
-                return;
-            }
+            Err(e) => return self.violation(format!("n{from} sent bytes that do not decode: {e}")),
         };
         self.net.delivered += 1;
-        let local = node.clock.local(self.now);
-        election.handle_message(local, member(from), &msg);
-        let follows_sender = election.master() == Some(member(from));
-        if let (Message::Core(MessageRef::Heartbeat { master_vlsn, .. }), true) =
-            (msg, follows_sender)
-        {
-            // A stand-in for replication until the replication stream exists: the follower
-            // takes the master's log end and (as JE's stream carries it) its DTVLSN.
-            let master_dtvlsn = self.nodes.get(from).map_or(0, |m| m.dtvlsn);
-            if let Some(node) = self.nodes.get_mut(to) {
-                node.vlsn = master_vlsn;
-                node.dtvlsn = master_dtvlsn.min(master_vlsn);
-                if let Some(e) = node.election.as_mut() {
-                    e.set_log_position(0, node.vlsn, node.dtvlsn);
-                }
-            }
+        node.handle(host.clock.local(self.now), member(from), &msg);
+        if self.opts.trace {
+            self.trace(|| format!("n{from} -> n{to} {msg:?}"));
         }
-        self.trace(|| format!("n{from} -> n{to} {msg:?}"));
         self.after_step(to);
     }
 
     fn fire_timer(&mut self, i: usize) {
-        let Some(node) = self.nodes.get_mut(i) else { return };
-        if node.timer != Some(self.now) {
+        let Some(host) = self.hosts.get_mut(i) else { return };
+        if host.timer != Some(self.now) {
             return; // superseded
         }
-        node.timer = None;
-        let Some(election) = node.election.as_mut() else { return };
-        if election.master() == Some(member(i)) {
-            node.dtvlsn = node.vlsn;
-            node.vlsn = node.vlsn.saturating_add(1 + self.rng.below(3));
-            election.set_log_position(0, node.vlsn, node.dtvlsn);
-        }
-        election.handle_timeout(node.clock.local(self.now));
+        host.timer = None;
+        let Some(node) = host.node.as_mut() else { return };
+        node.handle_timeout(host.clock.local(self.now));
         self.after_step(i);
     }
 
-    /// Sends what node `i` queued, observes its events, re-arms its timer, checks invariants.
+    /// Sends what node `i` queued, observes its events and store writes, re-arms its timer.
     fn after_step(&mut self, i: usize) {
         let now = self.now;
-        let Some(node) = self.nodes.get_mut(i) else { return };
-        let Some(election) = node.election.as_mut() else { return };
+        let Some(host) = self.hosts.get_mut(i) else { return };
+        let Some(node) = host.node.as_mut() else { return };
         let mut outgoing = Vec::new();
-        while let Some(t) = election.poll_transmit() {
-            let mut buf = [0u8; 256];
-            match t.message.encode_into(&mut buf) {
-                Ok(len) => {
-                    outgoing.push((t.to.index(), buf.get(..len).unwrap_or_default().to_vec()))
-                }
-                Err(e) => outgoing.push((usize::MAX, format!("{e}").into_bytes())),
+        let mut acks = Vec::new();
+        while let Some(t) = node.poll_transmit() {
+            if let Message::Core(MessageRef::Ack { vlsn }) = t.message {
+                acks.push(vlsn);
             }
+            let mut buf = [0u8; 512];
+            let encoded = t
+                .message
+                .encode_into(&mut buf)
+                .map(|len| buf.get(..len).unwrap_or_default().to_vec());
+            outgoing.push((t.to.index(), encoded));
         }
-        let mut events = Vec::new();
-        while let Some(event) = election.poll_event() {
-            events.push(event);
-        }
-        let writes = core::mem::take(&mut election.store_mut().written);
-        let term = election.term();
-        let deadline = election.poll_timeout().map(|local| node.clock.sim_time(local).max(now));
-        if let Some(at) = deadline {
-            if node.timer != Some(at) {
-                node.timer = Some(at);
-                self.net.schedule(at, Kind::Timer { node: i });
-            }
+        let events: Vec<NodeEvent> = core::iter::from_fn(|| node.poll_event()).collect();
+        let writes = core::mem::take(&mut node.election_mut().store_mut().written);
+        let ops = core::mem::take(&mut node.log_mut().ops);
+        let term = node.election().term();
+        let deadline = node.poll_timeout().map(|local| host.clock.sim_time(local).max(now));
+        if let Some(at) = deadline.filter(|&at| host.timer != Some(at)) {
+            host.timer = Some(at);
+            self.net.schedule(at, Kind::Timer { node: i });
         }
         for write in writes {
-            if let Err(what) = self.checker.on_write(i, write) {
-                self.violation(what);
-            }
+            let result = self.checker.on_write(i, write);
+            self.check(result);
         }
-        if let Err(what) = self.checker.on_term(i, term) {
-            self.violation(what);
+        let result = self.checker.on_term(i, term);
+        self.check(result);
+        for op in &ops {
+            let result = self.checker.on_log_op(i, op);
+            self.check(result);
+        }
+        for vlsn in acks {
+            let result = self.log_of(i).map_or(Ok(()), |log| self.checker.on_ack(i, vlsn, log));
+            self.check(result);
         }
         for event in events {
             self.observe(i, event);
         }
-        for (to, bytes) in outgoing {
-            if to == usize::MAX {
-                self.violation(format!(
-                    "n{i} could not encode a message: {}",
-                    String::from_utf8_lossy(&bytes)
-                ));
-                continue;
-            }
-            let dropped = self.net.send(&mut self.rng, now, i, to, bytes);
-            if dropped {
-                self.trace(|| format!("n{i} -> n{to} lost"));
+        for (to, encoded) in outgoing {
+            match encoded {
+                Ok(bytes) => {
+                    if self.net.send(&mut self.rng, now, i, to, bytes) {
+                        self.trace(|| format!("n{i} -> n{to} lost"));
+                    }
+                }
+                Err(e) => self.violation(format!("n{i} could not encode a message: {e}")),
             }
         }
     }
 
-    fn observe(&mut self, i: usize, event: Event) {
+    fn log_of(&self, i: usize) -> Option<&SimLog> {
+        self.hosts.get(i).and_then(|h| h.node.as_ref()).map(|n| n.log())
+    }
+
+    fn observe(&mut self, i: usize, event: NodeEvent) {
         self.trace(|| format!("n{i} {event:?}"));
-        if let Event::BecameMaster { term } = event {
-            self.report.elections += 1;
-            if let Some(at) = self.clean_crash_at.take() {
-                self.report.clean_failover_ms = Some(self.now.saturating_sub(at));
+        match event {
+            NodeEvent::Election(Event::BecameMaster { term }) => {
+                self.report.elections += 1;
+                if let Some(at) = self.master_crashed_at.take() {
+                    self.report.failovers_ms.push(self.now.saturating_sub(at));
+                }
+                if let Some(at) = self.clean_crash_at.take() {
+                    self.report.clean_failover_ms = Some(self.now.saturating_sub(at));
+                }
+                let result = self.checker.on_master(i, term);
+                self.check(result);
+                let result =
+                    self.log_of(i).map_or(Ok(()), |log| self.checker.on_new_master(i, log));
+                self.check(result);
             }
-            if let Some(at) = self.master_crashed_at.take() {
-                self.report.failovers_ms.push(self.now.saturating_sub(at));
+            NodeEvent::Durable { vlsn } => {
+                let log = self.hosts.get(i).and_then(|h| h.node.as_ref()).map(|n| n.log());
+                let result = match log {
+                    Some(log) => self.checker.on_durable(i, vlsn, log),
+                    None => Ok(()),
+                };
+                self.check(result);
             }
-            if let Err(what) = self.checker.on_master(i, term) {
-                self.violation(what);
-            }
+            _ => {}
         }
     }
 
     fn inject_fault(&mut self) {
-        let calm_at = self.opts.quiet_ms.saturating_add(self.opts.fault_ms);
         self.net.faulty = true;
-        let size = self.nodes.len();
-        match self.rng.below(10) {
+        let size = self.hosts.len();
+        match self.rng.below(12) {
             0..=3 => {
                 let victim = self.rng.below(size as u64) as usize;
                 self.crash(victim);
             }
-            4..=6 if size > 1 => {
-                let mut side = 0u32;
-                while side == 0 || side.count_ones() as usize == size {
-                    side = (self.rng.next_u64() as u32) & ((1u32 << size) - 1);
-                }
-                self.report.partitions += 1;
-                self.trace(|| format!("partition: {{{}}} | rest", members_of(side)));
-                self.net.partition(side);
-                let heal_at = self.now.saturating_add(200 + self.rng.below(3_000));
-                self.net.schedule(heal_at, Kind::Heal);
-            }
+            4..=6 if size > 1 => self.partition(size),
             7 => {
                 let i = self.rng.below(size as u64) as usize;
                 self.set_store_failing(i, true);
             }
+            8 => {
+                let i = self.rng.below(size as u64) as usize;
+                self.set_sync_failing(i, true);
+            }
             _ => {
                 for i in 0..size {
                     self.set_store_failing(i, false);
+                    self.set_sync_failing(i, false);
                 }
             }
         }
         let next = self.now.saturating_add(100 + self.rng.below(1_000));
-        if next < calm_at {
+        if next < self.calm_at() {
             self.net.schedule(next, Kind::Fault);
         }
     }
 
+    fn partition(&mut self, size: usize) {
+        let mut side = 0u32;
+        while side == 0 || side.count_ones() as usize == size {
+            side = (self.rng.next_u64() as u32) & ((1u32 << size) - 1);
+        }
+        self.report.partitions += 1;
+        self.trace(|| format!("partition: {{{}}} | rest", members_of(side)));
+        self.net.partition(side);
+        let heal_at = self.now.saturating_add(200 + self.rng.below(3_000));
+        self.net.schedule(heal_at, Kind::Heal);
+    }
+
     fn set_store_failing(&mut self, i: usize, failing: bool) {
-        if let Some(e) = self.nodes.get_mut(i).and_then(|n| n.election.as_mut()) {
-            e.store_mut().fail_writes = failing;
+        if let Some(n) = self.hosts.get_mut(i).and_then(|h| h.node.as_mut()) {
+            n.election_mut().store_mut().fail_writes = failing;
         }
         if failing {
             self.trace(|| format!("n{i} stable store starts failing writes"));
         }
     }
 
+    fn set_sync_failing(&mut self, i: usize, failing: bool) {
+        if let Some(n) = self.hosts.get_mut(i).and_then(|h| h.node.as_mut()) {
+            n.log_mut().fail_sync = failing;
+        }
+        if failing {
+            self.trace(|| format!("n{i} log store starts failing syncs"));
+        }
+    }
+
     fn crash(&mut self, i: usize) {
-        let Some(node) = self.nodes.get_mut(i) else { return };
-        let Some(election) = node.election.take() else { return };
-        let was_master = election.master() == Some(member(i));
-        let mut store = election.into_store();
+        let Some(host) = self.hosts.get_mut(i) else { return };
+        let Some(node) = host.node.take() else { return };
+        let was_master = node.role() == Role::Master;
+        let (mut store, mut log) = node.into_stores();
         store.fail_writes = false;
-        node.parked = Some(store);
-        node.timer = None;
+        log.fail_sync = false;
+        log.crash();
+        host.parked = Some((store, log));
+        host.timer = None;
         self.report.crashes += 1;
         if was_master {
             self.master_crashed_at = Some(self.now);
@@ -507,7 +587,7 @@ impl Sim {
     }
 
     fn restart(&mut self, i: usize) {
-        if self.nodes.get(i).is_some_and(|n| n.election.is_none()) {
+        if self.hosts.get(i).is_some_and(|h| h.node.is_none()) {
             self.trace(|| format!("n{i} restarts"));
             self.boot(i);
         }
@@ -516,15 +596,8 @@ impl Sim {
     /// Crashes the master on a quiet network once, to measure a clean failover (only when the
     /// other voters can still form a quorum without it).
     fn crash_master(&mut self) {
-        let Some(master) = self
-            .nodes
-            .iter()
-            .position(|n| n.election.as_ref().is_some_and(|e| e.master() == Some(e.me())))
-        else {
-            return;
-        };
-        let voters = self.group.voter_count();
-        if voters < 3 {
+        let Some(master) = self.master() else { return };
+        if self.group.voter_count() < 3 {
             return;
         }
         self.trace(|| String::from("planned failover: crash the master on a quiet network"));
@@ -534,53 +607,94 @@ impl Sim {
     }
 
     fn calm(&mut self) {
-        self.trace(|| String::from("faults stop: network heals, every node is up"));
+        self.trace(|| String::from("faults stop: network heals, every node is up, writes stop"));
         self.net.faulty = false;
+        self.writes_on = false;
         self.net.heal();
-        for i in 0..self.nodes.len() {
+        for i in 0..self.hosts.len() {
             self.set_store_failing(i, false);
+            self.set_sync_failing(i, false);
             self.restart(i);
         }
     }
 
-    /// After the faults stop: records when a master every member follows first exists, and
-    /// fails the run if that takes longer than the bound.
+    fn no_recovery(&mut self) {
+        let bound = self.opts.liveness_bound_ms;
+        let states: Vec<String> = self
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| match &h.node {
+                Some(n) => format!("n{i}: {:?} in term {}", n.role(), n.election().term()),
+                None => format!("n{i}: down"),
+            })
+            .collect();
+        self.violation(format!(
+            "no master followed by every member within {bound} ms of the faults stopping ({})",
+            states.join(", ")
+        ));
+    }
+
+    /// After the faults stop: a master every member follows must appear within the liveness
+    /// bound, and then every data node's log must equal the master's within the convergence
+    /// bound.
     fn check_liveness(&mut self) {
-        let calm_at = self.opts.quiet_ms.saturating_add(self.opts.fault_ms);
-        if self.now < calm_at
-            || self.report.recovery_ms.is_some()
-            || !self.report.violations.is_empty()
-        {
+        let calm_at = self.calm_at();
+        if self.now < calm_at || !self.report.violations.is_empty() {
             return;
         }
-        let elections: Vec<&SimElection> =
-            self.nodes.iter().filter_map(|n| n.election.as_ref()).collect();
-        let stable = elections.len() == self.nodes.len()
-            && elections.iter().any(|m| {
-                m.master() == Some(m.me())
-                    && elections.iter().all(|e| e.master() == Some(m.me()) && e.term() == m.term())
-            });
-        let waited = self.now.saturating_sub(calm_at);
-        if stable {
-            self.report.recovery_ms = Some(waited);
-            let at = self.now.saturating_add(self.opts.election.election_timeout_ms);
-            self.net.schedule(at, Kind::CrashMaster);
-        } else if waited > self.opts.liveness_bound_ms {
-            let bound = self.opts.liveness_bound_ms;
-            let states: Vec<String> = self
-                .nodes
-                .iter()
-                .enumerate()
-                .map(|(i, n)| match &n.election {
-                    Some(e) => format!("n{i}: {:?} in term {}", e.role(), e.term()),
-                    None => format!("n{i}: down"),
-                })
-                .collect();
-            self.violation(format!(
-                "no master followed by every member within {bound} ms of the faults stopping ({})",
-                states.join(", ")
-            ));
+        match (self.recovered_at, self.report.convergence_ms) {
+            (None, _) => {
+                let waited = self.now.saturating_sub(calm_at);
+                if self.everyone_follows_one_master() {
+                    self.report.recovery_ms = Some(waited);
+                    self.recovered_at = Some(self.now);
+                } else if waited > self.opts.liveness_bound_ms {
+                    self.no_recovery();
+                }
+            }
+            (Some(since), None) => {
+                let waited = self.now.saturating_sub(since);
+                if self.logs_converged() {
+                    self.report.convergence_ms = Some(waited);
+                    let at = self.now.saturating_add(self.opts.election.election_timeout_ms);
+                    self.net.schedule(at, Kind::CrashMaster);
+                } else if waited > self.opts.convergence_bound_ms {
+                    let bound = self.opts.convergence_bound_ms;
+                    self.violation(format!(
+                        "replica logs did not converge within {bound} ms of recovery"
+                    ));
+                }
+            }
+            _ => {}
         }
+    }
+
+    fn everyone_follows_one_master(&self) -> bool {
+        let nodes: Vec<&SimNode> = self.hosts.iter().filter_map(|h| h.node.as_ref()).collect();
+        nodes.len() == self.hosts.len()
+            && nodes.iter().any(|m| {
+                let e = m.election();
+                e.master() == Some(e.me())
+                    && nodes.iter().all(|n| {
+                        n.election().master() == Some(e.me()) && n.election().term() == e.term()
+                    })
+            })
+    }
+
+    fn logs_converged(&self) -> bool {
+        let Some(master) = self.master().and_then(|i| self.log_of(i)) else { return false };
+        self.hosts.iter().enumerate().all(|(i, h)| {
+            let stores_data = self
+                .group
+                .get(member(i))
+                .is_some_and(|m| matches!(m.node_type, NodeType::Electable | NodeType::Secondary));
+            match h.node.as_ref() {
+                Some(n) if stores_data => n.log().entries == master.entries,
+                Some(_) => true,
+                None => false,
+            }
+        })
     }
 }
 
@@ -648,6 +762,14 @@ pub struct Summary {
     pub fault_failovers_ms: Vec<u64>,
     /// Every recovery time seen (end of faults to a followed master).
     pub recoveries_ms: Vec<u64>,
+    /// Every convergence time seen (recovery to identical logs).
+    pub convergences_ms: Vec<u64>,
+    /// Appends the workloads made.
+    pub writes: u64,
+    /// Entries reported durable, over all runs.
+    pub durable_entries: u64,
+    /// Durable entries lost, over all runs (must be 0).
+    pub lost_durable: u64,
 }
 
 impl Summary {
@@ -663,6 +785,10 @@ impl Summary {
         self.failovers_ms.extend(report.clean_failover_ms);
         self.fault_failovers_ms.extend_from_slice(&report.failovers_ms);
         self.recoveries_ms.extend(report.recovery_ms);
+        self.convergences_ms.extend(report.convergence_ms);
+        self.writes += report.writes;
+        self.durable_entries += report.durable_entries;
+        self.lost_durable += report.lost_durable;
     }
 
     /// Adds another summary (from another thread).
@@ -675,14 +801,19 @@ impl Summary {
         self.failovers_ms.extend(other.failovers_ms);
         self.fault_failovers_ms.extend(other.fault_failovers_ms);
         self.recoveries_ms.extend(other.recoveries_ms);
+        self.convergences_ms.extend(other.convergences_ms);
+        self.writes += other.writes;
+        self.durable_entries += other.durable_entries;
+        self.lost_durable += other.lost_durable;
     }
 
-    /// Why the sweep proves nothing, if it saw no crash, partition or election.
+    /// Why the sweep proves nothing, if it saw no crash, partition, election or durable entry.
     pub fn vacuous(&self) -> Option<&'static str> {
-        match (self.crashes, self.partitions, self.elections) {
-            (0, _, _) => Some("the sweep saw no crash"),
-            (_, 0, _) => Some("the sweep saw no partition"),
-            (_, _, 0) => Some("the sweep saw no election"),
+        match (self.crashes, self.partitions, self.elections, self.durable_entries) {
+            (0, _, _, _) => Some("the sweep saw no crash"),
+            (_, 0, _, _) => Some("the sweep saw no partition"),
+            (_, _, 0, _) => Some("the sweep saw no election"),
+            (_, _, _, 0) => Some("the sweep saw no durable entry"),
             _ => None,
         }
     }

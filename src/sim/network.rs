@@ -16,6 +16,7 @@ pub(super) enum Kind {
     Heal,
     Calm,
     CrashMaster,
+    Write,
 }
 
 #[derive(Debug)]
@@ -55,6 +56,8 @@ pub(super) struct Network {
     duplicate_per_million: u32,
     pub(super) delivered: u64,
     pub(super) dropped: u64,
+    /// Per link (from * 32 + to): the latest delivery time scheduled, to keep links FIFO.
+    link_tail: alloc::collections::BTreeMap<usize, u64>,
 }
 
 impl Network {
@@ -69,6 +72,7 @@ impl Network {
             duplicate_per_million: opts.duplicate_per_million,
             delivered: 0,
             dropped: 0,
+            link_tail: alloc::collections::BTreeMap::new(),
         }
     }
 
@@ -108,16 +112,20 @@ impl Network {
             self.dropped += 1;
             return true;
         }
-        if self.faulty && rng.chance(self.duplicate_per_million) {
-            let at = now + 1 + rng.below(self.max_delay_ms * 4);
-            self.schedule(at, Kind::Deliver { from, to, bytes: bytes.clone() });
+        // Links are FIFO, as TCP and UART links are, except that while faults are on a
+        // message sometimes overtakes the ones before it (1 %).
+        let spread = if self.faulty { self.max_delay_ms * 4 } else { self.max_delay_ms };
+        let mut at = now + 1 + rng.below(spread);
+        let tail = self.link_tail.entry(from * 32 + to).or_insert(0);
+        if !(self.faulty && rng.chance(10_000)) {
+            at = at.max(*tail);
         }
-        let delay = if self.faulty {
-            1 + rng.below(self.max_delay_ms * 4)
-        } else {
-            1 + rng.below(self.max_delay_ms)
-        };
-        self.schedule(now + delay, Kind::Deliver { from, to, bytes });
+        *tail = (*tail).max(at);
+        if self.faulty && rng.chance(self.duplicate_per_million) {
+            let again = at + rng.below(spread);
+            self.schedule(again, Kind::Deliver { from, to, bytes: bytes.clone() });
+        }
+        self.schedule(at, Kind::Deliver { from, to, bytes });
         false
     }
 }

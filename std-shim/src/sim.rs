@@ -41,6 +41,11 @@ pub fn summary_json(summary: &Summary, elapsed_s: f64) -> String {
         "recovery_ms_p50": p(&summary.recoveries_ms, 50),
         "recovery_ms_p99": p(&summary.recoveries_ms, 99),
         "recovery_ms_max": p(&summary.recoveries_ms, 100),
+        "convergence_ms_p99": p(&summary.convergences_ms, 99),
+        "convergence_ms_max": p(&summary.convergences_ms, 100),
+        "writes": summary.writes,
+        "durable_entries": summary.durable_entries,
+        "lost_durable": summary.lost_durable,
         "vacuous": summary.vacuous(),
         "elapsed_s": (elapsed_s * 10.0).round() / 10.0,
     })

@@ -1,0 +1,815 @@
+//! A whole node: election and replication behind one sans-IO surface.
+//!
+//! Feed it peer messages ([`Node::handle`]) and timer checks ([`Node::handle_timeout`]);
+//! append entries on the master ([`Node::append`]); drain what it wants sent
+//! ([`Node::poll_transmit`]), what happened ([`Node::poll_event`]) and when to call it next
+//! ([`Node::poll_timeout`]). The election is [`Election`]; this module adds the replication
+//! stream: the master streams its log to every member that stores data, replicas persist and
+//! acknowledge, and the master counts acknowledgements toward its durability point.
+//!
+//! ```
+//! use harp::membership::{Member, Membership};
+//! use harp::node::{Node, NodeConfig, NodeEvent};
+//! use harp::replication::{LogStore, RamLog};
+//! use harp::storage::RamStore;
+//! use harp::NodeType;
+//!
+//! let mut group = Membership::<1>::new();
+//! let me = group.add(Member::new("solo", NodeType::Electable, 1, 1)?)?;
+//! let mut node = Node::new(group, me, NodeConfig::default(), RamStore::new(), RamLog::<16, 256>::new(), 1, 0)
+//!     .unwrap();
+//! node.handle_timeout(node.poll_timeout().unwrap()); // elected: a group of one
+//! let vlsn = node.append(1, b"hello").unwrap(); // after the master's term-start entry
+//! assert_eq!(node.log().entry(vlsn).unwrap().data, b"hello");
+//! assert_eq!(node.durable_vlsn(), vlsn); // a majority of one has it
+//! assert!(core::iter::from_fn(|| node.poll_event()).any(|e| e == NodeEvent::Durable { vlsn }));
+//! # Ok::<(), harp::membership::MembershipError>(())
+//! ```
+
+use crate::election::{Config, Election, Event, Role, StartError, Transmit};
+use crate::membership::{Member, MemberId, Membership};
+use crate::replication::{
+    AckPolicy, EntryMeta, LogStore, ENTRY_DTVLSN, ENTRY_TERM_START, RESERVED_ENTRY_TYPES,
+};
+use crate::storage::StableStore;
+use crate::wire::{Extension, Message};
+use crate::{MessageRef, NodeType};
+use core::fmt;
+
+/// How many small replication messages (acks, sync points) wait to be sent at most.
+pub const PENDING_CAPACITY: usize = 16;
+/// How many node events wait for [`Node::poll_event`] at most.
+pub const NODE_EVENT_CAPACITY: usize = 16;
+
+/// A node's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct NodeConfig {
+    /// Election timings and options.
+    pub election: Config,
+    /// When an append counts as committed.
+    pub ack_policy: AckPolicy,
+    /// Entries in flight (sent, not yet acknowledged) per replica at most.
+    pub window: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig { election: Config::default(), ack_policy: AckPolicy::default(), window: 32 }
+    }
+}
+
+/// Something the application should know about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum NodeEvent {
+    /// An election event (became master, master known, stepped down, ...).
+    Election(Event),
+    /// Entries up to `vlsn` satisfy the ack policy.
+    Committed {
+        /// The highest committed VLSN.
+        vlsn: u64,
+    },
+    /// Entries up to `vlsn` are durable: persisted by a majority of the voters. They survive
+    /// every later crash, partition and election (the DTVLSN advanced).
+    Durable {
+        /// The new DTVLSN.
+        vlsn: u64,
+    },
+    /// This replica dropped entries from `from` on (never durable ones): the new master's
+    /// log differs there.
+    Truncated {
+        /// The first VLSN dropped.
+        from: u64,
+    },
+    /// `member` needs entries from `needed` on, which the master no longer holds: restore it
+    /// from a copy (a network restore) before it can rejoin the stream.
+    NeedsRestore {
+        /// The replica.
+        member: MemberId,
+        /// The first VLSN it lacks.
+        needed: u64,
+    },
+    /// The log store failed; nothing that depended on it was acknowledged.
+    StorageFailed,
+}
+
+/// Why an append was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum AppendError {
+    /// Only the master appends; this is who it is, if known.
+    NotMaster {
+        /// The current master.
+        master: Option<MemberId>,
+    },
+    /// Entry types at and above [`RESERVED_ENTRY_TYPES`] belong to the protocol.
+    ReservedType,
+    /// The log store refused the entry (full or failing): backpressure.
+    Storage,
+}
+
+impl fmt::Display for AppendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AppendError::NotMaster { master: Some(m) } => {
+                write!(f, "not the master (the master is {m})")
+            }
+            AppendError::NotMaster { master: None } => {
+                f.write_str("not the master (no master known)")
+            }
+            AppendError::ReservedType => f.write_str("entry types 0xF0 and above are reserved"),
+            AppendError::Storage => f.write_str("the log store refused the entry"),
+        }
+    }
+}
+
+/// Replication inputs that were ignored, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ReplicationIgnored {
+    /// A LogEntry or SyncPoint from a node that is not the master of the current term.
+    pub not_master: u32,
+    /// An Ack, SyncNack or HeartbeatResponse to a node that is not master, or from a member
+    /// that does not store data.
+    pub not_replica: u32,
+    /// An entry before the replica's stream was synced, or a duplicate.
+    pub out_of_order: u32,
+    /// An ack or position beyond what was sent, a malformed protocol entry, or an entry
+    /// that would overwrite a durable one.
+    pub impossible: u32,
+    /// Handshake, GroupChange and Shutdown (not handled by the node yet).
+    pub unsupported: u32,
+}
+
+/// Counters of the replication stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct NodeStats {
+    /// Entries this node appended as master.
+    pub appended: u64,
+    /// Entries received and persisted as replica.
+    pub replicated: u64,
+    /// Entries dropped by truncation.
+    pub truncated: u64,
+    /// Log store failures.
+    pub storage_failures: u32,
+    /// Replication messages not queued (outbox full).
+    pub pending_overflows: u32,
+    /// Events not queued (the caller did not drain them).
+    pub event_overflows: u32,
+    /// Ignored inputs, by reason.
+    pub ignored: ReplicationIgnored,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+struct Peer {
+    /// The next VLSN to send.
+    next: u64,
+    /// The highest VLSN the replica acknowledged in this term.
+    matched: u64,
+    /// When the replica last made progress.
+    acked_at: u64,
+    /// A SyncPoint must precede the next entry.
+    need_sync: bool,
+    /// Streaming stopped: the replica needs a restore.
+    restore: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+struct Stream {
+    master: Option<MemberId>,
+    synced: bool,
+    next: u64,
+    run_term: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+enum Pending {
+    Ack { vlsn: u64 },
+    SyncNack { vlsn: u64 },
+}
+
+/// A node of a group of at most `N` members, with stable store `S` and log store `L`.
+pub struct Node<S, L, const N: usize> {
+    election: Election<S, N>,
+    log: L,
+    config: NodeConfig,
+    peers: [Peer; N],
+    stream: Stream,
+    durable: u64,
+    committed: u64,
+    /// The last VLSN known persisted in the own log (the master's own acknowledgement).
+    synced: u64,
+    recorded: u64,
+    last_payload: u64,
+    pending: heapless::Deque<(MemberId, Pending), PENDING_CAPACITY>,
+    cursor: usize,
+    events: heapless::Deque<NodeEvent, NODE_EVENT_CAPACITY>,
+    stats: NodeStats,
+}
+
+impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
+    /// Restores a node from its stores and starts it at `now` (see [`Election::new`]).
+    pub fn new(
+        members: Membership<N>,
+        me: MemberId,
+        config: NodeConfig,
+        stable: S,
+        log: L,
+        seed: u64,
+        now: u64,
+    ) -> Result<Self, StartError<S::Error>> {
+        let election = Election::new(members, me, config.election, stable, seed, now)?;
+        let durable = log.meta(log.last_vlsn()).map_or(0, |m| m.dtvlsn);
+        let synced = log.last_vlsn();
+        let mut node = Node {
+            election,
+            log,
+            config,
+            peers: [Peer::default(); N],
+            stream: Stream::default(),
+            durable,
+            committed: durable,
+            synced,
+            recorded: durable,
+            last_payload: 0,
+            pending: heapless::Deque::new(),
+            cursor: 0,
+            events: heapless::Deque::new(),
+            stats: NodeStats::default(),
+        };
+        node.publish_position();
+        Ok(node)
+    }
+
+    // ----- queries -----
+
+    /// The election state machine.
+    pub fn election(&self) -> &Election<S, N> {
+        &self.election
+    }
+
+    /// The election state machine, mutably (local events such as `stop`).
+    pub fn election_mut(&mut self) -> &mut Election<S, N> {
+        &mut self.election
+    }
+
+    /// The replicated log.
+    pub fn log(&self) -> &L {
+        &self.log
+    }
+
+    /// The log, mutably (for tests and simulators that inject store faults).
+    pub fn log_mut(&mut self) -> &mut L {
+        &mut self.log
+    }
+
+    /// Gives back the stable store and the log (what survives a crash).
+    pub fn into_stores(self) -> (S, L) {
+        (self.election.into_store(), self.log)
+    }
+
+    /// What this node is now.
+    pub fn role(&self) -> Role {
+        self.election.role()
+    }
+
+    /// The highest VLSN known durable (the DTVLSN).
+    pub fn durable_vlsn(&self) -> u64 {
+        self.durable
+    }
+
+    /// The highest VLSN committed under the ack policy (on the master).
+    pub fn committed_vlsn(&self) -> u64 {
+        self.committed
+    }
+
+    /// Replication counters.
+    pub fn stats(&self) -> &NodeStats {
+        &self.stats
+    }
+
+    fn is_master(&self) -> bool {
+        self.election.role() == Role::Master
+    }
+
+    fn member(&self, id: MemberId) -> Option<&Member> {
+        self.election.members().get(id)
+    }
+
+    fn stores_data(member: &Member) -> bool {
+        matches!(member.node_type, NodeType::Electable | NodeType::Secondary)
+    }
+
+    fn me_stores_data(&self) -> bool {
+        self.member(self.election.me()).is_some_and(Self::stores_data)
+    }
+
+    // ----- outputs -----
+
+    /// The next message to send: election messages first, then acknowledgements and sync
+    /// messages, then log entries (round-robin over the replicas, within each one's window).
+    pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
+        if self.election.has_transmit() {
+            return self.election.poll_transmit();
+        }
+        if let Some((to, pending)) = self.pending.pop_front() {
+            let message = match pending {
+                Pending::Ack { vlsn } => Message::Core(MessageRef::Ack { vlsn }),
+                Pending::SyncNack { vlsn } => Message::Ext(Extension::SyncNack { vlsn }),
+            };
+            return self.transmit(to, message);
+        }
+        let (to, what) = self.next_stream_message()?;
+        let message = match what {
+            StreamOut::SyncPoint { vlsn, log_term } => {
+                Message::Ext(Extension::SyncPoint { vlsn, log_term })
+            }
+            StreamOut::Entry { vlsn } => {
+                let entry = self.log.entry(vlsn)?;
+                Message::Core(MessageRef::LogEntry {
+                    vlsn,
+                    entry_type: entry.entry_type,
+                    data: entry.data,
+                })
+            }
+        };
+        self.transmit(to, message)
+    }
+
+    fn transmit<'a>(&'a self, to: MemberId, message: Message<'a>) -> Option<Transmit<'a>> {
+        let recipient = self.member(to)?;
+        Some(Transmit { to, recipient, message })
+    }
+
+    /// Picks the next replica with something to send and advances its stream.
+    fn next_stream_message(&mut self) -> Option<(MemberId, StreamOut)> {
+        if !self.is_master() {
+            return None;
+        }
+        // Only what the master itself persisted is streamed: every entry a replica holds is
+        // then also on the disk of the master that wrote it, which keeps that master (a
+        // candidate) at least as far along as any replica (including priority-0 ones).
+        let last = self.synced;
+        let first = self.log.first_vlsn();
+        for step in 0..N {
+            let index = (self.cursor + step) % N.max(1);
+            let id = MemberId::new(u8::try_from(index).ok()?);
+            if id == self.election.me() || !self.member(id).is_some_and(Self::stores_data) {
+                continue;
+            }
+            let window = self.config.window;
+            let peer = self.peers.get_mut(index)?;
+            if peer.restore {
+                continue;
+            }
+            let after = peer.next.saturating_sub(1);
+            if peer.need_sync {
+                if after.saturating_add(1) < first {
+                    peer.restore = true;
+                    let needed = peer.next;
+                    self.emit(NodeEvent::NeedsRestore { member: id, needed });
+                    continue;
+                }
+                peer.need_sync = false;
+                let log_term = self.log.meta(after).map_or(0, |m| m.term);
+                self.cursor = index + 1;
+                return Some((id, StreamOut::SyncPoint { vlsn: after, log_term }));
+            }
+            if peer.next <= last
+                && peer.next.saturating_sub(peer.matched.saturating_add(1)) < window
+            {
+                let vlsn = peer.next;
+                peer.next = vlsn.saturating_add(1);
+                self.cursor = index + 1;
+                return Some((id, StreamOut::Entry { vlsn }));
+            }
+        }
+        None
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<NodeEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.election.poll_timeout()
+    }
+
+    fn emit(&mut self, event: NodeEvent) {
+        if self.events.push_back(event).is_err() {
+            self.stats.event_overflows = self.stats.event_overflows.saturating_add(1);
+        }
+    }
+
+    fn queue(&mut self, to: MemberId, pending: Pending) {
+        // A newer cumulative ack to the same master replaces one still waiting.
+        if let (Pending::Ack { vlsn }, Some((last_to, Pending::Ack { vlsn: queued }))) =
+            (pending, self.pending.back_mut())
+        {
+            if *last_to == to {
+                *queued = (*queued).max(vlsn);
+                return;
+            }
+        }
+        if self.pending.push_back((to, pending)).is_err() {
+            self.stats.pending_overflows = self.stats.pending_overflows.saturating_add(1);
+        }
+    }
+
+    // ----- local inputs -----
+
+    /// Advances timers (heartbeats, elections) and, on the master, restarts stalled streams
+    /// and records the DTVLSN in the log.
+    pub fn handle_timeout(&mut self, now: u64) {
+        self.election.handle_timeout(now);
+        self.absorb_election_events(now);
+        if self.synced < self.log.last_vlsn() && self.sync_log() {
+            // A sync that failed earlier went through: the appended entries now count.
+            self.advance_commit();
+        }
+        if self.is_master() {
+            self.resync_stalled(now);
+            self.record_dtvlsn();
+        }
+    }
+
+    /// Appends an entry as master and returns its VLSN. It is streamed to the replicas;
+    /// [`NodeEvent::Committed`] and [`NodeEvent::Durable`] report when it is safe.
+    pub fn append(&mut self, entry_type: u8, data: &[u8]) -> Result<u64, AppendError> {
+        if entry_type >= RESERVED_ENTRY_TYPES {
+            return Err(AppendError::ReservedType);
+        }
+        if !self.is_master() {
+            return Err(AppendError::NotMaster { master: self.election.master() });
+        }
+        let vlsn = self.append_local(entry_type, data)?;
+        self.stats.appended = self.stats.appended.saturating_add(1);
+        Ok(vlsn)
+    }
+
+    /// Appends to the own log in the current term and persists it.
+    fn append_local(&mut self, entry_type: u8, data: &[u8]) -> Result<u64, AppendError> {
+        let last = self.log.last_vlsn();
+        let vlsn = last.checked_add(1).ok_or(AppendError::Storage)?;
+        let prev = self.log.meta(last).unwrap_or_default();
+        let meta = EntryMeta {
+            term: self.election.term(),
+            dtvlsn: recorded_dtvlsn(prev, entry_type, data),
+        };
+        if self.log.append(vlsn, meta, entry_type, data).is_err() {
+            self.storage_failed();
+            return Err(AppendError::Storage);
+        }
+        // The election ranks this node by what its log holds, synced or not: a stale rank
+        // could let it vote for a candidate that lacks its entries.
+        self.publish_position();
+        if !self.sync_log() {
+            return Err(AppendError::Storage);
+        }
+        if entry_type != ENTRY_DTVLSN {
+            self.last_payload = vlsn;
+        }
+        self.publish_position();
+        self.advance_commit();
+        Ok(vlsn)
+    }
+
+    /// Syncs the log; the own acknowledgement only moves when that succeeded.
+    fn sync_log(&mut self) -> bool {
+        if self.log.sync().is_err() {
+            self.storage_failed();
+            return false;
+        }
+        self.synced = self.log.last_vlsn();
+        true
+    }
+
+    fn storage_failed(&mut self) {
+        self.stats.storage_failures = self.stats.storage_failures.saturating_add(1);
+        self.emit(NodeEvent::StorageFailed);
+    }
+
+    /// Tells the election where the log ends (it proposes with this rank).
+    fn publish_position(&mut self) {
+        let last = self.log.last_vlsn();
+        let meta = self.log.meta(last).unwrap_or_default();
+        self.election.set_log_position(meta.term, last, meta.dtvlsn);
+        self.durable = self.durable.max(meta.dtvlsn);
+        let position = if self.stream.synced { self.stream.next.saturating_sub(1) } else { 0 };
+        self.election.set_stream_position(position);
+    }
+
+    // ----- election events -----
+
+    fn absorb_election_events(&mut self, now: u64) {
+        while let Some(event) = self.election.poll_event() {
+            match event {
+                Event::BecameMaster { term } => self.begin_term(now, term),
+                Event::MasterKnown { master, .. } => {
+                    self.stream = Stream { master: Some(master), ..Stream::default() };
+                }
+                _ => self.stream = Stream::default(),
+            }
+            self.emit(NodeEvent::Election(event));
+        }
+    }
+
+    /// As new master: write the term-start entry, then sync every replica from there.
+    fn begin_term(&mut self, now: u64, term: u64) {
+        self.stream = Stream::default();
+        let start = self.log.last_vlsn().saturating_add(1);
+        for peer in self.peers.iter_mut() {
+            *peer =
+                Peer { next: start, matched: 0, acked_at: now, need_sync: true, restore: false };
+        }
+        // A failure is reported by append_local; the master then commits nothing.
+        let _ = self.append_local(ENTRY_TERM_START, &term.to_le_bytes());
+    }
+
+    /// Replicas silent for two heartbeat intervals while behind are synced again (a lost
+    /// SyncPoint, entry or ack would otherwise stall them).
+    fn resync_stalled(&mut self, now: u64) {
+        let last = self.synced;
+        let patience = self.config.election.heartbeat_interval_ms.saturating_mul(2);
+        for peer in self.peers.iter_mut().filter(|p| !p.restore) {
+            let behind = peer.matched < last;
+            if behind && peer.acked_at.saturating_add(patience) <= now {
+                peer.next = peer.matched.saturating_add(1);
+                peer.need_sync = true;
+                peer.acked_at = now;
+            }
+        }
+    }
+
+    /// Writes a DTVLSN record when durability advanced past entries not yet covered by one.
+    fn record_dtvlsn(&mut self) {
+        if self.durable > self.recorded && self.last_payload > self.recorded {
+            let durable = self.durable;
+            if self.append_local(ENTRY_DTVLSN, &durable.to_le_bytes()).is_ok() {
+                self.recorded = durable;
+            }
+        }
+    }
+
+    // ----- peer messages -----
+
+    /// Handles a message from member `from` received at `now`.
+    pub fn handle(&mut self, now: u64, from: MemberId, msg: &Message<'_>) {
+        match *msg {
+            Message::Core(MessageRef::LogEntry { vlsn, entry_type, data }) => {
+                self.on_entry(from, vlsn, entry_type, data)
+            }
+            Message::Core(MessageRef::Ack { vlsn }) => self.on_ack(now, from, vlsn),
+            Message::Ext(Extension::SyncPoint { vlsn, log_term }) => {
+                self.on_sync_point(from, vlsn, log_term)
+            }
+            Message::Ext(Extension::SyncNack { vlsn }) => self.on_sync_nack(from, vlsn),
+            Message::Core(MessageRef::HeartbeatResponse { replica_vlsn, .. })
+                if self.is_master() && replica_vlsn > self.log.last_vlsn() =>
+            {
+                self.stats.ignored.impossible = self.stats.ignored.impossible.saturating_add(1);
+            }
+            Message::Core(
+                MessageRef::Handshake { .. }
+                | MessageRef::HandshakeResponse { .. }
+                | MessageRef::GroupChange { .. }
+                | MessageRef::GroupChangeResponse { .. }
+                | MessageRef::Shutdown { .. },
+            ) => self.stats.ignored.unsupported = self.stats.ignored.unsupported.saturating_add(1),
+            _ => self.election.handle_message(now, from, msg),
+        }
+        self.absorb_election_events(now);
+    }
+
+    /// As replica: is `from` the master whose stream this node follows?
+    fn accept_from_master(&mut self, from: MemberId) -> bool {
+        let ok = self.stream.master == Some(from)
+            && self.election.master() == Some(from)
+            && self.me_stores_data();
+        if !ok {
+            self.stats.ignored.not_master = self.stats.ignored.not_master.saturating_add(1);
+        }
+        ok
+    }
+
+    fn on_sync_point(&mut self, from: MemberId, vlsn: u64, log_term: u64) {
+        if !self.accept_from_master(from) {
+            return;
+        }
+        let compacted = vlsn < self.log.first_vlsn();
+        let matches = compacted || self.log.meta(vlsn).is_some_and(|m| m.term == log_term);
+        if matches {
+            if !self.sync_log() {
+                return;
+            }
+            self.stream = Stream {
+                master: Some(from),
+                synced: true,
+                next: vlsn.saturating_add(1),
+                run_term: log_term,
+            };
+            self.queue(from, Pending::Ack { vlsn });
+        } else {
+            self.stream.synced = false;
+            let hint = self.agreement_hint(vlsn);
+            self.queue(from, Pending::SyncNack { vlsn: hint });
+        }
+    }
+
+    /// Where this log may still agree with a master it disagrees with at `vlsn`: before the
+    /// run of entries of the term held at `vlsn` (or at the own end, if shorter).
+    fn agreement_hint(&self, vlsn: u64) -> u64 {
+        let last = self.log.last_vlsn();
+        if vlsn > last {
+            return last;
+        }
+        let bad = self.log.meta(vlsn).map_or(0, |m| m.term);
+        let mut x = vlsn.saturating_sub(1);
+        while x >= self.log.first_vlsn() && self.log.meta(x).is_some_and(|m| m.term == bad) {
+            x = x.saturating_sub(1);
+        }
+        x
+    }
+
+    fn on_entry(&mut self, from: MemberId, vlsn: u64, entry_type: u8, data: &[u8]) {
+        if !self.accept_from_master(from) {
+            return;
+        }
+        if !self.stream.synced || vlsn < self.stream.next {
+            self.stats.ignored.out_of_order = self.stats.ignored.out_of_order.saturating_add(1);
+            return;
+        }
+        if vlsn > self.stream.next {
+            // Entries went missing: ask the master to resume where this log is whole.
+            self.stream.synced = false;
+            let hint = self.stream.next.saturating_sub(1);
+            self.queue(from, Pending::SyncNack { vlsn: hint });
+            return;
+        }
+        let term = match entry_type {
+            ENTRY_TERM_START => match <[u8; 8]>::try_from(data) {
+                Ok(bytes) if u64::from_le_bytes(bytes) >= self.stream.run_term => {
+                    u64::from_le_bytes(bytes)
+                }
+                _ => return self.malformed(),
+            },
+            _ => self.stream.run_term,
+        };
+        if !self.store_replicated(vlsn, term, entry_type, data) {
+            return;
+        }
+        self.stream.next = vlsn.saturating_add(1);
+        self.stream.run_term = term;
+        if !self.sync_log() {
+            self.stream.synced = false;
+            return;
+        }
+        self.publish_position();
+        self.queue(from, Pending::Ack { vlsn });
+    }
+
+    fn malformed(&mut self) {
+        self.stats.ignored.impossible = self.stats.ignored.impossible.saturating_add(1);
+    }
+
+    /// Makes the own entry at `vlsn` the master's: keeps a match, truncates a conflict,
+    /// appends what is new. False if the entry could not be stored.
+    fn store_replicated(&mut self, vlsn: u64, term: u64, entry_type: u8, data: &[u8]) -> bool {
+        if vlsn < self.log.first_vlsn() {
+            return true; // compacted, hence durable, hence the same
+        }
+        if let Some(held) = self.log.meta(vlsn).filter(|_| vlsn <= self.log.last_vlsn()) {
+            if held.term == term {
+                return true;
+            }
+            if vlsn <= self.durable {
+                // A master never contradicts a durable entry; refuse rather than lose it.
+                self.malformed();
+                return false;
+            }
+            let dropped = self.log.last_vlsn().saturating_sub(vlsn).saturating_add(1);
+            if self.log.truncate(vlsn).is_err() {
+                self.storage_failed();
+                return false;
+            }
+            self.synced = self.synced.min(vlsn.saturating_sub(1));
+            self.publish_position();
+            self.stats.truncated = self.stats.truncated.saturating_add(dropped);
+            self.emit(NodeEvent::Truncated { from: vlsn });
+        }
+        let prev = self.log.meta(vlsn.saturating_sub(1)).unwrap_or_default();
+        let meta = EntryMeta { term, dtvlsn: recorded_dtvlsn(prev, entry_type, data) };
+        let appended = self.log.append(vlsn, meta, entry_type, data);
+        self.publish_position();
+        if appended.is_err() {
+            self.stream.synced = false;
+            self.storage_failed();
+            return false;
+        }
+        self.stats.replicated = self.stats.replicated.saturating_add(1);
+        true
+    }
+
+    /// As master: a replica that stores data, or None (counted).
+    fn replica_peer(&mut self, from: MemberId) -> Option<&mut Peer> {
+        let ok = self.is_master()
+            && from != self.election.me()
+            && self.member(from).is_some_and(Self::stores_data);
+        if !ok {
+            self.stats.ignored.not_replica = self.stats.ignored.not_replica.saturating_add(1);
+            return None;
+        }
+        self.peers.get_mut(from.index())
+    }
+
+    fn on_ack(&mut self, now: u64, from: MemberId, vlsn: u64) {
+        let Some(peer) = self.replica_peer(from) else { return };
+        if vlsn >= peer.next {
+            // An acknowledgement of entries never sent in this term.
+            self.stats.ignored.impossible = self.stats.ignored.impossible.saturating_add(1);
+            return;
+        }
+        if vlsn > peer.matched {
+            peer.matched = vlsn;
+            peer.acked_at = now;
+        }
+        self.advance_commit();
+    }
+
+    fn on_sync_nack(&mut self, from: MemberId, vlsn: u64) {
+        let last = self.log.last_vlsn();
+        let Some(peer) = self.replica_peer(from) else { return };
+        let resume = vlsn.min(last);
+        peer.next = resume.saturating_add(1);
+        peer.matched = peer.matched.min(resume);
+        peer.need_sync = true;
+    }
+
+    // ----- durability -----
+
+    /// Recomputes the DTVLSN and the committed point from the acknowledgements.
+    fn advance_commit(&mut self) {
+        if !self.is_master() {
+            return;
+        }
+        let me = self.election.me();
+        let own = self.synced;
+        let mut acks: heapless::Vec<u64, N> = heapless::Vec::new();
+        let mut all_electable = u64::MAX;
+        for (id, member) in self.election.members().iter() {
+            let acked =
+                if id == me { own } else { self.peers.get(id.index()).map_or(0, |p| p.matched) };
+            if member.node_type == NodeType::Electable {
+                all_electable = all_electable.min(acked);
+            }
+            if member.is_voter() {
+                let _ = acks.push(acked);
+            }
+        }
+        acks.sort_unstable_by(|a, b| b.cmp(a));
+        // The master's own copy always counts: a designated primary (quorum 1) may later be
+        // elected alone, so what it reports durable must be on its own disk.
+        let majority =
+            acks.get(self.election.quorum().saturating_sub(1)).copied().unwrap_or(0).min(own);
+        let term = self.election.term();
+        // Only an entry of the current term is counted directly (it carries every entry
+        // before it); an older term's entry on a majority could still be overwritten.
+        let in_term = |log: &L, v: u64| log.meta(v).is_some_and(|m| m.term == term);
+        if majority > self.durable && in_term(&self.log, majority) {
+            self.durable = majority;
+            self.emit(NodeEvent::Durable { vlsn: majority });
+        }
+        let (committed, needs_term) = match self.config.ack_policy {
+            AckPolicy::All => (all_electable, true),
+            AckPolicy::SimpleMajority => (self.durable, false),
+            AckPolicy::None => (own, false),
+        };
+        let committed =
+            if needs_term && !in_term(&self.log, committed) { self.committed } else { committed };
+        if committed > self.committed {
+            self.committed = committed;
+            self.emit(NodeEvent::Committed { vlsn: committed });
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum StreamOut {
+    SyncPoint { vlsn: u64, log_term: u64 },
+    Entry { vlsn: u64 },
+}
+
+/// The DTVLSN recorded up to an entry: the previous entry's, raised by a DTVLSN record.
+fn recorded_dtvlsn(prev: EntryMeta, entry_type: u8, data: &[u8]) -> u64 {
+    match (entry_type, <[u8; 8]>::try_from(data)) {
+        (ENTRY_DTVLSN, Ok(bytes)) => prev.dtvlsn.max(u64::from_le_bytes(bytes)),
+        _ => prev.dtvlsn,
+    }
+}

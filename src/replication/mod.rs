@@ -1,0 +1,33 @@
+//! Replication: the log a group replicates, and the rules of the stream.
+//!
+//! The master appends entries to its [`LogStore`] and streams them, in VLSN order and
+//! pipelined within a window, to every member that stores data. A replica checks each new
+//! stream against its own log ([`Extension::SyncPoint`](crate::wire::Extension)), keeps what
+//! matches, truncates what does not, persists, and acknowledges cumulatively. The master
+//! counts acknowledgements toward its durability point (DTVLSN). The state machine that does
+//! all this is [`Node`](crate::node::Node); the rules and why durable entries survive every
+//! failover are in `docs/protocol.md`.
+
+mod log;
+
+pub use log::{
+    Entry, EntryMeta, LogStore, RamLog, RamLogError, ENTRY_DTVLSN, ENTRY_TERM_START,
+    RESERVED_ENTRY_TYPES,
+};
+
+/// When the master reports an append committed (JE's replica ack policies).
+///
+/// Whatever the policy, [`NodeEvent::Durable`](crate::node::NodeEvent) is only reported for
+/// entries a majority of the electable members persisted: that is the promise that survives
+/// failover. The policy decides [`NodeEvent::Committed`](crate::node::NodeEvent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum AckPolicy {
+    /// Every electable member persisted the entry.
+    All,
+    /// A majority of the voters persisted the entry (JE's default).
+    #[default]
+    SimpleMajority,
+    /// The master persisted the entry; it may be lost in a failover.
+    None,
+}
