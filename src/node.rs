@@ -368,13 +368,15 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
                 continue;
             }
             let after = peer.next.saturating_sub(1);
+            // A sync point needs the entry at `after` (or the empty prefix), an entry itself.
+            let gone = if peer.need_sync { after != 0 && after < first } else { peer.next < first };
+            if gone {
+                peer.restore = true;
+                let needed = peer.next;
+                self.emit(NodeEvent::NeedsRestore { member: id, needed });
+                continue;
+            }
             if peer.need_sync {
-                if after.saturating_add(1) < first {
-                    peer.restore = true;
-                    let needed = peer.next;
-                    self.emit(NodeEvent::NeedsRestore { member: id, needed });
-                    continue;
-                }
                 peer.need_sync = false;
                 let log_term = self.log.meta(after).map_or(0, |m| m.term);
                 self.cursor = index + 1;

@@ -1,0 +1,382 @@
+//! Engine tests of the replication stream: one input in, the exact outputs checked.
+#![cfg(feature = "alloc")]
+
+use harp::election::Role;
+use harp::membership::{Member, MemberId, Membership};
+use harp::node::{AppendError, Node, NodeConfig, NodeEvent};
+use harp::replication::{AckPolicy, EntryMeta, LogStore, RamLog, ENTRY_TERM_START};
+use harp::storage::RamStore;
+use harp::wire::{Extension, Message};
+use harp::{MessageRef, NodeType};
+
+type Log = RamLog<64, 4096>;
+type TestNode = Node<RamStore, Log, 7>;
+
+/// a: Electable p2, b: Electable p1, c: Electable p1, s: Secondary, m: Monitor, r: Arbiter.
+/// Voters a, b, c, r: quorum 3.
+fn group() -> Membership<7> {
+    let mut g = Membership::new();
+    let spec = [
+        ("a", NodeType::Electable, 2),
+        ("b", NodeType::Electable, 1),
+        ("c", NodeType::Electable, 1),
+        ("s", NodeType::Secondary, 0),
+        ("m", NodeType::Monitor, 0),
+        ("r", NodeType::Arbiter, 0),
+    ];
+    for (i, (name, t, p)) in spec.iter().enumerate() {
+        g.add(Member::new(name, *t, *p, 1 + i as u32).unwrap()).unwrap();
+    }
+    g
+}
+
+fn id(name: &str) -> MemberId {
+    group().id_of(name).unwrap()
+}
+
+fn node_with(me: &str, config: NodeConfig, log: Log) -> TestNode {
+    node_in_term(me, config, log, 0)
+}
+
+/// A node whose stable store says it has been in `term` (its next election is `term + 1`).
+fn node_in_term(me: &str, config: NodeConfig, log: Log, term: u64) -> TestNode {
+    use harp::storage::{ElectionRecord, StableStore, MAX_RECORD};
+    let mut store = RamStore::new();
+    if term > 0 {
+        let mut buf = [0u8; MAX_RECORD];
+        let n = ElectionRecord { term, vote: None }.encode(&mut buf).unwrap();
+        store.write(&buf[..n]).unwrap();
+    }
+    Node::new(group(), id(me), config, store, log, 1, 0).unwrap()
+}
+
+fn node(me: &str) -> TestNode {
+    node_with(me, NodeConfig::default(), Log::new())
+}
+
+fn sent(n: &mut TestNode) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(t) = n.poll_transmit() {
+        out.push(format!("{} <- {:?}", t.recipient.name, t.message));
+    }
+    out
+}
+
+fn events(n: &mut TestNode) -> Vec<NodeEvent> {
+    std::iter::from_fn(|| n.poll_event()).collect()
+}
+
+fn deliver(n: &mut TestNode, now: u64, from: &str, msg: Message<'_>) {
+    n.handle(now, id(from), &msg);
+}
+
+fn core(m: MessageRef<'_>) -> Message<'_> {
+    Message::Core(m)
+}
+
+fn entry(vlsn: u64, entry_type: u8, data: &[u8]) -> Message<'_> {
+    core(MessageRef::LogEntry { vlsn, entry_type, data })
+}
+
+/// Runs `a`'s election of its next term: it times out, hears b, c and r, and b and c vote.
+fn elect(a: &mut TestNode) {
+    a.handle_timeout(a.poll_timeout().unwrap());
+    let term = a.election().term();
+    for voter in ["b", "c", "r"] {
+        let proposal = MessageRef::ElectionProposal {
+            node_name: voter,
+            vlsn: 0,
+            priority: 1,
+            term,
+            dtvlsn: 0,
+        };
+        deliver(a, 1000, voter, core(proposal));
+    }
+    for voter in ["b", "c"] {
+        deliver(a, 1001, voter, core(MessageRef::ElectionVote { voter, granted: true, term }));
+    }
+    assert_eq!(a.role(), Role::Master);
+}
+
+/// `a` as master of term 1 (votes from b and c), everything it queued drained.
+fn master_a(config: NodeConfig) -> TestNode {
+    let mut a = node_with("a", config, Log::new());
+    elect(&mut a);
+    sent(&mut a);
+    events(&mut a);
+    a
+}
+
+/// `b` following master `a` in term 1, synced at VLSN 0.
+fn replica_b() -> TestNode {
+    let mut b = node("b");
+    deliver(&mut b, 10, "a", core(MessageRef::ElectionResult { master: "a", term: 1 }));
+    deliver(&mut b, 11, "a", Message::Ext(Extension::SyncPoint { vlsn: 0, log_term: 0 }));
+    sent(&mut b);
+    events(&mut b);
+    b
+}
+
+fn term_start(term: u64) -> [u8; 8] {
+    term.to_le_bytes()
+}
+
+// ----- master -----
+
+#[test]
+fn a_new_master_writes_its_term_start_and_syncs_every_data_node() {
+    let mut a = node("a");
+    elect(&mut a);
+    assert_eq!(a.log().last_vlsn(), 1);
+    let first = a.log().entry(1).unwrap();
+    assert_eq!(
+        (first.entry_type, first.data, first.meta.term),
+        (ENTRY_TERM_START, &term_start(1)[..], 1)
+    );
+    let stream: Vec<String> = sent(&mut a)
+        .into_iter()
+        .filter(|l| !l.contains("Election") && !l.contains("Heartbeat") && !l.contains("LogTerm"))
+        .collect();
+    assert_eq!(
+        stream,
+        [
+            "b <- SyncPoint { vlsn: 0, log_term: 0 }",
+            "c <- SyncPoint { vlsn: 0, log_term: 0 }",
+            "s <- SyncPoint { vlsn: 0, log_term: 0 }",
+            "b <- LogEntry { vlsn: 1, entry_type: 255, data: [1, 0, 0, 0, 0, 0, 0, 0] }",
+            "c <- LogEntry { vlsn: 1, entry_type: 255, data: [1, 0, 0, 0, 0, 0, 0, 0] }",
+            "s <- LogEntry { vlsn: 1, entry_type: 255, data: [1, 0, 0, 0, 0, 0, 0, 0] }",
+        ],
+        "monitors and arbiters get no entries"
+    );
+}
+
+#[test]
+fn a_majority_of_acks_makes_an_entry_durable() {
+    let mut a = master_a(NodeConfig::default());
+    let v = a.append(7, b"x").unwrap();
+    assert_eq!(v, 2);
+    sent(&mut a);
+    deliver(&mut a, 1100, "b", core(MessageRef::Ack { vlsn: 2 }));
+    assert_eq!(events(&mut a), [], "2 of 4 voters (a, b): no quorum yet");
+    deliver(&mut a, 1101, "c", core(MessageRef::Ack { vlsn: 2 }));
+    assert_eq!(events(&mut a), [NodeEvent::Durable { vlsn: 2 }, NodeEvent::Committed { vlsn: 2 }]);
+    assert_eq!(a.durable_vlsn(), 2);
+}
+
+#[test]
+fn secondaries_acks_never_count() {
+    let mut a = master_a(NodeConfig::default());
+    a.append(7, b"x").unwrap();
+    sent(&mut a);
+    deliver(&mut a, 1100, "b", core(MessageRef::Ack { vlsn: 2 }));
+    deliver(&mut a, 1100, "s", core(MessageRef::Ack { vlsn: 2 }));
+    assert_eq!(events(&mut a), []);
+}
+
+#[test]
+fn an_entry_of_an_older_term_is_not_made_durable_by_counting() {
+    // a's log holds an entry of term 1 (from an earlier master); a is master of term 2.
+    let mut log = Log::new();
+    log.append(1, EntryMeta { term: 1, dtvlsn: 0 }, 7, b"old").unwrap();
+    let mut a = node_in_term("a", NodeConfig::default(), log, 1);
+    elect(&mut a);
+    assert_eq!(a.election().term(), 2);
+    sent(&mut a);
+    events(&mut a);
+    // The replicas acknowledge the old entry (VLSN 1) only: nothing becomes durable.
+    deliver(&mut a, 1100, "b", core(MessageRef::Ack { vlsn: 1 }));
+    deliver(&mut a, 1100, "c", core(MessageRef::Ack { vlsn: 1 }));
+    assert_eq!(events(&mut a), []);
+    // The term-start entry (VLSN 2, this term) carries it.
+    deliver(&mut a, 1101, "b", core(MessageRef::Ack { vlsn: 2 }));
+    deliver(&mut a, 1101, "c", core(MessageRef::Ack { vlsn: 2 }));
+    assert_eq!(events(&mut a), [NodeEvent::Durable { vlsn: 2 }, NodeEvent::Committed { vlsn: 2 }]);
+}
+
+#[test]
+fn the_window_bounds_entries_in_flight() {
+    let mut a = master_a(NodeConfig { window: 2, ..NodeConfig::default() });
+    a.append(7, b"x").unwrap();
+    a.append(7, b"y").unwrap();
+    let to_b: Vec<String> = sent(&mut a).into_iter().filter(|l| l.starts_with("b <-")).collect();
+    assert_eq!(
+        to_b,
+        ["b <- LogEntry { vlsn: 2, entry_type: 7, data: [120] }"],
+        "1 and 2 in flight"
+    );
+    deliver(&mut a, 1100, "b", core(MessageRef::Ack { vlsn: 1 }));
+    let to_b: Vec<String> = sent(&mut a).into_iter().filter(|l| l.starts_with("b <-")).collect();
+    assert_eq!(to_b, ["b <- LogEntry { vlsn: 3, entry_type: 7, data: [121] }"]);
+}
+
+#[test]
+fn a_nack_makes_the_master_resync_there() {
+    let mut a = master_a(NodeConfig::default());
+    deliver(&mut a, 1100, "b", Message::Ext(Extension::SyncNack { vlsn: 0 }));
+    let to_b: Vec<String> = sent(&mut a).into_iter().filter(|l| l.starts_with("b <-")).collect();
+    assert_eq!(
+        to_b,
+        [
+            "b <- SyncPoint { vlsn: 0, log_term: 0 }",
+            "b <- LogEntry { vlsn: 1, entry_type: 255, data: [1, 0, 0, 0, 0, 0, 0, 0] }"
+        ]
+    );
+}
+
+#[test]
+fn ack_policies_decide_committed() {
+    let mut all = master_a(NodeConfig { ack_policy: AckPolicy::All, ..NodeConfig::default() });
+    all.append(7, b"x").unwrap();
+    sent(&mut all);
+    deliver(&mut all, 1100, "b", core(MessageRef::Ack { vlsn: 2 }));
+    deliver(&mut all, 1100, "c", core(MessageRef::Ack { vlsn: 1 }));
+    assert_eq!(
+        events(&mut all),
+        [NodeEvent::Durable { vlsn: 1 }, NodeEvent::Committed { vlsn: 1 }],
+        "a, b, c all hold 1 (the term start); c lacks 2"
+    );
+    deliver(&mut all, 1101, "c", core(MessageRef::Ack { vlsn: 2 }));
+    assert_eq!(
+        events(&mut all),
+        [NodeEvent::Durable { vlsn: 2 }, NodeEvent::Committed { vlsn: 2 }]
+    );
+
+    let mut none = master_a(NodeConfig { ack_policy: AckPolicy::None, ..NodeConfig::default() });
+    none.append(7, b"x").unwrap();
+    assert_eq!(
+        events(&mut none),
+        [NodeEvent::Committed { vlsn: 2 }],
+        "committed on the master alone; not durable"
+    );
+}
+
+#[test]
+fn appends_are_refused_off_the_master_and_for_reserved_types() {
+    let mut b = replica_b();
+    assert_eq!(b.append(7, b"x"), Err(AppendError::NotMaster { master: Some(id("a")) }));
+    let mut a = master_a(NodeConfig::default());
+    assert_eq!(a.append(0xF0, b"x"), Err(AppendError::ReservedType));
+}
+
+#[test]
+fn a_replica_behind_the_retained_log_needs_a_restore() {
+    let mut a = master_a(NodeConfig::default()); // replicas were sent entry 1
+    for _ in 0..4 {
+        a.append(7, b"x").unwrap();
+    }
+    a.log_mut().compact(4); // entries 2 and 3 are gone before anyone got them
+    sent(&mut a);
+    let restore = |name| NodeEvent::NeedsRestore { member: id(name), needed: 2 };
+    assert_eq!(events(&mut a), [restore("b"), restore("c"), restore("s")]);
+    a.append(7, b"y").unwrap();
+    assert!(sent(&mut a).is_empty(), "no stream to a replica that needs a restore");
+}
+
+#[test]
+fn acks_beyond_what_was_sent_and_from_non_replicas_are_ignored() {
+    let mut a = master_a(NodeConfig::default());
+    deliver(&mut a, 1100, "b", core(MessageRef::Ack { vlsn: 99 }));
+    deliver(&mut a, 1100, "m", core(MessageRef::Ack { vlsn: 1 }));
+    deliver(
+        &mut a,
+        1100,
+        "b",
+        core(MessageRef::HeartbeatResponse { replica_vlsn: 99, timestamp_ms: 1 }),
+    );
+    assert_eq!(a.stats().ignored.impossible, 2);
+    assert_eq!(a.stats().ignored.not_replica, 1);
+    assert_eq!(events(&mut a), []);
+}
+
+// ----- replica -----
+
+#[test]
+fn a_replica_persists_then_acknowledges_each_entry() {
+    let mut b = replica_b();
+    deliver(&mut b, 20, "a", entry(1, ENTRY_TERM_START, &term_start(1)));
+    deliver(&mut b, 21, "a", entry(2, 7, b"x"));
+    assert_eq!(sent(&mut b), ["a <- Ack { vlsn: 2 }"], "cumulative: one ack for both");
+    assert_eq!(b.log().entry(2).unwrap().meta, EntryMeta { term: 1, dtvlsn: 0 });
+}
+
+#[test]
+fn a_matching_sync_point_is_acknowledged_and_a_conflicting_one_refused() {
+    let mut log = Log::new();
+    log.append(1, EntryMeta { term: 1, dtvlsn: 0 }, ENTRY_TERM_START, &term_start(1)).unwrap();
+    log.append(2, EntryMeta { term: 1, dtvlsn: 0 }, 7, b"x").unwrap();
+    log.append(3, EntryMeta { term: 1, dtvlsn: 0 }, 7, b"y").unwrap();
+    let mut b = node_with("b", NodeConfig::default(), log.clone());
+    deliver(&mut b, 10, "a", core(MessageRef::ElectionResult { master: "a", term: 2 }));
+    deliver(&mut b, 11, "a", Message::Ext(Extension::SyncPoint { vlsn: 2, log_term: 1 }));
+    assert_eq!(sent(&mut b), ["a <- Ack { vlsn: 2 }"]);
+
+    let mut b = node_with("b", NodeConfig::default(), log);
+    deliver(&mut b, 10, "a", core(MessageRef::ElectionResult { master: "a", term: 3 }));
+    deliver(&mut b, 11, "a", Message::Ext(Extension::SyncPoint { vlsn: 3, log_term: 2 }));
+    assert_eq!(sent(&mut b), ["a <- SyncNack { vlsn: 0 }"], "the whole term-1 run disagrees");
+    deliver(&mut b, 12, "a", Message::Ext(Extension::SyncPoint { vlsn: 9, log_term: 2 }));
+    assert_eq!(sent(&mut b), ["a <- SyncNack { vlsn: 3 }"], "beyond the own log: its end");
+}
+
+#[test]
+fn a_conflicting_suffix_is_truncated_and_replaced() {
+    let mut log = Log::new();
+    log.append(1, EntryMeta { term: 1, dtvlsn: 0 }, ENTRY_TERM_START, &term_start(1)).unwrap();
+    log.append(2, EntryMeta { term: 1, dtvlsn: 0 }, 7, b"stale").unwrap();
+    let mut b = node_with("b", NodeConfig::default(), log);
+    deliver(&mut b, 10, "a", core(MessageRef::ElectionResult { master: "a", term: 2 }));
+    deliver(&mut b, 11, "a", Message::Ext(Extension::SyncPoint { vlsn: 1, log_term: 1 }));
+    deliver(&mut b, 12, "a", entry(2, ENTRY_TERM_START, &term_start(2)));
+    assert_eq!(events(&mut b).last(), Some(&NodeEvent::Truncated { from: 2 }));
+    let e = b.log().entry(2).unwrap();
+    assert_eq!((e.entry_type, e.meta.term), (ENTRY_TERM_START, 2));
+    assert_eq!(sent(&mut b), ["a <- Ack { vlsn: 2 }"], "the sync point's ack, superseded");
+}
+
+#[test]
+fn a_gap_asks_the_master_to_resume_and_duplicates_are_dropped() {
+    let mut b = replica_b();
+    deliver(&mut b, 20, "a", entry(1, ENTRY_TERM_START, &term_start(1)));
+    sent(&mut b);
+    deliver(&mut b, 21, "a", entry(1, ENTRY_TERM_START, &term_start(1)));
+    assert_eq!(sent(&mut b), Vec::<String>::new(), "duplicate");
+    deliver(&mut b, 22, "a", entry(3, 7, b"z"));
+    assert_eq!(sent(&mut b), ["a <- SyncNack { vlsn: 1 }"], "entry 2 went missing");
+    deliver(&mut b, 23, "a", entry(2, 7, b"y"));
+    assert_eq!(sent(&mut b), Vec::<String>::new(), "nothing is stored until the next sync point");
+    assert_eq!(b.log().last_vlsn(), 1);
+}
+
+#[test]
+fn entries_from_anyone_but_the_master_are_ignored() {
+    let mut b = replica_b();
+    deliver(&mut b, 20, "c", entry(1, ENTRY_TERM_START, &term_start(1)));
+    deliver(&mut b, 20, "c", Message::Ext(Extension::SyncPoint { vlsn: 0, log_term: 0 }));
+    assert_eq!(b.stats().ignored.not_master, 2);
+    assert_eq!(b.log().last_vlsn(), 0);
+    let mut fresh = node("b"); // follows no one
+    deliver(&mut fresh, 20, "a", entry(1, ENTRY_TERM_START, &term_start(1)));
+    assert_eq!(fresh.stats().ignored.not_master, 1);
+}
+
+#[test]
+fn a_durable_entry_is_never_overwritten() {
+    let mut log = Log::new();
+    log.append(1, EntryMeta { term: 1, dtvlsn: 0 }, ENTRY_TERM_START, &term_start(1)).unwrap();
+    log.append(2, EntryMeta { term: 1, dtvlsn: 1 }, 0xFE, &1u64.to_le_bytes()).unwrap();
+    let mut b = node_with("b", NodeConfig::default(), log);
+    assert_eq!(b.durable_vlsn(), 1);
+    deliver(&mut b, 10, "a", core(MessageRef::ElectionResult { master: "a", term: 3 }));
+    deliver(&mut b, 11, "a", Message::Ext(Extension::SyncPoint { vlsn: 0, log_term: 0 }));
+    deliver(&mut b, 12, "a", entry(1, ENTRY_TERM_START, &term_start(3)));
+    assert_eq!(b.stats().ignored.impossible, 1);
+    assert_eq!(b.log().entry(1).unwrap().meta.term, 1, "kept");
+}
+
+#[test]
+fn handshake_group_change_and_shutdown_are_counted_until_supported() {
+    let mut b = replica_b();
+    deliver(&mut b, 20, "a", core(MessageRef::Shutdown { reason: "bye" }));
+    assert_eq!(b.stats().ignored.unsupported, 1);
+}
