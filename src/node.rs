@@ -27,7 +27,7 @@
 //! ```
 
 use crate::election::{Config, Election, Event, Role, StartError, Transmit};
-use crate::membership::{Member, MemberId, Membership};
+use crate::membership::{Member, MemberId, MemberSet, Membership};
 use crate::replication::{
     AckPolicy, EntryMeta, LogStore, ENTRY_DTVLSN, ENTRY_TERM_START, RESERVED_ENTRY_TYPES,
 };
@@ -38,6 +38,9 @@ use core::fmt;
 
 /// How many small replication messages (acks, sync points) wait to be sent at most.
 pub const PENDING_CAPACITY: usize = 16;
+/// The longest shutdown reason kept, in bytes (longer ones are cut at a character boundary).
+pub const REASON_CAP: usize = 64;
+
 /// How many node events wait for [`Node::poll_event`] at most.
 pub const NODE_EVENT_CAPACITY: usize = 16;
 
@@ -92,6 +95,13 @@ pub enum NodeEvent {
     },
     /// The log store failed; nothing that depended on it was acknowledged.
     StorageFailed,
+    /// The shutdown finished: peers were told, and the node takes no further part.
+    Stopped,
+    /// `member` announced it is shutting down.
+    PeerShutdown {
+        /// Who.
+        member: MemberId,
+    },
 }
 
 /// Why an append was refused.
@@ -107,6 +117,8 @@ pub enum AppendError {
     ReservedType,
     /// The log store refused the entry (full or failing): backpressure.
     Storage,
+    /// The node is shutting down.
+    ShuttingDown,
 }
 
 impl fmt::Display for AppendError {
@@ -120,6 +132,7 @@ impl fmt::Display for AppendError {
             }
             AppendError::ReservedType => f.write_str("entry types 0xF0 and above are reserved"),
             AppendError::Storage => f.write_str("the log store refused the entry"),
+            AppendError::ShuttingDown => f.write_str("the node is shutting down"),
         }
     }
 }
@@ -186,6 +199,15 @@ struct Stream {
     run_term: u64,
 }
 
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+struct Shutdown {
+    reason: heapless::String<REASON_CAP>,
+    /// A master gives up waiting for a replica to catch up at this time.
+    deadline: u64,
+    done: bool,
+}
+
 #[derive(Debug, Clone, Copy)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 enum Pending {
@@ -208,6 +230,10 @@ pub struct Node<S, L, const N: usize> {
     last_payload: u64,
     pending: heapless::Deque<(MemberId, Pending), PENDING_CAPACITY>,
     cursor: usize,
+    /// A shutdown under way (master: waiting for a replica to catch up), and its reason.
+    shutdown: Option<Shutdown>,
+    /// Members still to be sent the `Shutdown` notice.
+    notify: MemberSet,
     events: heapless::Deque<NodeEvent, NODE_EVENT_CAPACITY>,
     stats: NodeStats,
 }
@@ -239,6 +265,8 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             last_payload: 0,
             pending: heapless::Deque::new(),
             cursor: 0,
+            shutdown: None,
+            notify: MemberSet::EMPTY,
             events: heapless::Deque::new(),
             stats: NodeStats::default(),
         };
@@ -316,6 +344,10 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
         if self.election.has_transmit() {
             return self.election.poll_transmit();
+        }
+        if let Some(to) = self.notify.pop_first() {
+            let reason = self.shutdown.as_ref().map_or("", |s| s.reason.as_str());
+            return self.transmit(to, Message::Core(MessageRef::Shutdown { reason }));
         }
         if let Some((to, pending)) = self.pending.pop_front() {
             let message = match pending {
@@ -440,6 +472,53 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             self.resync_stalled(now);
             self.record_dtvlsn();
         }
+        self.check_shutdown(now);
+    }
+
+    /// Shuts the node down gracefully: a master stops taking appends and first lets its most
+    /// up-to-date electable replica catch up (for at most two election timeouts) so that
+    /// replica can take over with nothing lost; then every peer is sent `Shutdown{reason}`
+    /// (replicas elect at once) and the node stops ([`NodeEvent::Stopped`]).
+    pub fn shutdown(&mut self, now: u64, reason: &str) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        let mut kept = heapless::String::new();
+        for c in reason.chars() {
+            if kept.push(c).is_err() {
+                break;
+            }
+        }
+        let wait = self.config.election.election_timeout_ms.saturating_mul(2);
+        self.shutdown =
+            Some(Shutdown { reason: kept, deadline: now.saturating_add(wait), done: false });
+        self.check_shutdown(now);
+    }
+
+    fn check_shutdown(&mut self, now: u64) {
+        let Some(state) = self.shutdown.as_ref().filter(|s| !s.done) else { return };
+        if self.is_master() && now < state.deadline && !self.successor_caught_up() {
+            return;
+        }
+        if let Some(state) = self.shutdown.as_mut() {
+            state.done = true;
+        }
+        let mut everyone = self.election.members().all();
+        everyone.remove(self.election.me());
+        self.notify = everyone;
+        self.election.stop();
+        self.absorb_election_events(now);
+        self.stream = Stream::default();
+        self.emit(NodeEvent::Stopped);
+    }
+
+    /// Whether some electable replica holds everything this master persisted.
+    fn successor_caught_up(&self) -> bool {
+        self.election.members().iter().any(|(id, m)| {
+            id != self.election.me()
+                && m.is_candidate()
+                && self.peers.get(id.index()).is_some_and(|p| p.matched >= self.synced)
+        })
     }
 
     /// Appends an entry as master and returns its VLSN. It is streamed to the replicas;
@@ -447,6 +526,9 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     pub fn append(&mut self, entry_type: u8, data: &[u8]) -> Result<u64, AppendError> {
         if entry_type >= RESERVED_ENTRY_TYPES {
             return Err(AppendError::ReservedType);
+        }
+        if self.shutdown.is_some() {
+            return Err(AppendError::ShuttingDown);
         }
         if !self.is_master() {
             return Err(AppendError::NotMaster { master: self.election.master() });
@@ -564,6 +646,9 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
 
     /// Handles a message from member `from` received at `now`.
     pub fn handle(&mut self, now: u64, from: MemberId, msg: &Message<'_>) {
+        if self.shutdown.as_ref().is_some_and(|s| s.done) {
+            return;
+        }
         match *msg {
             Message::Core(MessageRef::LogEntry { vlsn, entry_type, data }) => {
                 self.on_entry(from, vlsn, entry_type, data)
@@ -578,16 +663,26 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             {
                 self.stats.ignored.impossible = self.stats.ignored.impossible.saturating_add(1);
             }
+            Message::Core(MessageRef::Shutdown { .. }) => self.on_peer_shutdown(now, from),
             Message::Core(
                 MessageRef::Handshake { .. }
                 | MessageRef::HandshakeResponse { .. }
                 | MessageRef::GroupChange { .. }
-                | MessageRef::GroupChangeResponse { .. }
-                | MessageRef::Shutdown { .. },
+                | MessageRef::GroupChangeResponse { .. },
             ) => self.stats.ignored.unsupported = self.stats.ignored.unsupported.saturating_add(1),
             _ => self.election.handle_message(now, from, msg),
         }
         self.absorb_election_events(now);
+        self.check_shutdown(now);
+    }
+
+    fn on_peer_shutdown(&mut self, now: u64, from: MemberId) {
+        if self.member(from).is_none() || from == self.election.me() {
+            self.stats.ignored.not_replica = self.stats.ignored.not_replica.saturating_add(1);
+            return;
+        }
+        self.emit(NodeEvent::PeerShutdown { member: from });
+        self.election.master_left(now, from);
     }
 
     /// As replica: is `from` the master whose stream this node follows?

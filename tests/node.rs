@@ -374,9 +374,63 @@ fn a_durable_entry_is_never_overwritten() {
     assert_eq!(b.log().entry(1).unwrap().meta.term, 1, "kept");
 }
 
+// ----- shutdown -----
+
 #[test]
-fn handshake_group_change_and_shutdown_are_counted_until_supported() {
+fn a_master_shuts_down_after_its_best_replica_caught_up() {
+    let mut a = master_a(NodeConfig::default());
+    a.append(7, b"x").unwrap();
+    sent(&mut a);
+    a.shutdown(1100, "maintenance");
+    assert_eq!(a.append(7, b"y"), Err(AppendError::ShuttingDown));
+    assert_eq!(events(&mut a), [], "b and c have not caught up yet");
+    assert_eq!(a.role(), Role::Master);
+    deliver(&mut a, 1101, "c", core(MessageRef::Ack { vlsn: 2 }));
+    let notices: Vec<String> =
+        sent(&mut a).into_iter().filter(|l| l.contains("Shutdown")).collect();
+    let expected: Vec<String> = ["b", "c", "s", "m", "r"]
+        .iter()
+        .map(|n| format!(r#"{n} <- Shutdown {{ reason: "maintenance" }}"#))
+        .collect();
+    assert_eq!(notices, expected);
+    assert_eq!(a.role(), Role::Stopped);
+    assert!(events(&mut a).contains(&NodeEvent::Stopped));
+    deliver(&mut a, 1200, "b", core(MessageRef::Ack { vlsn: 2 }));
+    assert_eq!(events(&mut a), [], "a stopped node takes no input");
+}
+
+#[test]
+fn a_master_gives_up_waiting_after_two_election_timeouts() {
+    let mut a = master_a(NodeConfig::default());
+    a.shutdown(1100, "going");
+    for t in (1101..2100).step_by(100) {
+        a.handle_timeout(t);
+        for r in ["b", "c"] {
+            let echo = MessageRef::HeartbeatResponse { replica_vlsn: 0, timestamp_ms: t };
+            deliver(&mut a, t + 1, r, core(echo)); // alive, but never catching up
+        }
+        assert_eq!(a.role(), Role::Master, "still waiting at {t}");
+    }
+    a.handle_timeout(2101);
+    assert_eq!(a.role(), Role::Stopped);
+}
+
+#[test]
+fn replicas_elect_at_once_when_their_master_shuts_down() {
     let mut b = replica_b();
-    deliver(&mut b, 20, "a", core(MessageRef::Shutdown { reason: "bye" }));
+    let before = b.election().term();
+    deliver(&mut b, 30, "a", core(MessageRef::Shutdown { reason: "bye" }));
+    assert_eq!(events(&mut b)[0], NodeEvent::PeerShutdown { member: id("a") });
+    assert_eq!(b.election().term(), before + 1, "started the next term without waiting");
+    assert_eq!(b.role(), Role::Electing);
+    let mut c = replica_b();
+    deliver(&mut c, 30, "c", core(MessageRef::Shutdown { reason: "bye" }));
+    assert_eq!(c.election().term(), before, "a replica's shutdown starts no election");
+}
+
+#[test]
+fn handshake_and_group_change_are_counted_until_supported() {
+    let mut b = replica_b();
+    deliver(&mut b, 20, "a", core(MessageRef::GroupChangeResponse { accepted: true }));
     assert_eq!(b.stats().ignored.unsupported, 1);
 }

@@ -627,6 +627,15 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         }
     }
 
+    /// The master announced it is shutting down (`Shutdown`): elect at once instead of
+    /// waiting for the heartbeat timeout. Ignored unless `from` is this node's master.
+    pub fn master_left(&mut self, now: u64, from: MemberId) {
+        if self.phase == (Phase::Follower { master: Some(from) }) {
+            self.election_deadline = now;
+            self.check_election_timer(now);
+        }
+    }
+
     fn check_election_timer(&mut self, now: u64) {
         if now < self.election_deadline {
             return;

@@ -120,6 +120,10 @@ pub struct Report {
     pub dropped: u64,
     /// For every crash of a master amid the faults: ms until some node became master again.
     pub failovers_ms: Vec<u64>,
+    /// Graceful shutdowns of the master.
+    pub graceful_stops: u32,
+    /// For every graceful shutdown of a master: ms until some node became master again.
+    pub graceful_failovers_ms: Vec<u64>,
     /// Milliseconds from the end of the faults to a master every member follows.
     pub recovery_ms: Option<u64>,
     /// Milliseconds from then until every replica's log equals the master's.
@@ -175,6 +179,7 @@ pub struct Sim {
     writes_on: bool,
     master_crashed_at: Option<u64>,
     clean_crash_at: Option<u64>,
+    graceful_at: Option<u64>,
     recovered_at: Option<u64>,
 }
 
@@ -205,6 +210,7 @@ impl Sim {
             writes_on: true,
             master_crashed_at: None,
             clean_crash_at: None,
+            graceful_at: None,
             recovered_at: None,
         };
         let history = sim.draw_history();
@@ -359,6 +365,17 @@ impl Sim {
             Kind::Calm => self.calm(),
             Kind::CrashMaster => self.crash_master(),
             Kind::Write => self.write(),
+            Kind::Halt { node } => {
+                // The process exits after its graceful shutdown (unless it was restarted).
+                let stopped = self
+                    .hosts
+                    .get(node)
+                    .and_then(|h| h.node.as_ref())
+                    .is_some_and(|n| n.role() == Role::Stopped);
+                if stopped {
+                    self.crash(node);
+                }
+            }
         }
     }
 
@@ -489,6 +506,9 @@ impl Sim {
                 if let Some(at) = self.clean_crash_at.take() {
                     self.report.clean_failover_ms = Some(self.now.saturating_sub(at));
                 }
+                if let Some(at) = self.graceful_at.take() {
+                    self.report.graceful_failovers_ms.push(self.now.saturating_sub(at));
+                }
                 let result = self.checker.on_master(i, term);
                 self.check(result);
                 let result =
@@ -510,7 +530,7 @@ impl Sim {
     fn inject_fault(&mut self) {
         self.net.faulty = true;
         let size = self.hosts.len();
-        match self.rng.below(12) {
+        match self.rng.below(13) {
             0..=3 => {
                 let victim = self.rng.below(size as u64) as usize;
                 self.crash(victim);
@@ -524,6 +544,7 @@ impl Sim {
                 let i = self.rng.below(size as u64) as usize;
                 self.set_sync_failing(i, true);
             }
+            9 => self.graceful_stop(),
             _ => {
                 for i in 0..size {
                     self.set_store_failing(i, false);
@@ -547,6 +568,26 @@ impl Sim {
         self.net.partition(side);
         let heal_at = self.now.saturating_add(200 + self.rng.below(3_000));
         self.net.schedule(heal_at, Kind::Heal);
+    }
+
+    /// The master is shut down gracefully, then its process exits.
+    fn graceful_stop(&mut self) {
+        let exit = self.now + 2 * self.opts.election.election_timeout_ms + 100;
+        if exit >= self.calm_at() {
+            return; // the process must be gone before the faults stop
+        }
+        let Some(i) = self.master() else { return };
+        self.trace(|| format!("n{i} shuts down gracefully"));
+        let now = self.now;
+        if let Some(host) = self.hosts.get_mut(i) {
+            if let Some(node) = host.node.as_mut() {
+                node.shutdown(host.clock.local(now), "maintenance");
+            }
+        }
+        self.report.graceful_stops += 1;
+        self.graceful_at = Some(now);
+        self.after_step(i);
+        self.net.schedule(exit, Kind::Halt { node: i });
     }
 
     fn set_store_failing(&mut self, i: usize, failing: bool) {
@@ -614,6 +655,14 @@ impl Sim {
         for i in 0..self.hosts.len() {
             self.set_store_failing(i, false);
             self.set_sync_failing(i, false);
+            let stopped = self
+                .hosts
+                .get(i)
+                .and_then(|h| h.node.as_ref())
+                .is_some_and(|n| n.role() == Role::Stopped);
+            if stopped {
+                self.crash(i); // a node shut down gracefully is started again
+            }
             self.restart(i);
         }
     }
@@ -760,6 +809,8 @@ pub struct Summary {
     pub failovers_ms: Vec<u64>,
     /// Every failover time during the fault phase (master crashed amid other faults).
     pub fault_failovers_ms: Vec<u64>,
+    /// Every failover time after a graceful shutdown of the master.
+    pub graceful_failovers_ms: Vec<u64>,
     /// Every recovery time seen (end of faults to a followed master).
     pub recoveries_ms: Vec<u64>,
     /// Every convergence time seen (recovery to identical logs).
@@ -784,6 +835,7 @@ impl Summary {
         self.partitions += u64::from(report.partitions);
         self.failovers_ms.extend(report.clean_failover_ms);
         self.fault_failovers_ms.extend_from_slice(&report.failovers_ms);
+        self.graceful_failovers_ms.extend_from_slice(&report.graceful_failovers_ms);
         self.recoveries_ms.extend(report.recovery_ms);
         self.convergences_ms.extend(report.convergence_ms);
         self.writes += report.writes;
@@ -800,6 +852,7 @@ impl Summary {
         self.partitions += other.partitions;
         self.failovers_ms.extend(other.failovers_ms);
         self.fault_failovers_ms.extend(other.fault_failovers_ms);
+        self.graceful_failovers_ms.extend(other.graceful_failovers_ms);
         self.recoveries_ms.extend(other.recoveries_ms);
         self.convergences_ms.extend(other.convergences_ms);
         self.writes += other.writes;

@@ -17,6 +17,7 @@ pub(super) enum Kind {
     Calm,
     CrashMaster,
     Write,
+    Halt { node: usize },
 }
 
 #[derive(Debug)]

@@ -37,6 +37,8 @@ pub fn summary_json(summary: &Summary, elapsed_s: f64) -> String {
         "failover_ms_max": p(&summary.failovers_ms, 100),
         "failovers": summary.failovers_ms.len(),
         "fault_failover_ms_p50": p(&summary.fault_failovers_ms, 50),
+        "graceful_failover_ms_p50": p(&summary.graceful_failovers_ms, 50),
+        "graceful_failover_ms_p99": p(&summary.graceful_failovers_ms, 99),
         "fault_failover_ms_p99": p(&summary.fault_failovers_ms, 99),
         "recovery_ms_p50": p(&summary.recoveries_ms, 50),
         "recovery_ms_p99": p(&summary.recoveries_ms, 99),
