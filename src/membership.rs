@@ -159,13 +159,25 @@ impl MemberSet {
 #[derive(Debug, Clone, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Membership<const N: usize> {
+    name: String<NAME_CAP>,
     members: heapless::Vec<Member, N>,
 }
 
 impl<const N: usize> Membership<N> {
-    /// An empty membership.
+    /// An empty membership of a group with no name.
     pub const fn new() -> Self {
-        Membership { members: heapless::Vec::new() }
+        Membership { name: String::new(), members: heapless::Vec::new() }
+    }
+
+    /// An empty membership of the group called `name` (handshakes must name it).
+    pub fn named(name: &str) -> Result<Self, MembershipError> {
+        let name = String::try_from(name).map_err(|_| MembershipError::NameTooLong)?;
+        Ok(Membership { name, members: heapless::Vec::new() })
+    }
+
+    /// The group's name.
+    pub fn group_name(&self) -> &str {
+        &self.name
     }
 
     /// Adds a member and returns its id.

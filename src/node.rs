@@ -102,6 +102,18 @@ pub enum NodeEvent {
         /// Who.
         member: MemberId,
     },
+    /// `member` accepted this node's handshake: messages flow both ways once this node has
+    /// accepted the member's too.
+    Connected {
+        /// Who.
+        member: MemberId,
+    },
+    /// `member` refused this node's handshake (wrong group, not a member, type mismatch, or
+    /// already connected): nothing is sent to it.
+    HandshakeRefused {
+        /// Who.
+        member: MemberId,
+    },
 }
 
 /// Why an append was refused.
@@ -151,8 +163,12 @@ pub struct ReplicationIgnored {
     /// An ack or position beyond what was sent, a malformed protocol entry, or an entry
     /// that would overwrite a durable one.
     pub impossible: u32,
-    /// Handshake, GroupChange and Shutdown (not handled by the node yet).
+    /// GroupChange messages (not handled by the node yet).
     pub unsupported: u32,
+    /// A message from a peer whose handshake this node has not accepted.
+    pub not_connected: u32,
+    /// A `Handshake` refused (wrong group, not a member, type mismatch, already connected).
+    pub handshakes_refused: u32,
 }
 
 /// Counters of the replication stream.
@@ -169,6 +185,8 @@ pub struct NodeStats {
     pub storage_failures: u32,
     /// Replication messages not queued (outbox full).
     pub pending_overflows: u32,
+    /// Messages not sent because the peer has not accepted this node's handshake.
+    pub unconnected_drops: u32,
     /// Events not queued (the caller did not drain them).
     pub event_overflows: u32,
     /// Ignored inputs, by reason.
@@ -234,6 +252,15 @@ pub struct Node<S, L, const N: usize> {
     shutdown: Option<Shutdown>,
     /// Members still to be sent the `Shutdown` notice.
     notify: MemberSet,
+    /// Peers whose `Handshake` this node accepted: their messages are handled.
+    inbound: MemberSet,
+    /// Peers that accepted this node's `Handshake`: messages to them are sent.
+    outbound: MemberSet,
+    /// Peers to send a `Handshake` to, and when it was last sent.
+    greet: MemberSet,
+    greeted_at: u64,
+    /// Peers to answer a `Handshake` from, with the refusal reason (None: accepted).
+    answers: heapless::Deque<(MemberId, Option<&'static str>), PENDING_CAPACITY>,
     events: heapless::Deque<NodeEvent, NODE_EVENT_CAPACITY>,
     stats: NodeStats,
 }
@@ -267,6 +294,11 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             cursor: 0,
             shutdown: None,
             notify: MemberSet::EMPTY,
+            inbound: MemberSet::EMPTY,
+            outbound: MemberSet::EMPTY,
+            greet: MemberSet::EMPTY,
+            greeted_at: 0,
+            answers: heapless::Deque::new(),
             events: heapless::Deque::new(),
             stats: NodeStats::default(),
         };
@@ -342,14 +374,38 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     /// The next message to send: election messages first, then acknowledgements and sync
     /// messages, then log entries (round-robin over the replicas, within each one's window).
     pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
-        if self.election.has_transmit() {
-            return self.election.poll_transmit();
+        if let Some(to) = self.greet.pop_first() {
+            let me = self.member(self.election.me())?;
+            let message = MessageRef::Handshake {
+                node_name: me.name.as_str(),
+                group_name: self.election.members().group_name(),
+                node_type: me.node_type,
+            };
+            return self.transmit(to, Message::Core(message));
         }
-        if let Some(to) = self.notify.pop_first() {
-            let reason = self.shutdown.as_ref().map_or("", |s| s.reason.as_str());
-            return self.transmit(to, Message::Core(MessageRef::Shutdown { reason }));
+        if let Some((to, refusal)) = self.answers.pop_front() {
+            let message =
+                MessageRef::HandshakeResponse { accepted: refusal.is_none(), reason: refusal };
+            return self.transmit(to, Message::Core(message));
         }
-        if let Some((to, pending)) = self.pending.pop_front() {
+        while let Some(to) = self.election.next_recipient() {
+            if self.outbound.contains(to) {
+                return self.election.poll_transmit();
+            }
+            self.election.skip_transmit();
+            self.stats.unconnected_drops = self.stats.unconnected_drops.saturating_add(1);
+        }
+        while let Some(to) = self.notify.pop_first() {
+            if self.outbound.contains(to) {
+                let reason = self.shutdown.as_ref().map_or("", |s| s.reason.as_str());
+                return self.transmit(to, Message::Core(MessageRef::Shutdown { reason }));
+            }
+        }
+        while let Some((to, pending)) = self.pending.pop_front() {
+            if !self.outbound.contains(to) {
+                self.stats.unconnected_drops = self.stats.unconnected_drops.saturating_add(1);
+                continue;
+            }
             let message = match pending {
                 Pending::Ack { vlsn } => Message::Core(MessageRef::Ack { vlsn }),
                 Pending::SyncNack { vlsn } => Message::Ext(Extension::SyncNack { vlsn }),
@@ -391,7 +447,11 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         for step in 0..N {
             let index = (self.cursor + step) % N.max(1);
             let id = MemberId::new(u8::try_from(index).ok()?);
-            if id == self.election.me() || !self.member(id).is_some_and(Self::stores_data) {
+            let connected = self.outbound.contains(id);
+            if id == self.election.me()
+                || !connected
+                || !self.member(id).is_some_and(Self::stores_data)
+            {
                 continue;
             }
             let window = self.config.window;
@@ -433,7 +493,18 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
     pub fn poll_timeout(&self) -> Option<u64> {
-        self.election.poll_timeout()
+        let election = self.election.poll_timeout()?;
+        let mut others = self.election.members().all();
+        others.remove(self.election.me());
+        let unanswered = (0..N)
+            .filter_map(|i| u8::try_from(i).ok().map(MemberId::new))
+            .any(|id| others.contains(id) && !self.outbound.contains(id));
+        let greet = self.greeted_at.saturating_add(self.greet_interval());
+        Some(if unanswered { election.min(greet) } else { election })
+    }
+
+    fn greet_interval(&self) -> u64 {
+        self.config.election.heartbeat_interval_ms.saturating_mul(5)
     }
 
     fn emit(&mut self, event: NodeEvent) {
@@ -464,6 +535,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     pub fn handle_timeout(&mut self, now: u64) {
         self.election.handle_timeout(now);
         self.absorb_election_events(now);
+        self.greet_again(now);
         if self.synced < self.log.last_vlsn() && self.sync_log() {
             // A sync that failed earlier went through: the appended entries now count.
             self.advance_commit();
@@ -473,6 +545,120 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             self.record_dtvlsn();
         }
         self.check_shutdown(now);
+    }
+
+    /// A link to `peer` is up (the transport connected, or the peer connected to us): send
+    /// it our `Handshake`. Until the peer accepts it nothing else is sent to it, and until
+    /// this node accepts the peer's own `Handshake` nothing from it is handled.
+    pub fn connect(&mut self, peer: MemberId) {
+        if peer != self.election.me() && self.member(peer).is_some() {
+            self.outbound.remove(peer);
+            self.greet.insert(peer);
+        }
+    }
+
+    /// The link to `peer` is gone: both directions must be handshaken again.
+    pub fn disconnect(&mut self, peer: MemberId) {
+        self.inbound.remove(peer);
+        self.outbound.remove(peer);
+        self.greet.remove(peer);
+    }
+
+    /// Whether `peer` accepted this node's handshake and this node accepted the peer's.
+    pub fn is_connected(&self, peer: MemberId) -> bool {
+        self.inbound.contains(peer) && self.outbound.contains(peer)
+    }
+
+    /// Checks a `Handshake` on a new inbound connection: the member it identifies, or the
+    /// reason it is refused. A transport uses this to bind the connection to a member; a
+    /// second live connection under a name already connected is refused.
+    pub fn check_handshake(
+        &self,
+        node_name: &str,
+        group_name: &str,
+        node_type: NodeType,
+    ) -> Result<MemberId, &'static str> {
+        let id = self.identify(node_name, group_name, node_type)?;
+        if self.inbound.contains(id) {
+            return Err("already connected under this name");
+        }
+        Ok(id)
+    }
+
+    /// The member a handshake names, if it may join: the right group, a member, its type.
+    fn identify(
+        &self,
+        node_name: &str,
+        group_name: &str,
+        node_type: NodeType,
+    ) -> Result<MemberId, &'static str> {
+        let members = self.election.members();
+        if group_name != members.group_name() {
+            return Err("wrong group name");
+        }
+        let id = members.id_of(node_name).ok_or("not a member of the group")?;
+        if id == self.election.me() {
+            return Err("a node cannot connect to itself");
+        }
+        if members.get(id).map(|m| m.node_type) != Some(node_type) {
+            return Err("node type does not match the membership");
+        }
+        Ok(id)
+    }
+
+    /// A `Handshake` on the link to `from` (a repeat on the same link is answered again).
+    fn on_handshake(
+        &mut self,
+        from: MemberId,
+        node_name: &str,
+        group_name: &str,
+        node_type: NodeType,
+    ) {
+        let verdict = match self.identify(node_name, group_name, node_type) {
+            Ok(id) if id == from => None,
+            Ok(_) => Some("the name is not the connection's"),
+            Err(reason) => Some(reason),
+        };
+        if verdict.is_some() {
+            self.stats.ignored.handshakes_refused =
+                self.stats.ignored.handshakes_refused.saturating_add(1);
+        } else {
+            self.inbound.insert(from);
+            if !self.outbound.contains(from) {
+                self.greet.insert(from);
+            }
+        }
+        if self.answers.push_back((from, verdict)).is_err() {
+            self.stats.pending_overflows = self.stats.pending_overflows.saturating_add(1);
+        }
+    }
+
+    fn on_handshake_response(&mut self, from: MemberId, accepted: bool) {
+        if self.member(from).is_none() || from == self.election.me() {
+            self.stats.ignored.not_connected = self.stats.ignored.not_connected.saturating_add(1);
+        } else if accepted {
+            if !self.outbound.contains(from) {
+                self.outbound.insert(from);
+                self.emit(NodeEvent::Connected { member: from });
+            }
+        } else {
+            self.emit(NodeEvent::HandshakeRefused { member: from });
+        }
+    }
+
+    /// Re-sends the handshake to peers that have not accepted it yet (it may have been lost).
+    fn greet_again(&mut self, now: u64) {
+        if now < self.greeted_at.saturating_add(self.greet_interval()) {
+            return;
+        }
+        self.greeted_at = now;
+        let mut all = self.election.members().all();
+        all.remove(self.election.me());
+        while let Some(peer) = all.pop_first() {
+            if !self.outbound.contains(peer) {
+                self.greet.insert(peer);
+            }
+        }
     }
 
     /// Shuts the node down gracefully: a master stops taking appends and first lets its most
@@ -650,6 +836,20 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             return;
         }
         match *msg {
+            Message::Core(MessageRef::Handshake { node_name, group_name, node_type }) => {
+                return self.on_handshake(from, node_name, group_name, node_type);
+            }
+            Message::Core(MessageRef::HandshakeResponse { accepted, .. }) => {
+                return self.on_handshake_response(from, accepted);
+            }
+            _ if !self.inbound.contains(from) => {
+                self.stats.ignored.not_connected =
+                    self.stats.ignored.not_connected.saturating_add(1);
+                return;
+            }
+            _ => {}
+        }
+        match *msg {
             Message::Core(MessageRef::LogEntry { vlsn, entry_type, data }) => {
                 self.on_entry(from, vlsn, entry_type, data)
             }
@@ -665,10 +865,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             }
             Message::Core(MessageRef::Shutdown { .. }) => self.on_peer_shutdown(now, from),
             Message::Core(
-                MessageRef::Handshake { .. }
-                | MessageRef::HandshakeResponse { .. }
-                | MessageRef::GroupChange { .. }
-                | MessageRef::GroupChangeResponse { .. },
+                MessageRef::GroupChange { .. } | MessageRef::GroupChangeResponse { .. },
             ) => self.stats.ignored.unsupported = self.stats.ignored.unsupported.saturating_add(1),
             _ => self.election.handle_message(now, from, msg),
         }

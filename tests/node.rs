@@ -15,7 +15,7 @@ type TestNode = Node<RamStore, Log, 7>;
 /// a: Electable p2, b: Electable p1, c: Electable p1, s: Secondary, m: Monitor, r: Arbiter.
 /// Voters a, b, c, r: quorum 3.
 fn group() -> Membership<7> {
-    let mut g = Membership::new();
+    let mut g = Membership::named("g").unwrap();
     let spec = [
         ("a", NodeType::Electable, 2),
         ("b", NodeType::Electable, 1),
@@ -47,7 +47,25 @@ fn node_in_term(me: &str, config: NodeConfig, log: Log, term: u64) -> TestNode {
         let n = ElectionRecord { term, vote: None }.encode(&mut buf).unwrap();
         store.write(&buf[..n]).unwrap();
     }
-    Node::new(group(), id(me), config, store, log, 1, 0).unwrap()
+    let mut node = Node::new(group(), id(me), config, store, log, 1, 0).unwrap();
+    handshake_with_everyone(&mut node);
+    node
+}
+
+/// Every peer and this node accept each other's handshakes (outputs drained).
+fn handshake_with_everyone(node: &mut TestNode) {
+    let me = node.election().me();
+    for (peer, m) in group().iter().filter(|(p, _)| *p != me) {
+        node.connect(peer);
+        let hello =
+            MessageRef::Handshake { node_name: &m.name, group_name: "g", node_type: m.node_type };
+        node.handle(0, peer, &core(hello));
+        let accepted = MessageRef::HandshakeResponse { accepted: true, reason: None };
+        node.handle(0, peer, &core(accepted));
+        assert!(node.is_connected(peer), "{peer} connected");
+    }
+    sent(node);
+    events(node);
 }
 
 fn node(me: &str) -> TestNode {
@@ -372,6 +390,86 @@ fn a_durable_entry_is_never_overwritten() {
     deliver(&mut b, 12, "a", entry(1, ENTRY_TERM_START, &term_start(3)));
     assert_eq!(b.stats().ignored.impossible, 1);
     assert_eq!(b.log().entry(1).unwrap().meta.term, 1, "kept");
+}
+
+// ----- handshakes -----
+
+fn fresh(me: &str) -> TestNode {
+    Node::new(group(), id(me), NodeConfig::default(), RamStore::new(), Log::new(), 1, 0).unwrap()
+}
+
+#[test]
+fn connecting_sends_a_handshake_and_an_acceptance_connects() {
+    let mut b = fresh("b");
+    b.connect(id("a"));
+    assert_eq!(
+        sent(&mut b),
+        [r#"a <- Handshake { node_name: "b", group_name: "g", node_type: Electable }"#]
+    );
+    deliver(&mut b, 1, "a", core(MessageRef::HandshakeResponse { accepted: true, reason: None }));
+    assert_eq!(events(&mut b), [NodeEvent::Connected { member: id("a") }]);
+    assert!(!b.is_connected(id("a")), "a's own handshake is still to come");
+    deliver(
+        &mut b,
+        2,
+        "a",
+        core(MessageRef::Handshake {
+            node_name: "a",
+            group_name: "g",
+            node_type: NodeType::Electable,
+        }),
+    );
+    assert_eq!(sent(&mut b), ["a <- HandshakeResponse { accepted: true, reason: None }"]);
+    assert!(b.is_connected(id("a")));
+}
+
+#[test]
+fn bad_handshakes_are_refused_with_the_reason() {
+    let mut b = fresh("b");
+    let cases = [
+        (("a", "other", NodeType::Electable), "wrong group name"),
+        (("zz", "g", NodeType::Electable), "not a member of the group"),
+        (("a", "g", NodeType::Monitor), "node type does not match the membership"),
+        (("c", "g", NodeType::Electable), "the name is not the connection's"),
+    ];
+    for ((name, group_name, node_type), reason) in cases {
+        deliver(
+            &mut b,
+            1,
+            "a",
+            core(MessageRef::Handshake { node_name: name, group_name, node_type }),
+        );
+        assert_eq!(
+            sent(&mut b),
+            [format!(r#"a <- HandshakeResponse {{ accepted: false, reason: Some("{reason}") }}"#)]
+        );
+    }
+    assert_eq!(b.stats().ignored.handshakes_refused, 4);
+    assert!(!b.is_connected(id("a")));
+}
+
+#[test]
+fn a_second_live_connection_under_a_name_is_refused() {
+    let b = node("b"); // connected to everyone
+    assert_eq!(
+        b.check_handshake("a", "g", NodeType::Electable),
+        Err("already connected under this name")
+    );
+    let mut b = b;
+    b.disconnect(id("a"));
+    assert_eq!(b.check_handshake("a", "g", NodeType::Electable), Ok(id("a")));
+}
+
+#[test]
+fn nothing_is_exchanged_before_the_handshake() {
+    let mut b = fresh("b");
+    deliver(&mut b, 10, "a", core(MessageRef::ElectionResult { master: "a", term: 1 }));
+    assert_eq!(b.stats().ignored.not_connected, 1);
+    assert_eq!(b.role(), Role::Unknown);
+    b.handle_timeout(b.election().poll_timeout().unwrap()); // greets everyone, starts a term
+    let out = sent(&mut b);
+    assert!(out.iter().all(|l| l.contains("Handshake")), "only handshakes go out: {out:?}");
+    assert!(b.stats().unconnected_drops > 0, "the election's proposals were not sent");
 }
 
 // ----- shutdown -----

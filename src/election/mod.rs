@@ -464,6 +464,17 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         Some(Transmit { to, recipient, message: self.render(out) })
     }
 
+    /// The recipient of the next message to send, without taking it.
+    pub fn next_recipient(&self) -> Option<MemberId> {
+        self.outbox.peek().map(|(to, _)| to)
+    }
+
+    /// Drops the next message to send (its recipient cannot be reached); the peer sees it as
+    /// lost.
+    pub fn skip_transmit(&mut self) {
+        self.outbox.pop();
+    }
+
     /// Encodes the next message to send into `buf` and returns its recipient and length.
     ///
     /// If `buf` is too small the message stays queued and the error states the size needed.

@@ -302,7 +302,10 @@ impl Sim {
         let Some((store, log)) = host.parked.take() else { return };
         let local = host.clock.local(now);
         match Node::new(self.group.clone(), member(i), config, store, log, seed, local) {
-            Ok(node) => {
+            Ok(mut node) => {
+                for peer in 0..self.group.len() {
+                    node.connect(member(peer)); // the transport opens a link to every member
+                }
                 host.node = Some(node);
                 host.timer = None;
                 self.after_step(i);
@@ -354,7 +357,13 @@ impl Sim {
 
     fn step(&mut self, kind: Kind) {
         match kind {
-            Kind::Deliver { from, to, bytes } => self.deliver(from, to, &bytes),
+            Kind::Deliver { from, to, link, bytes } => {
+                if link == self.net.link_epoch(from, to) {
+                    self.deliver(from, to, &bytes);
+                } else {
+                    self.net.dropped += 1; // the link broke while it was in flight
+                }
+            }
             Kind::Timer { node } => self.fire_timer(node),
             Kind::Fault => self.inject_fault(),
             Kind::Restart { node } => self.restart(node),
@@ -611,6 +620,11 @@ impl Sim {
     fn crash(&mut self, i: usize) {
         let Some(host) = self.hosts.get_mut(i) else { return };
         let Some(node) = host.node.take() else { return };
+        for other in self.hosts.iter_mut().filter_map(|h| h.node.as_mut()) {
+            other.disconnect(member(i)); // its links break
+        }
+        self.net.break_links(i);
+        let Some(host) = self.hosts.get_mut(i) else { return };
         let was_master = node.role() == Role::Master;
         let (mut store, mut log) = node.into_stores();
         store.fail_writes = false;
@@ -758,7 +772,7 @@ fn members_of(side: u32) -> String {
 /// Draws 1 to 7 members of mixed types and priorities; at least one can become master.
 fn draw_group(rng: &mut SplitMix64) -> (Membership<MAX_NODES>, Option<MemberId>) {
     let size = 1 + rng.below(MAX_NODES as u64) as usize;
-    let mut group = Membership::new();
+    let mut group = Membership::named("sim").unwrap_or_default();
     for i in 0..size {
         let node_type = match (i, rng.below(10)) {
             (0, _) | (_, 0..=5) => NodeType::Electable,

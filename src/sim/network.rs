@@ -9,15 +9,28 @@ use core::cmp::{Ordering, Reverse};
 /// Something that happens at a simulated instant.
 #[derive(Debug)]
 pub(super) enum Kind {
-    Deliver { from: usize, to: usize, bytes: Vec<u8> },
-    Timer { node: usize },
+    /// `link` is the link's epoch when the message was sent: a crash of either end breaks
+    /// the link (as a TCP connection breaks), and what was in flight on it is lost.
+    Deliver {
+        from: usize,
+        to: usize,
+        link: u64,
+        bytes: Vec<u8>,
+    },
+    Timer {
+        node: usize,
+    },
     Fault,
-    Restart { node: usize },
+    Restart {
+        node: usize,
+    },
     Heal,
     Calm,
     CrashMaster,
     Write,
-    Halt { node: usize },
+    Halt {
+        node: usize,
+    },
 }
 
 #[derive(Debug)]
@@ -59,6 +72,8 @@ pub(super) struct Network {
     pub(super) dropped: u64,
     /// Per link (from * 32 + to): the latest delivery time scheduled, to keep links FIFO.
     link_tail: alloc::collections::BTreeMap<usize, u64>,
+    /// Per node: how many times it crashed (the epoch of its links).
+    epochs: Vec<u64>,
 }
 
 impl Network {
@@ -74,6 +89,7 @@ impl Network {
             delivered: 0,
             dropped: 0,
             link_tail: alloc::collections::BTreeMap::new(),
+            epochs: Vec::new(),
         }
     }
 
@@ -101,6 +117,21 @@ impl Network {
 
     /// Puts a message on the wire; returns true if it was lost. A partition is checked when
     /// the message is sent (a message already in flight when a partition starts arrives).
+    /// The current epoch of the link between `a` and `b` (either direction).
+    pub(super) fn link_epoch(&self, a: usize, b: usize) -> u64 {
+        self.epochs.get(a).copied().unwrap_or(0) + self.epochs.get(b).copied().unwrap_or(0)
+    }
+
+    /// Node `i` crashed: every link to it breaks.
+    pub(super) fn break_links(&mut self, i: usize) {
+        if self.epochs.len() <= i {
+            self.epochs.resize(i + 1, 0);
+        }
+        if let Some(e) = self.epochs.get_mut(i) {
+            *e += 1;
+        }
+    }
+
     pub(super) fn send(
         &mut self,
         rng: &mut SplitMix64,
@@ -109,6 +140,7 @@ impl Network {
         to: usize,
         bytes: Vec<u8>,
     ) -> bool {
+        let link = self.link_epoch(from, to);
         if !self.connected(from, to) || (self.faulty && rng.chance(self.drop_per_million)) {
             self.dropped += 1;
             return true;
@@ -124,9 +156,9 @@ impl Network {
         *tail = (*tail).max(at);
         if self.faulty && rng.chance(self.duplicate_per_million) {
             let again = at + rng.below(spread);
-            self.schedule(again, Kind::Deliver { from, to, bytes: bytes.clone() });
+            self.schedule(again, Kind::Deliver { from, to, link, bytes: bytes.clone() });
         }
-        self.schedule(at, Kind::Deliver { from, to, bytes });
+        self.schedule(at, Kind::Deliver { from, to, link, bytes });
         false
     }
 }
