@@ -46,6 +46,10 @@ pub struct Member {
     pub priority: u32,
     /// A stable numeric id (unique in the group); persisted votes name members by it.
     pub node_id: u32,
+    /// Where the node listens (for hosted transports; empty when unused).
+    pub host: String<NAME_CAP>,
+    /// The port it listens on (0 when unused).
+    pub port: u16,
 }
 
 impl Member {
@@ -57,7 +61,33 @@ impl Member {
         node_id: u32,
     ) -> Result<Self, MembershipError> {
         let name = String::try_from(name).map_err(|_| MembershipError::NameTooLong)?;
-        Ok(Member { name, node_type, priority, node_id })
+        Ok(Member { name, node_type, priority, node_id, host: String::new(), port: 0 })
+    }
+
+    /// The same member, listening at `host:port`.
+    pub fn with_address(mut self, host: &str, port: u16) -> Result<Self, MembershipError> {
+        self.host = String::try_from(host).map_err(|_| MembershipError::NameTooLong)?;
+        self.port = port;
+        Ok(self)
+    }
+
+    /// The member a `GroupChange` describes. RepNode has no priority: an Electable member
+    /// added this way gets priority 1, any other 0.
+    pub fn from_rep_node(node: &crate::RepNodeRef<'_>) -> Result<Self, MembershipError> {
+        let priority = u32::from(node.node_type == NodeType::Electable);
+        Member::new(node.name, node.node_type, priority, node.node_id)?
+            .with_address(node.host, node.port)
+    }
+
+    /// This member as the wire's RepNode.
+    pub fn as_rep_node(&self) -> crate::RepNodeRef<'_> {
+        crate::RepNodeRef {
+            name: &self.name,
+            node_type: self.node_type,
+            host: &self.host,
+            port: self.port,
+            node_id: self.node_id,
+        }
     }
 
     /// Votes in elections and counts toward quorums (Electable and Arbiter).
@@ -83,6 +113,8 @@ pub enum MembershipError {
     DuplicateName,
     /// Two members with the same node id.
     DuplicateNodeId,
+    /// No member by that name (or with that node id).
+    NotAMember,
 }
 
 impl fmt::Display for MembershipError {
@@ -92,6 +124,7 @@ impl fmt::Display for MembershipError {
             MembershipError::NameTooLong => "name longer than 32 bytes",
             MembershipError::DuplicateName => "two members share a name",
             MembershipError::DuplicateNodeId => "two members share a node id",
+            MembershipError::NotAMember => "no such member",
         })
     }
 }
@@ -160,19 +193,20 @@ impl MemberSet {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Membership<const N: usize> {
     name: String<NAME_CAP>,
-    members: heapless::Vec<Member, N>,
+    /// Member slots; a removed member leaves an empty slot, so ids stay stable.
+    slots: heapless::Vec<Option<Member>, N>,
 }
 
 impl<const N: usize> Membership<N> {
     /// An empty membership of a group with no name.
     pub const fn new() -> Self {
-        Membership { name: String::new(), members: heapless::Vec::new() }
+        Membership { name: String::new(), slots: heapless::Vec::new() }
     }
 
     /// An empty membership of the group called `name` (handshakes must name it).
     pub fn named(name: &str) -> Result<Self, MembershipError> {
         let name = String::try_from(name).map_err(|_| MembershipError::NameTooLong)?;
-        Ok(Membership { name, members: heapless::Vec::new() })
+        Ok(Membership { name, slots: heapless::Vec::new() })
     }
 
     /// The group's name.
@@ -180,52 +214,80 @@ impl<const N: usize> Membership<N> {
         &self.name
     }
 
-    /// Adds a member and returns its id.
+    /// Adds a member (into the first empty slot) and returns its id.
     pub fn add(&mut self, member: Member) -> Result<MemberId, MembershipError> {
-        if self.members.iter().any(|m| m.name == member.name) {
+        if self.iter().any(|(_, m)| m.name == member.name) {
             return Err(MembershipError::DuplicateName);
         }
-        if self.members.iter().any(|m| m.node_id == member.node_id) {
+        if self.iter().any(|(_, m)| m.node_id == member.node_id) {
             return Err(MembershipError::DuplicateNodeId);
         }
-        let id = u8::try_from(self.members.len())
-            .ok()
-            .filter(|&i| i < 32)
-            .ok_or(MembershipError::Full)?;
-        self.members.push(member).map_err(|_| MembershipError::Full)?;
+        if let Some(index) = self.slots.iter().position(Option::is_none) {
+            let id = u8::try_from(index).map_err(|_| MembershipError::Full)?;
+            if let Some(slot) = self.slots.get_mut(index) {
+                *slot = Some(member);
+            }
+            return Ok(MemberId(id));
+        }
+        let id =
+            u8::try_from(self.slots.len()).ok().filter(|&i| i < 32).ok_or(MembershipError::Full)?;
+        self.slots.push(Some(member)).map_err(|_| MembershipError::Full)?;
         Ok(MemberId(id))
+    }
+
+    /// Removes the member `id` (its slot stays empty until another member is added).
+    pub fn remove(&mut self, id: MemberId) -> Result<Member, MembershipError> {
+        self.slots.get_mut(id.index()).and_then(Option::take).ok_or(MembershipError::NotAMember)
+    }
+
+    /// Replaces the type and address of the member with `member`'s name and node id.
+    pub fn update(&mut self, member: &Member) -> Result<MemberId, MembershipError> {
+        let id = self.id_of(&member.name).ok_or(MembershipError::NotAMember)?;
+        let slot = self
+            .slots
+            .get_mut(id.index())
+            .and_then(Option::as_mut)
+            .ok_or(MembershipError::NotAMember)?;
+        if slot.node_id != member.node_id {
+            return Err(MembershipError::NotAMember);
+        }
+        slot.node_type = member.node_type;
+        slot.host = member.host.clone();
+        slot.port = member.port;
+        if member.node_type != NodeType::Electable {
+            slot.priority = 0;
+        }
+        Ok(id)
     }
 
     /// The member with this id.
     pub fn get(&self, id: MemberId) -> Option<&Member> {
-        self.members.get(id.index())
+        self.slots.get(id.index()).and_then(Option::as_ref)
     }
 
     /// The id of the member called `name`.
     pub fn id_of(&self, name: &str) -> Option<MemberId> {
-        let index = self.members.iter().position(|m| m.name == name)?;
-        u8::try_from(index).ok().map(MemberId)
+        self.iter().find(|(_, m)| m.name == name).map(|(id, _)| id)
     }
 
     /// The id of the member with this node id.
     pub fn id_of_node(&self, node_id: u32) -> Option<MemberId> {
-        let index = self.members.iter().position(|m| m.node_id == node_id)?;
-        u8::try_from(index).ok().map(MemberId)
+        self.iter().find(|(_, m)| m.node_id == node_id).map(|(id, _)| id)
     }
 
     /// The number of members.
     pub fn len(&self) -> usize {
-        self.members.len()
+        self.iter().count()
     }
 
     /// Whether there are no members.
     pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
+        self.len() == 0
     }
 
     /// Every member with its id.
     pub fn iter(&self) -> impl Iterator<Item = (MemberId, &Member)> {
-        self.members.iter().zip(0u8..).map(|(m, i)| (MemberId(i), m))
+        self.slots.iter().zip(0u8..).filter_map(|(m, i)| m.as_ref().map(|m| (MemberId(i), m)))
     }
 
     /// Every member, as a set.
@@ -253,5 +315,38 @@ impl<const N: usize> Membership<N> {
     /// A strict majority of the voters.
     pub fn majority(&self) -> usize {
         self.voter_count() / 2 + 1
+    }
+
+    /// Whether both hold the same members (by name, type and node id), whatever their slots.
+    pub fn same_members(&self, other: &Membership<N>) -> bool {
+        let covers = |a: &Self, b: &Self| {
+            a.iter().all(|(_, m)| {
+                b.id_of(&m.name)
+                    .and_then(|id| b.get(id))
+                    .is_some_and(|o| o.node_type == m.node_type && o.node_id == m.node_id)
+            })
+        };
+        covers(self, other) && covers(other, self)
+    }
+
+    /// Applies a membership change as the replicated log records it. Replaying a change
+    /// already reflected (an Add of a present member, a Remove of an absent one) does nothing.
+    pub fn apply(
+        &mut self,
+        change: crate::GroupChangeType,
+        node: &crate::RepNodeRef<'_>,
+    ) -> Result<(), MembershipError> {
+        let member = Member::from_rep_node(node)?;
+        match change {
+            crate::GroupChangeType::Add if self.id_of(&member.name).is_some() => Ok(()),
+            crate::GroupChangeType::Add => self.add(member).map(|_| ()),
+            crate::GroupChangeType::Remove => {
+                if let Some(id) = self.id_of(&member.name) {
+                    self.remove(id)?;
+                }
+                Ok(())
+            }
+            crate::GroupChangeType::Update => self.update(&member).map(|_| ()),
+        }
     }
 }

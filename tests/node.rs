@@ -526,9 +526,105 @@ fn replicas_elect_at_once_when_their_master_shuts_down() {
     assert_eq!(c.election().term(), before, "a replica's shutdown starts no election");
 }
 
+// ----- membership -----
+
+fn rep<'a>(name: &'a str, node_type: NodeType, node_id: u32) -> harp::RepNodeRef<'a> {
+    harp::RepNodeRef { name, node_type, host: "h", port: 5001, node_id }
+}
+
 #[test]
-fn handshake_and_group_change_are_counted_until_supported() {
+fn the_master_adds_a_member_through_the_log() {
+    use harp::GroupChangeType::Add;
+    let mut a = master_a(NodeConfig::default());
+    for r in ["b", "c"] {
+        deliver(
+            &mut a,
+            1050,
+            r,
+            core(MessageRef::HeartbeatResponse { replica_vlsn: 0, timestamp_ms: 1001 }),
+        );
+    }
+    let vlsn = a.change_membership(1100, Add, &rep("d", NodeType::Electable, 9)).unwrap();
+    assert_eq!(a.log().entry(vlsn).unwrap().entry_type, harp::replication::ENTRY_MEMBERSHIP);
+    assert!(a.members().id_of("d").is_some(), "applied at once");
+    assert_eq!(a.members().voter_count(), 5, "quorums follow: a, b, c, d, r");
+    assert!(events(&mut a).contains(&NodeEvent::MembershipChanged { vlsn }));
+    assert_eq!(
+        a.change_membership(1100, Add, &rep("e", NodeType::Electable, 10)),
+        Err(harp::node::ChangeError::Refused("another membership change is in progress"))
+    );
+}
+
+#[test]
+fn unsafe_or_invalid_changes_are_refused_with_the_reason() {
+    use harp::node::ChangeError::Refused;
+    use harp::GroupChangeType::{Add, Remove};
+    let mut a = master_a(NodeConfig::default());
+    assert_eq!(
+        a.change_membership(1100, Remove, &rep("a", NodeType::Electable, 1)),
+        Err(Refused("the master cannot remove itself"))
+    );
+    assert_eq!(
+        a.change_membership(1100, Add, &rep("b", NodeType::Electable, 2)),
+        Err(Refused("already a member"))
+    );
+    assert_eq!(
+        a.change_membership(1100, Remove, &rep("zz", NodeType::Electable, 99)),
+        Err(Refused("not a member"))
+    );
+    // Nobody answered heartbeats: removing b leaves a, c, r, of whom only a is live.
+    assert_eq!(
+        a.change_membership(1500, Remove, &rep("b", NodeType::Electable, 2)),
+        Err(Refused("the new group would have no quorum of live voters"))
+    );
     let mut b = replica_b();
-    deliver(&mut b, 20, "a", core(MessageRef::GroupChangeResponse { accepted: true }));
-    assert_eq!(b.stats().ignored.unsupported, 1);
+    assert_eq!(
+        b.change_membership(10, Add, &rep("d", NodeType::Electable, 9)),
+        Err(harp::node::ChangeError::NotMaster)
+    );
+}
+
+#[test]
+fn a_replica_applies_a_change_when_it_reaches_its_log_and_refuses_requests() {
+    let mut b = replica_b();
+    deliver(&mut b, 20, "a", entry(1, ENTRY_TERM_START, &term_start(1)));
+    let mut buf = [0u8; 128];
+    let change = MessageRef::GroupChange {
+        change_type: harp::GroupChangeType::Remove,
+        node: rep("c", NodeType::Electable, 3),
+    };
+    let n = change.encode_into(&mut buf).unwrap();
+    deliver(&mut b, 21, "a", entry(2, harp::replication::ENTRY_MEMBERSHIP, &buf[..n]));
+    assert!(b.members().id_of("c").is_none());
+    assert!(events(&mut b).contains(&NodeEvent::MembershipChanged { vlsn: 2 }));
+    sent(&mut b);
+    deliver(&mut b, 22, "c", core(change));
+    assert_eq!(sent(&mut b), Vec::<String>::new(), "c is no longer a member: not answered");
+    deliver(
+        &mut b,
+        23,
+        "a",
+        core(MessageRef::GroupChange {
+            change_type: harp::GroupChangeType::Add,
+            node: rep("d", NodeType::Electable, 9),
+        }),
+    );
+    assert_eq!(
+        sent(&mut b),
+        ["a <- GroupChangeResponse { accepted: false }"],
+        "a GroupChange to a replica"
+    );
+}
+
+#[test]
+fn members_without_a_log_learn_changes_from_members_with_one() {
+    let mut m = node("m");
+    let add = MessageRef::GroupChange {
+        change_type: harp::GroupChangeType::Add,
+        node: rep("d", NodeType::Secondary, 9),
+    };
+    deliver(&mut m, 10, "a", core(add));
+    assert!(m.members().id_of("d").is_some());
+    deliver(&mut m, 11, "s", core(add)); // a repeat is harmless
+    assert_eq!(m.members().len(), 7);
 }

@@ -44,12 +44,16 @@ mod checker {
     use harp::storage::ElectionRecord;
     use harp::NodeType;
 
-    fn three() -> Checker {
+    fn group() -> Membership<7> {
         let mut g = Membership::<7>::new();
         for (i, n) in ["x", "y", "z"].iter().enumerate() {
             g.add(Member::new(n, NodeType::Electable, 1, 10 + i as u32).unwrap()).unwrap();
         }
-        Checker::new(&g, None::<MemberId>)
+        g
+    }
+
+    fn three() -> Checker {
+        Checker::new(&group(), None::<MemberId>)
     }
 
     fn vote(term: u64, node_id: u32) -> ElectionRecord {
@@ -62,8 +66,8 @@ mod checker {
         for voter in 0..3 {
             c.on_write(voter, vote(1, 10)).unwrap();
         }
-        c.on_master(0, 1).unwrap();
-        let err = c.on_master(1, 1).unwrap_err();
+        c.on_master(0, 1, &group()).unwrap();
+        let err = c.on_master(1, 1, &group()).unwrap_err();
         assert!(err.contains("two masters in term 1"), "{err}");
     }
 
@@ -71,7 +75,7 @@ mod checker {
     fn catches_a_master_without_a_quorum() {
         let mut c = three();
         c.on_write(0, vote(1, 10)).unwrap();
-        let err = c.on_master(0, 1).unwrap_err();
+        let err = c.on_master(0, 1, &group()).unwrap_err();
         assert!(err.contains("with 1 votes, quorum is 2"), "{err}");
     }
 

@@ -280,7 +280,9 @@ pub struct Election<S, const N: usize> {
     store: S,
     rng: SplitMix64,
     term: u64,
-    vote: Option<MemberId>,
+    /// The node id voted for in `term` (a node id, not a slot: the member may since have
+    /// been removed, and the promise still holds).
+    vote: Option<u32>,
     phase: Phase,
     /// Ranks heard in proposals for the current term.
     heard: heapless::Vec<(MemberId, Rank), N>,
@@ -349,22 +351,15 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     fn restore(
         members: &Membership<N>,
         store: &mut S,
-    ) -> Result<(u64, Option<MemberId>), StartError<S::Error>> {
+    ) -> Result<(u64, Option<u32>), StartError<S::Error>> {
         let mut buf = [0u8; MAX_RECORD];
         let Some(len) = store.read(&mut buf).map_err(StartError::Storage)? else {
             return Ok((0, None));
         };
         let bytes = buf.get(..len).ok_or(StartError::Record(RecordError::TooLarge))?;
         let record = ElectionRecord::decode(bytes).map_err(StartError::Record)?;
-        let vote = match record.vote {
-            None => None,
-            Some(node_id) => Some(
-                members
-                    .id_of_node(node_id)
-                    .ok_or(StartError::Record(RecordError::UnknownVote { node_id }))?,
-            ),
-        };
-        Ok((record.term, vote))
+        let _ = members; // a vote for a node removed since is still a vote in that term
+        Ok((record.term, record.vote))
     }
 
     // ----- queries -----
@@ -376,7 +371,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
 
     /// Whom this node voted for in the current term.
     pub fn vote(&self) -> Option<MemberId> {
-        self.vote
+        self.vote.and_then(|node_id| self.members.id_of_node(node_id))
     }
 
     /// What the node is now.
@@ -407,6 +402,49 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     /// The group.
     pub fn members(&self) -> &Membership<N> {
         &self.members
+    }
+
+    /// Replaces the membership (a replicated change was applied). State kept for members
+    /// that left or whose slot changed hands is dropped; quorums follow the new voters. A
+    /// node that is no longer a member takes no part in elections (until a truncated
+    /// removal makes it a member again).
+    pub fn set_members(&mut self, members: Membership<N>) {
+        for i in 0..N {
+            let id = MemberId::new(u8::try_from(i).unwrap_or(u8::MAX));
+            let same = match (self.members.get(id), members.get(id)) {
+                (Some(old), Some(new)) => old.name == new.name && old.is_voter() == new.is_voter(),
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
+                self.heard.retain(|(h, _)| *h != id);
+                self.votes.remove(id);
+                if let Some(a) = self.acked.get_mut(i) {
+                    *a = 0;
+                }
+                if let Some(t) = self.log_terms.get_mut(i) {
+                    *t = (0, 0);
+                }
+            }
+        }
+        let was_master = matches!(self.phase, Phase::Master { .. });
+        self.members = members;
+        if was_master && !self.own().is_voter() {
+            self.step_down(StepDown::Stopped);
+        }
+    }
+
+    /// Voters of `members` this master heard from within its lease (itself included).
+    pub fn live_voters(&self, members: &Membership<N>, now: u64) -> usize {
+        let lease = self.config.lease_ms;
+        members
+            .iter()
+            .filter(|(_, m)| m.is_voter())
+            .filter(|(id, _)| {
+                *id == self.me
+                    || self.acked.get(id.index()).is_some_and(|&a| a.saturating_add(lease) >= now)
+            })
+            .count()
     }
 
     /// The configuration.
@@ -672,8 +710,8 @@ impl<S: StableStore, const N: usize> Election<S, N> {
 
     /// Writes (term, vote) durably; false (and nothing changes) if the store failed.
     fn persist(&mut self, term: u64, vote: Option<MemberId>) -> bool {
+        let node_id = vote.and_then(|v| self.members.get(v)).map(|m| m.node_id);
         if self.is_voter() {
-            let node_id = vote.and_then(|v| self.members.get(v)).map(|m| m.node_id);
             let record = ElectionRecord { term, vote: node_id };
             let mut buf = [0u8; MAX_RECORD];
             let written = record
@@ -688,7 +726,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
             }
         }
         self.term = term;
-        self.vote = vote;
+        self.vote = node_id;
         true
     }
 
@@ -1100,6 +1138,8 @@ fn unreachable_member() -> &'static Member {
         node_type: crate::NodeType::Monitor,
         priority: 0,
         node_id: u32::MAX,
+        host: heapless::String::new(),
+        port: 0,
     };
     &NOBODY
 }

@@ -9,6 +9,9 @@ pub const RESERVED_ENTRY_TYPES: u8 = 0xF0;
 pub const ENTRY_TERM_START: u8 = 0xFF;
 /// A DTVLSN record (`data`: the durable VLSN, u64 LE), as JE keeps its DTVLSN in the log.
 pub const ENTRY_DTVLSN: u8 = 0xFE;
+/// A membership change (`data`: the `GroupChange` message, wire-encoded). Every node applies
+/// it when it is in its log, so all apply the same changes in the same order.
+pub const ENTRY_MEMBERSHIP: u8 = 0xFD;
 
 /// What the log keeps beside each entry's payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

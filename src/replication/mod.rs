@@ -11,8 +11,8 @@
 mod log;
 
 pub use log::{
-    Entry, EntryMeta, LogStore, RamLog, RamLogError, ENTRY_DTVLSN, ENTRY_TERM_START,
-    RESERVED_ENTRY_TYPES,
+    Entry, EntryMeta, LogStore, RamLog, RamLogError, ENTRY_DTVLSN, ENTRY_MEMBERSHIP,
+    ENTRY_TERM_START, RESERVED_ENTRY_TYPES,
 };
 
 /// When the master reports an append committed (JE's replica ack policies).

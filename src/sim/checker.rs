@@ -14,7 +14,6 @@ pub struct Checker {
     /// Member index by node id.
     node_ids: BTreeMap<u32, usize>,
     voters: Vec<usize>,
-    quorum: usize,
     designated: Option<usize>,
     /// term -> the node that became master of it.
     masters: BTreeMap<u64, usize>,
@@ -37,7 +36,6 @@ impl Checker {
             group.iter().filter(|(_, m)| m.is_voter()).map(|(id, _)| id.index()).collect();
         Checker {
             node_ids: group.iter().map(|(id, m)| (m.node_id, id.index())).collect(),
-            quorum: voters.len() / 2 + 1,
             voters,
             designated: designated.map(MemberId::index),
             masters: BTreeMap::new(),
@@ -110,8 +108,14 @@ impl Checker {
         Ok(())
     }
 
-    /// A node became master of `term`: no one else ever was, and a quorum voted for it.
-    pub fn on_master(&mut self, node: usize, term: u64) -> Result<(), String> {
+    /// A node became master of `term` with `members` as its group: no one else ever was, and
+    /// a quorum of that group's voters voted for it.
+    pub fn on_master<const N: usize>(
+        &mut self,
+        node: usize,
+        term: u64,
+        members: &Membership<N>,
+    ) -> Result<(), String> {
         if let Some(&other) = self.masters.get(&term) {
             if other != node {
                 return Err(format!("two masters in term {term}: n{other} and n{node}"));
@@ -125,9 +129,17 @@ impl Checker {
             }
         }
         self.masters.insert(term, node);
-        let votes = self.votes.get(&(term, node)).map_or(0, Vec::len);
-        let needed =
-            if self.designated == Some(node) && self.voters.len() == 2 { 1 } else { self.quorum };
+        let voters: Vec<usize> = members
+            .iter()
+            .filter(|(_, m)| m.is_voter())
+            .filter_map(|(_, m)| self.node_ids.get(&m.node_id).copied())
+            .collect();
+        let votes = self
+            .votes
+            .get(&(term, node))
+            .map_or(0, |v| v.iter().filter(|voter| voters.contains(voter)).count());
+        let designated = self.designated == Some(node) && voters.len() == 2;
+        let needed = if designated { 1 } else { voters.len() / 2 + 1 };
         if votes < needed {
             return Err(format!(
                 "n{node} became master of term {term} with {votes} votes, quorum is {needed}"

@@ -70,6 +70,9 @@ pub struct Options {
     pub duplicate_per_million: u32,
     /// Largest clock drift, in parts per million, either way.
     pub max_drift_ppm: u64,
+    /// Let the master add and remove members during the faults (off by default: see
+    /// docs/protocol.md, a removal that is later truncated can still strand a member).
+    pub membership_changes: bool,
     /// Record a readable trace of the run.
     pub trace: bool,
 }
@@ -88,6 +91,7 @@ impl Default for Options {
             drop_per_million: 50_000,
             duplicate_per_million: 20_000,
             max_drift_ppm: 10_000,
+            membership_changes: false,
             trace: false,
         }
     }
@@ -122,6 +126,8 @@ pub struct Report {
     pub failovers_ms: Vec<u64>,
     /// Graceful shutdowns of the master.
     pub graceful_stops: u32,
+    /// Membership changes the master accepted (adds and removes).
+    pub membership_changes: u32,
     /// For every graceful shutdown of a master: ms until some node became master again.
     pub graceful_failovers_ms: Vec<u64>,
     /// Milliseconds from the end of the faults to a master every member follows.
@@ -158,11 +164,24 @@ impl Clock {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HostState {
+    /// Configured as a member: runs (or restarts after a crash).
+    Active,
+    /// Not a member yet: may be added by a membership change.
+    Spare,
+    /// Removed from the group: never runs again.
+    Retired,
+}
+
 struct Host {
     node: Option<SimNode>,
     parked: Option<(SimStore, SimLog)>,
     clock: Clock,
     timer: Option<u64>,
+    /// The membership this host's node is configured with.
+    base: Membership<MAX_NODES>,
+    state: HostState,
 }
 
 /// The simulation of one seed.
@@ -170,7 +189,8 @@ pub struct Sim {
     opts: Options,
     rng: SplitMix64,
     now: u64,
-    group: Membership<MAX_NODES>,
+    /// Every host of the run, members or not (names, types, node ids).
+    roster: Membership<MAX_NODES>,
     designated: Option<MemberId>,
     hosts: Vec<Host>,
     net: Network,
@@ -194,17 +214,17 @@ impl Sim {
     /// Draws a group from the seed and starts every node at time 0.
     pub fn new(seed: u64, opts: Options) -> Self {
         let mut rng = SplitMix64::new(seed);
-        let (group, designated) = draw_group(&mut rng);
-        let size = group.len();
+        let (roster, members, designated) = draw_group(&mut rng);
+        let size = roster.len();
         let net = Network::new(&opts);
         let mut sim = Sim {
             rng,
             now: 0,
             designated,
             hosts: Vec::new(),
-            checker: Checker::new(&group, designated),
+            checker: Checker::new(&roster, designated),
             report: Report { seed, nodes: size, ..Report::default() },
-            group,
+            roster,
             net,
             opts,
             writes_on: true,
@@ -216,7 +236,7 @@ impl Sim {
         let history = sim.draw_history();
         // Term 1's master (a candidate) holds all of it; the others some prefix.
         let candidates: Vec<usize> =
-            sim.group.iter().filter(|(_, m)| m.is_candidate()).map(|(id, _)| id.index()).collect();
+            members.iter().filter(|(_, m)| m.is_candidate()).map(|(id, _)| id.index()).collect();
         let old_master = candidates.get(sim.rng.below(candidates.len() as u64) as usize).copied();
         let mut initial = Vec::new();
         for i in 0..size {
@@ -227,14 +247,32 @@ impl Sim {
             let log = sim.initial_log(i, &history, old_master == Some(i));
             initial.push((log.entries.last().map_or(0, |e| e.meta.term), log.last_vlsn(), 0));
             let store = SimStore::with(ElectionRecord { term: 1, vote: None });
-            sim.hosts.push(Host { node: None, parked: Some((store, log)), clock, timer: None });
-            sim.boot(i);
+            let active = members.get(member(i)).is_some();
+            let state = if active { HostState::Active } else { HostState::Spare };
+            let base = members.clone();
+            sim.hosts.push(Host {
+                node: None,
+                parked: Some((store, log)),
+                clock,
+                timer: None,
+                base,
+                state,
+            });
+            if active {
+                sim.boot(i);
+            }
         }
-        sim.checker.record_initial_ranks(&sim.group, initial.into_iter());
+        let initial: Vec<_> = initial
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| members.get(member(*i)).is_some())
+            .map(|(_, r)| r)
+            .collect();
+        sim.checker.record_initial_ranks(&members, initial.into_iter());
         sim.net.schedule(sim.opts.quiet_ms, Kind::Fault);
         sim.net.schedule(sim.calm_at(), Kind::Calm);
         sim.net.schedule(1, Kind::Write);
-        let described = describe(&sim.group, designated);
+        let described = describe(&sim.roster, &members, designated);
         sim.trace(|| format!("group: {described}"));
         sim
     }
@@ -260,7 +298,7 @@ impl Sim {
 
     fn initial_log(&mut self, i: usize, history: &[stores::SimEntry], whole: bool) -> SimLog {
         let stores_data = self
-            .group
+            .roster
             .get(member(i))
             .is_some_and(|m| matches!(m.node_type, NodeType::Electable | NodeType::Secondary));
         let len = match (stores_data, whole) {
@@ -299,12 +337,17 @@ impl Sim {
         let seed = self.rng.next_u64();
         let now = self.now;
         let Some(host) = self.hosts.get_mut(i) else { return };
+        if host.state != HostState::Active {
+            return;
+        }
         let Some((store, log)) = host.parked.take() else { return };
         let local = host.clock.local(now);
-        match Node::new(self.group.clone(), member(i), config, store, log, seed, local) {
+        let me = host.base.id_of(&format!("n{i}")).unwrap_or(member(i));
+        match Node::new(host.base.clone(), me, config, store, log, seed, local) {
             Ok(mut node) => {
-                for peer in 0..self.group.len() {
-                    node.connect(member(peer)); // the transport opens a link to every member
+                let peers: Vec<MemberId> = node.members().iter().map(|(id, _)| id).collect();
+                for peer in peers {
+                    node.connect(peer); // the transport opens a link to every member
                 }
                 host.node = Some(node);
                 host.timer = None;
@@ -374,6 +417,7 @@ impl Sim {
             Kind::Calm => self.calm(),
             Kind::CrashMaster => self.crash_master(),
             Kind::Write => self.write(),
+            Kind::Retire { node, vlsn } => self.retire(node, vlsn),
             Kind::Halt { node } => {
                 // The process exits after its graceful shutdown (unless it was restarted).
                 let stopped = self
@@ -518,7 +562,9 @@ impl Sim {
                 if let Some(at) = self.graceful_at.take() {
                     self.report.graceful_failovers_ms.push(self.now.saturating_sub(at));
                 }
-                let result = self.checker.on_master(i, term);
+                let members =
+                    self.hosts.get(i).and_then(|h| h.node.as_ref()).map(|n| n.members().clone());
+                let result = members.map_or(Ok(()), |m| self.checker.on_master(i, term, &m));
                 self.check(result);
                 let result =
                     self.log_of(i).map_or(Ok(()), |log| self.checker.on_new_master(i, log));
@@ -539,7 +585,7 @@ impl Sim {
     fn inject_fault(&mut self) {
         self.net.faulty = true;
         let size = self.hosts.len();
-        match self.rng.below(13) {
+        match self.rng.below(14) {
             0..=3 => {
                 let victim = self.rng.below(size as u64) as usize;
                 self.crash(victim);
@@ -554,6 +600,7 @@ impl Sim {
                 self.set_sync_failing(i, true);
             }
             9 => self.graceful_stop(),
+            10 => self.membership_change(),
             _ => {
                 for i in 0..size {
                     self.set_store_failing(i, false);
@@ -577,6 +624,77 @@ impl Sim {
         self.net.partition(side);
         let heal_at = self.now.saturating_add(200 + self.rng.below(3_000));
         self.net.schedule(heal_at, Kind::Heal);
+    }
+
+    /// The master adds the spare host, or removes a member (not itself).
+    fn membership_change(&mut self) {
+        if !self.opts.membership_changes || self.designated.is_some() {
+            return; // a designated primary's two-voter group stays as it is
+        }
+        let Some(m) = self.master() else { return };
+        let spare = self.hosts.iter().position(|h| h.state == HostState::Spare);
+        let (change, target) = match spare {
+            Some(i) => (crate::GroupChangeType::Add, i),
+            None => {
+                let active: Vec<usize> = (0..self.hosts.len())
+                    .filter(|&j| {
+                        j != m && self.hosts.get(j).is_some_and(|h| h.state == HostState::Active)
+                    })
+                    .collect();
+                let Some(&j) = active.get(self.rng.below(active.len() as u64) as usize) else {
+                    return;
+                };
+                (crate::GroupChangeType::Remove, j)
+            }
+        };
+        let Some(who) = self.roster.get(member(target)).cloned() else { return };
+        let now = self.now;
+        let Some(host) = self.hosts.get_mut(m) else { return };
+        let local = host.clock.local(now);
+        let Some(node) = host.node.as_mut() else { return };
+        let result = node.change_membership(local, change, &who.as_rep_node());
+        let members = node.members().clone();
+        self.trace(|| format!("n{m} {change:?} n{target}: {result:?}"));
+        self.after_step(m);
+        match (change, result) {
+            (crate::GroupChangeType::Add, Ok(_)) => {
+                self.report.membership_changes += 1;
+                if let Some(h) = self.hosts.get_mut(target) {
+                    h.state = HostState::Active;
+                    h.base = members;
+                }
+                self.boot(target);
+            }
+            (crate::GroupChangeType::Remove, Ok(vlsn)) => {
+                self.report.membership_changes += 1;
+                self.net.schedule(now + 1_500, Kind::Retire { node: target, vlsn });
+            }
+            _ => {}
+        }
+    }
+
+    /// A removed member's process is shut down for good once its removal (at `vlsn`) is
+    /// durable; if the removal was lost in a failover it stays a member.
+    fn retire(&mut self, i: usize, vlsn: u64) {
+        let name = format!("n{i}");
+        let Some(m) = self.master().and_then(|j| self.hosts.get(j)?.node.as_ref()) else {
+            self.net.schedule(self.now + 500, Kind::Retire { node: i, vlsn });
+            return;
+        };
+        if m.members().id_of(&name).is_some() {
+            return; // the removal was lost: it is a member again
+        }
+        if m.durable_vlsn() < vlsn {
+            self.net.schedule(self.now + 500, Kind::Retire { node: i, vlsn });
+            return;
+        }
+        {
+            self.trace(|| format!("{name} retires (removed from the group)"));
+            self.crash(i);
+            if let Some(h) = self.hosts.get_mut(i) {
+                h.state = HostState::Retired;
+            }
+        }
     }
 
     /// The master is shut down gracefully, then its process exits.
@@ -652,7 +770,12 @@ impl Sim {
     /// other voters can still form a quorum without it).
     fn crash_master(&mut self) {
         let Some(master) = self.master() else { return };
-        if self.group.voter_count() < 3 {
+        let voters = self
+            .hosts
+            .get(master)
+            .and_then(|h| h.node.as_ref())
+            .map_or(0, |n| n.members().voter_count());
+        if voters < 3 {
             return;
         }
         self.trace(|| String::from("planned failover: crash the master on a quiet network"));
@@ -733,30 +856,52 @@ impl Sim {
         }
     }
 
-    fn everyone_follows_one_master(&self) -> bool {
-        let nodes: Vec<&SimNode> = self.hosts.iter().filter_map(|h| h.node.as_ref()).collect();
-        nodes.len() == self.hosts.len()
-            && nodes.iter().any(|m| {
-                let e = m.election();
-                e.master() == Some(e.me())
-                    && nodes.iter().all(|n| {
-                        n.election().master() == Some(e.me()) && n.election().term() == e.term()
-                    })
-            })
+    /// The hosts that are members of `members` (by name).
+    fn member_hosts<'a>(
+        &'a self,
+        members: &'a Membership<MAX_NODES>,
+    ) -> impl Iterator<Item = (usize, &'a Host)> + 'a {
+        self.hosts
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| members.id_of(&format!("n{i}")).is_some())
     }
 
+    /// Some master is followed, in its term, by every member of its group, all up.
+    fn everyone_follows_one_master(&self) -> bool {
+        let Some(m) = self.master().and_then(|i| self.hosts.get(i)?.node.as_ref()) else {
+            return false;
+        };
+        let (me, term) = (m.election().me(), m.election().term());
+        let master_name = m.members().get(me).map(|x| x.name.clone());
+        self.member_hosts(m.members()).all(|(_, h)| {
+            h.node.as_ref().is_some_and(|n| {
+                let follows = n
+                    .election()
+                    .master()
+                    .and_then(|id| n.members().get(id))
+                    .map(|x| x.name.clone());
+                follows == master_name && n.election().term() == term
+            })
+        })
+    }
+
+    /// Every data member's log equals the master's, and every member holds the same group.
     fn logs_converged(&self) -> bool {
-        let Some(master) = self.master().and_then(|i| self.log_of(i)) else { return false };
-        self.hosts.iter().enumerate().all(|(i, h)| {
-            let stores_data = self
-                .group
-                .get(member(i))
-                .is_some_and(|m| matches!(m.node_type, NodeType::Electable | NodeType::Secondary));
-            match h.node.as_ref() {
-                Some(n) if stores_data => n.log().entries == master.entries,
-                Some(_) => true,
-                None => false,
+        let Some(m) = self.master().and_then(|i| self.hosts.get(i)?.node.as_ref()) else {
+            return false;
+        };
+        let master = m.log();
+        self.member_hosts(m.members()).all(|(_, h)| match h.node.as_ref() {
+            Some(n) => {
+                let stores_data = n.members().get(n.election().me()).is_some_and(|me| {
+                    matches!(me.node_type, NodeType::Electable | NodeType::Secondary)
+                });
+                // Members without a log (monitors, arbiters) keep their configured view.
+                !stores_data
+                    || (n.members().same_members(m.members()) && n.log().entries == master.entries)
             }
+            None => false,
         })
     }
 }
@@ -769,10 +914,13 @@ fn members_of(side: u32) -> String {
     (0..32).filter(|b| side & (1 << b) != 0).map(|b| format!("n{b}")).collect::<Vec<_>>().join(",")
 }
 
-/// Draws 1 to 7 members of mixed types and priorities; at least one can become master.
-fn draw_group(rng: &mut SplitMix64) -> (Membership<MAX_NODES>, Option<MemberId>) {
+/// Draws 1 to 7 hosts of mixed types and priorities (at least one can become master); in
+/// some runs the last host is a spare, not a member at first, that a change may add.
+fn draw_group(
+    rng: &mut SplitMix64,
+) -> (Membership<MAX_NODES>, Membership<MAX_NODES>, Option<MemberId>) {
     let size = 1 + rng.below(MAX_NODES as u64) as usize;
-    let mut group = Membership::named("sim").unwrap_or_default();
+    let mut roster = Membership::named("sim").unwrap_or_default();
     for i in 0..size {
         let node_type = match (i, rng.below(10)) {
             (0, _) | (_, 0..=5) => NodeType::Electable,
@@ -786,21 +934,29 @@ fn draw_group(rng: &mut SplitMix64) -> (Membership<MAX_NODES>, Option<MemberId>)
             (_, NodeType::Electable, _) => 1 + rng.below(3) as u32,
             _ => 0,
         };
-        let name = format!("n{i}");
-        if let Ok(m) = Member::new(&name, node_type, priority, 100 + i as u32) {
-            let _ = group.add(m);
+        if let Ok(m) = Member::new(&format!("n{i}"), node_type, priority, 100 + i as u32) {
+            let _ = roster.add(m);
         }
     }
-    let voters = group.voter_count();
-    let electables = group.select(|m| m.node_type == NodeType::Electable).len();
+    let mut members = roster.clone();
+    if size >= 3 && rng.below(2) == 0 {
+        let _ = members.remove(member(size - 1));
+    }
+    let voters = members.voter_count();
+    let electables = members.select(|m| m.node_type == NodeType::Electable).len();
     let designated = (voters == 2 && electables == 2 && rng.below(2) == 0).then(|| member(0));
-    (group, designated)
+    (roster, members, designated)
 }
 
-fn describe(group: &Membership<MAX_NODES>, designated: Option<MemberId>) -> String {
+fn describe(
+    roster: &Membership<MAX_NODES>,
+    members: &Membership<MAX_NODES>,
+    designated: Option<MemberId>,
+) -> String {
     let mut parts = Vec::new();
-    for (id, m) in group.iter() {
+    for (id, m) in roster.iter() {
         let dp = if designated == Some(id) { " designated-primary" } else { "" };
+        let dp = if members.get(id).is_none() { " spare" } else { dp };
         parts.push(format!("{}={:?}/p{}{}", m.name, m.node_type, m.priority, dp));
     }
     parts.join(" ")
@@ -835,6 +991,8 @@ pub struct Summary {
     pub durable_entries: u64,
     /// Durable entries lost, over all runs (must be 0).
     pub lost_durable: u64,
+    /// Membership changes accepted, over all runs.
+    pub membership_changes: u64,
 }
 
 impl Summary {
@@ -855,6 +1013,7 @@ impl Summary {
         self.writes += report.writes;
         self.durable_entries += report.durable_entries;
         self.lost_durable += report.lost_durable;
+        self.membership_changes += u64::from(report.membership_changes);
     }
 
     /// Adds another summary (from another thread).
@@ -872,6 +1031,7 @@ impl Summary {
         self.writes += other.writes;
         self.durable_entries += other.durable_entries;
         self.lost_durable += other.lost_durable;
+        self.membership_changes += other.membership_changes;
     }
 
     /// Why the sweep proves nothing, if it saw no crash, partition, election or durable entry.

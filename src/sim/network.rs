@@ -31,6 +31,10 @@ pub(super) enum Kind {
     Halt {
         node: usize,
     },
+    Retire {
+        node: usize,
+        vlsn: u64,
+    },
 }
 
 #[derive(Debug)]
