@@ -41,6 +41,44 @@ use checker::Checker;
 use network::{Kind, Network};
 pub use stores::{SimLog, SimStore};
 
+/// One operation of a driven run ([`Sim::apply`]); node numbers wrap around the group size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Let simulated time pass (messages delivered, timers fired).
+    Advance {
+        /// How long.
+        ms: u16,
+    },
+    /// Crash a node (memory and unsynced log writes lost).
+    Crash {
+        /// Which.
+        node: u8,
+    },
+    /// Restart a crashed node.
+    Restart {
+        /// Which.
+        node: u8,
+    },
+    /// Cut the nodes in the bit set off from the others.
+    Partition {
+        /// The bit set.
+        side: u8,
+    },
+    /// End the partition.
+    Heal,
+    /// Turn message loss, duplication and reordering on or off.
+    Faults {
+        /// On or off.
+        on: bool,
+    },
+    /// Append an entry on the master.
+    Append,
+    /// Let the master add the spare or remove a member (if membership changes are on).
+    ChangeMembership,
+    /// Shut the master down gracefully.
+    Shutdown,
+}
+
 /// The largest group the simulator draws.
 pub const MAX_NODES: usize = 7;
 
@@ -75,6 +113,9 @@ pub struct Options {
     pub membership_changes: bool,
     /// Record a readable trace of the run.
     pub trace: bool,
+    /// Schedule no faults, no calm phase and no writes: a driver (the structure-aware fuzz
+    /// target) applies operations one by one with [`Sim::apply`].
+    pub manual: bool,
 }
 
 impl Default for Options {
@@ -93,6 +134,7 @@ impl Default for Options {
             max_drift_ppm: 10_000,
             membership_changes: false,
             trace: false,
+            manual: false,
         }
     }
 }
@@ -268,10 +310,15 @@ impl Sim {
             .filter(|(i, _)| members.get(member(*i)).is_some())
             .map(|(_, r)| r)
             .collect();
-        sim.checker.record_initial_ranks(&members, initial.into_iter());
-        sim.net.schedule(sim.opts.quiet_ms, Kind::Fault);
-        sim.net.schedule(sim.calm_at(), Kind::Calm);
-        sim.net.schedule(1, Kind::Write);
+        if !sim.opts.manual {
+            // Only an undriven run keeps the first election fault-free.
+            sim.checker.record_initial_ranks(&members, initial.into_iter());
+        }
+        if !sim.opts.manual {
+            sim.net.schedule(sim.opts.quiet_ms, Kind::Fault);
+            sim.net.schedule(sim.calm_at(), Kind::Calm);
+            sim.net.schedule(1, Kind::Write);
+        }
         let described = describe(&sim.roster, &members, designated);
         sim.trace(|| format!("group: {described}"));
         sim
@@ -311,6 +358,9 @@ impl Sim {
     }
 
     fn calm_at(&self) -> u64 {
+        if self.opts.manual {
+            return u64::MAX; // a driven run has no calm phase and no liveness check
+        }
         self.opts.quiet_ms.saturating_add(self.opts.fault_ms)
     }
 
@@ -369,6 +419,42 @@ impl Sim {
         if let Err(what) = result {
             self.violation(what);
         }
+    }
+
+    /// Applies one operation of a driven run (see [`Options::manual`]); the safety checks
+    /// run after every simulated step, and [`Sim::violations`] reports what they found.
+    pub fn apply(&mut self, op: Op) {
+        let size = self.hosts.len().max(1);
+        match op {
+            Op::Advance { ms } => {
+                let until = self.now.saturating_add(u64::from(ms));
+                while self.report.violations.is_empty() {
+                    let Some((at, kind)) = self.net.next_before(until) else { break };
+                    self.now = at;
+                    self.step(kind);
+                }
+                self.now = until;
+            }
+            Op::Crash { node } => self.crash(usize::from(node) % size),
+            Op::Restart { node } => self.restart(usize::from(node) % size),
+            Op::Partition { side } => {
+                let mask = (u32::from(side) & ((1u32 << size) - 1)).max(1);
+                self.net.partition(mask);
+            }
+            Op::Heal => self.net.heal(),
+            Op::Faults { on } => self.net.faulty = on,
+            Op::Append => {
+                self.writes_on = true;
+                self.write_once();
+            }
+            Op::ChangeMembership => self.membership_change(),
+            Op::Shutdown => self.graceful_stop(),
+        }
+    }
+
+    /// What the safety checks found so far.
+    pub fn violations(&self) -> &[String] {
+        &self.report.violations
     }
 
     /// Runs until the end of the calm phase or the first violation.
@@ -441,6 +527,12 @@ impl Sim {
         if !self.writes_on {
             return;
         }
+        self.write_once();
+        let gap = 1 + self.rng.below(2 * self.opts.write_interval_ms);
+        self.net.schedule(self.now + gap, Kind::Write);
+    }
+
+    fn write_once(&mut self) {
         if let Some(i) = self.master() {
             let data = format!("w{}-n{i}", self.report.writes).into_bytes();
             if let Some(node) = self.hosts.get_mut(i).and_then(|h| h.node.as_mut()) {
@@ -451,8 +543,6 @@ impl Sim {
                 self.after_step(i);
             }
         }
-        let gap = 1 + self.rng.below(2 * self.opts.write_interval_ms);
-        self.net.schedule(self.now + gap, Kind::Write);
     }
 
     fn deliver(&mut self, from: usize, to: usize, bytes: &[u8]) {

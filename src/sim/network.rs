@@ -102,6 +102,14 @@ impl Network {
         self.queue.push(Reverse(Scheduled { at, seq: self.seq, kind }));
     }
 
+    /// The next event due no later than `until`.
+    pub(super) fn next_before(&mut self, until: u64) -> Option<(u64, Kind)> {
+        if self.queue.peek().is_some_and(|Reverse(s)| s.at <= until) {
+            return self.next();
+        }
+        None
+    }
+
     pub(super) fn next(&mut self) -> Option<(u64, Kind)> {
         self.queue.pop().map(|Reverse(s)| (s.at, s.kind))
     }

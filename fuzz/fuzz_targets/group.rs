@@ -1,0 +1,48 @@
+//! A whole group driven through an arbitrary sequence of operations (time passing with
+//! deliveries, loss/duplication/reordering on or off, crashes, restarts, partitions,
+//! appends, membership changes, graceful shutdowns) with every safety invariant of the
+//! simulator checked after each step.
+#![no_main]
+
+use arbitrary::Arbitrary;
+use harp::sim::{Op, Options, Sim};
+use libfuzzer_sys::fuzz_target;
+
+#[derive(Debug, Arbitrary)]
+enum Step {
+    Advance(u16),
+    Crash(u8),
+    Restart(u8),
+    Partition(u8),
+    Heal,
+    Faults(bool),
+    Append,
+    ChangeMembership,
+    Shutdown,
+}
+
+#[derive(Debug, Arbitrary)]
+struct Scenario {
+    seed: u64,
+    steps: Vec<Step>,
+}
+
+fuzz_target!(|scenario: Scenario| {
+    let opts = Options { manual: true, membership_changes: true, ..Options::default() };
+    let mut sim = Sim::new(scenario.seed, opts);
+    for step in scenario.steps.into_iter().take(256) {
+        let op = match step {
+            Step::Advance(ms) => Op::Advance { ms: ms % 2_000 },
+            Step::Crash(node) => Op::Crash { node },
+            Step::Restart(node) => Op::Restart { node },
+            Step::Partition(side) => Op::Partition { side },
+            Step::Heal => Op::Heal,
+            Step::Faults(on) => Op::Faults { on },
+            Step::Append => Op::Append,
+            Step::ChangeMembership => Op::ChangeMembership,
+            Step::Shutdown => Op::Shutdown,
+        };
+        sim.apply(op);
+        assert!(sim.violations().is_empty(), "seed {}: {:?}", scenario.seed, sim.violations());
+    }
+});
