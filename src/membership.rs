@@ -195,18 +195,21 @@ pub struct Membership<const N: usize> {
     name: String<NAME_CAP>,
     /// Member slots; a removed member leaves an empty slot, so ids stay stable.
     slots: heapless::Vec<Option<Member>, N>,
+    /// Per slot: the member removed from it, still recognised (a removal can be undone by a
+    /// failover, and the master holding the shorter log must still be followed).
+    former: heapless::Vec<Option<Member>, N>,
 }
 
 impl<const N: usize> Membership<N> {
     /// An empty membership of a group with no name.
     pub const fn new() -> Self {
-        Membership { name: String::new(), slots: heapless::Vec::new() }
+        Membership { name: String::new(), slots: heapless::Vec::new(), former: heapless::Vec::new() }
     }
 
     /// An empty membership of the group called `name` (handshakes must name it).
     pub fn named(name: &str) -> Result<Self, MembershipError> {
         let name = String::try_from(name).map_err(|_| MembershipError::NameTooLong)?;
-        Ok(Membership { name, slots: heapless::Vec::new() })
+        Ok(Membership { name, slots: heapless::Vec::new(), former: heapless::Vec::new() })
     }
 
     /// The group's name.
@@ -227,6 +230,9 @@ impl<const N: usize> Membership<N> {
             if let Some(slot) = self.slots.get_mut(index) {
                 *slot = Some(member);
             }
+            if let Some(former) = self.former.get_mut(index) {
+                *former = None;
+            }
             return Ok(MemberId(id));
         }
         let id =
@@ -237,7 +243,30 @@ impl<const N: usize> Membership<N> {
 
     /// Removes the member `id` (its slot stays empty until another member is added).
     pub fn remove(&mut self, id: MemberId) -> Result<Member, MembershipError> {
-        self.slots.get_mut(id.index()).and_then(Option::take).ok_or(MembershipError::NotAMember)
+        let member =
+            self.slots.get_mut(id.index()).and_then(Option::take).ok_or(MembershipError::NotAMember)?;
+        while self.former.len() <= id.index() {
+            if self.former.push(None).is_err() {
+                break;
+            }
+        }
+        if let Some(former) = self.former.get_mut(id.index()) {
+            *former = Some(member.clone());
+        }
+        Ok(member)
+    }
+
+    /// The member with this id, or the one removed from its slot (still recognised).
+    pub fn known(&self, id: MemberId) -> Option<&Member> {
+        self.get(id).or_else(|| self.former.get(id.index()).and_then(Option::as_ref))
+    }
+
+    /// The id of the member, or removed member, called `name`.
+    pub fn known_id_of(&self, name: &str) -> Option<MemberId> {
+        self.id_of(name).or_else(|| {
+            let index = self.former.iter().position(|m| m.as_ref().is_some_and(|m| m.name == name))?;
+            u8::try_from(index).ok().map(MemberId)
+        })
     }
 
     /// Replaces the type and address of the member with `member`'s name and node id.

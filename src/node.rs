@@ -488,7 +488,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     }
 
     fn transmit<'a>(&'a self, to: MemberId, message: Message<'a>) -> Option<Transmit<'a>> {
-        let recipient = self.member(to)?;
+        let recipient = self.election.members().known(to)?;
         Some(Transmit { to, recipient, message })
     }
 
@@ -662,11 +662,12 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         if group_name != members.group_name() {
             return Err("wrong group name");
         }
-        let id = members.id_of(node_name).ok_or("not a member of the group")?;
+        // A member removed by a change still in flight may connect: the change can be undone.
+        let id = members.known_id_of(node_name).ok_or("not a member of the group")?;
         if id == self.election.me() {
             return Err("a node cannot connect to itself");
         }
-        if members.get(id).map(|m| m.node_type) != Some(node_type) {
+        if members.known(id).map(|m| m.node_type) != Some(node_type) {
             return Err("node type does not match the membership");
         }
         Ok(id)
@@ -1277,6 +1278,14 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             };
             if !same {
                 *peer = Peer { next: synced.saturating_add(1), need_sync: true, ..Peer::default() };
+            }
+            // A link is forgotten only when its slot now holds someone else: the link to a
+            // removed member stays (its removal may be undone), it just gets no stream.
+            let replaced = match (self.election.members().known(id), members.known(id)) {
+                (Some(a), Some(b)) => a.name != b.name,
+                _ => false,
+            };
+            if replaced {
                 self.inbound.remove(id);
                 self.outbound.remove(id);
                 self.greet.remove(id);

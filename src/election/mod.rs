@@ -498,7 +498,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     /// The next message to send, if any.
     pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
         let (to, out) = self.outbox.pop()?;
-        let recipient = self.members.get(to).unwrap_or_else(|| unreachable_member());
+        let recipient = self.members.known(to).unwrap_or_else(|| unreachable_member());
         Some(Transmit { to, recipient, message: self.render(out) })
     }
 
@@ -569,7 +569,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     }
 
     fn render(&self, out: Outgoing) -> Message<'_> {
-        let name = |id: MemberId| self.members.get(id).map_or("", |m| m.name.as_str());
+        let name = |id: MemberId| self.members.known(id).map_or("", |m| m.name.as_str());
         let own = name(self.me);
         Message::Core(match out {
             Outgoing::LogTerm { term } => {
@@ -968,11 +968,14 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         if self.phase == Phase::Stopped {
             return;
         }
-        let Some(sender) = self.members.get(from).filter(|_| from != self.me) else {
+        // A member removed by a change still in flight is recognised: if the change is undone
+        // by a failover, it may be the master to follow.
+        let Some(sender) = self.members.known(from).filter(|_| from != self.me) else {
             self.stats.ignored.not_member = self.stats.ignored.not_member.saturating_add(1);
             return;
         };
-        let (sender_name_ok, sender_votes) = (sender.name.as_str(), sender.is_voter());
+        let current = self.members.get(from).is_some();
+        let (sender_name_ok, sender_votes) = (sender.name.as_str(), sender.is_voter() && current);
         match *msg {
             MessageRef::ElectionProposal { node_name, vlsn, priority, term, dtvlsn } => {
                 if self.accept_from(node_name == sender_name_ok, sender_votes, term) {
@@ -1067,9 +1070,9 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     }
 
     fn on_result(&mut self, now: u64, from: MemberId, master_name: &str, term: u64) {
-        let master = self.members.id_of(master_name);
+        let master = self.members.known_id_of(master_name);
         let electable = master
-            .and_then(|m| self.members.get(m))
+            .and_then(|m| self.members.known(m))
             .is_some_and(|m| m.node_type == crate::NodeType::Electable);
         let (Some(master), true, true) = (master, electable, self.plausible(term)) else {
             self.stats.ignored.impossible = self.stats.ignored.impossible.saturating_add(1);
