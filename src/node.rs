@@ -858,6 +858,14 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
                 Event::BecameMaster { term } => self.begin_term(now, term),
                 Event::MasterKnown { master, .. } => {
                     self.stream = Stream { master: Some(master), ..Stream::default() };
+                    if !self.me_stores_data() {
+                        // Without a log, the view is rebuilt from the new master's history
+                        // (it may have undone changes another member told us about).
+                        let base = self.base.clone();
+                        if !base.same_members(self.election.members()) {
+                            self.install_members(base);
+                        }
+                    }
                 }
                 _ => self.stream = Stream::default(),
             }
@@ -1211,9 +1219,15 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         change: GroupChangeType,
         node: &crate::RepNodeRef<'_>,
     ) {
-        // A member without a log learns changes from members that hold one.
-        if !self.me_stores_data() && self.member(from).is_some_and(Self::stores_data) {
-            return self.on_membership_notice(change, node);
+        // A member without a log learns changes from its master (or, while it knows none,
+        // from any member that holds a log).
+        let from_log_holder = self.election.members().known(from).is_some_and(Self::stores_data);
+        let from_master = self.election.master().is_none_or(|m| m == from);
+        if !self.me_stores_data() && from_log_holder {
+            if from_master {
+                self.on_membership_notice(change, node);
+            }
+            return;
         }
         if !self.is_master() {
             self.stats.ignored.not_master = self.stats.ignored.not_master.saturating_add(1);

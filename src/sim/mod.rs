@@ -901,7 +901,10 @@ impl Sim {
             .iter()
             .enumerate()
             .map(|(i, h)| match &h.node {
-                Some(n) => format!("n{i}: {:?} in term {}", n.role(), n.election().term()),
+                Some(n) => {
+                    let names: Vec<&str> = n.members().iter().map(|(_, m)| m.name.as_str()).collect();
+                    format!("n{i}: {:?} in term {} with [{}]", n.role(), n.election().term(), names.join(" "))
+                }
                 None => format!("n{i}: down"),
             })
             .collect();
@@ -937,8 +940,9 @@ impl Sim {
                     self.net.schedule(at, Kind::CrashMaster);
                 } else if waited > self.opts.convergence_bound_ms {
                     let bound = self.opts.convergence_bound_ms;
+                    let detail = self.divergence();
                     self.violation(format!(
-                        "replica logs did not converge within {bound} ms of recovery"
+                        "replica logs did not converge within {bound} ms of recovery ({detail})"
                     ));
                 }
             }
@@ -966,14 +970,25 @@ impl Sim {
         let master_name = m.members().get(me).map(|x| x.name.clone());
         self.member_hosts(m.members()).all(|(_, h)| {
             h.node.as_ref().is_some_and(|n| {
-                let follows = n
-                    .election()
-                    .master()
-                    .and_then(|id| n.members().get(id))
-                    .map(|x| x.name.clone());
+                let follows = n.election().master().and_then(|id| n.members().known(id)).map(|x| x.name.clone());
                 follows == master_name && n.election().term() == term
             })
         })
+    }
+
+    /// Each member's log end and group, for a convergence failure report.
+    fn divergence(&self) -> String {
+        let parts: Vec<String> = self
+            .hosts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| {
+                let n = h.node.as_ref()?;
+                let names: Vec<&str> = n.members().iter().map(|(_, m)| m.name.as_str()).collect();
+                Some(format!("n{i}: {:?} last {} [{}]", n.role(), n.log().last_vlsn(), names.join(" ")))
+            })
+            .collect();
+        parts.join(", ")
     }
 
     /// Every data member's log equals the master's, and every member holds the same group.
