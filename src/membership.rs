@@ -203,7 +203,11 @@ pub struct Membership<const N: usize> {
 impl<const N: usize> Membership<N> {
     /// An empty membership of a group with no name.
     pub const fn new() -> Self {
-        Membership { name: String::new(), slots: heapless::Vec::new(), former: heapless::Vec::new() }
+        Membership {
+            name: String::new(),
+            slots: heapless::Vec::new(),
+            former: heapless::Vec::new(),
+        }
     }
 
     /// An empty membership of the group called `name` (handshakes must name it).
@@ -243,8 +247,11 @@ impl<const N: usize> Membership<N> {
 
     /// Removes the member `id` (its slot stays empty until another member is added).
     pub fn remove(&mut self, id: MemberId) -> Result<Member, MembershipError> {
-        let member =
-            self.slots.get_mut(id.index()).and_then(Option::take).ok_or(MembershipError::NotAMember)?;
+        let member = self
+            .slots
+            .get_mut(id.index())
+            .and_then(Option::take)
+            .ok_or(MembershipError::NotAMember)?;
         while self.former.len() <= id.index() {
             if self.former.push(None).is_err() {
                 break;
@@ -264,7 +271,8 @@ impl<const N: usize> Membership<N> {
     /// The id of the member, or removed member, called `name`.
     pub fn known_id_of(&self, name: &str) -> Option<MemberId> {
         self.id_of(name).or_else(|| {
-            let index = self.former.iter().position(|m| m.as_ref().is_some_and(|m| m.name == name))?;
+            let index =
+                self.former.iter().position(|m| m.as_ref().is_some_and(|m| m.name == name))?;
             u8::try_from(index).ok().map(MemberId)
         })
     }

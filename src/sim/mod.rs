@@ -902,8 +902,14 @@ impl Sim {
             .enumerate()
             .map(|(i, h)| match &h.node {
                 Some(n) => {
-                    let names: Vec<&str> = n.members().iter().map(|(_, m)| m.name.as_str()).collect();
-                    format!("n{i}: {:?} in term {} with [{}]", n.role(), n.election().term(), names.join(" "))
+                    let names: Vec<&str> =
+                        n.members().iter().map(|(_, m)| m.name.as_str()).collect();
+                    format!(
+                        "n{i}: {:?} in term {} with [{}]",
+                        n.role(),
+                        n.election().term(),
+                        names.join(" ")
+                    )
                 }
                 None => format!("n{i}: down"),
             })
@@ -970,7 +976,11 @@ impl Sim {
         let master_name = m.members().get(me).map(|x| x.name.clone());
         self.member_hosts(m.members()).all(|(_, h)| {
             h.node.as_ref().is_some_and(|n| {
-                let follows = n.election().master().and_then(|id| n.members().known(id)).map(|x| x.name.clone());
+                let follows = n
+                    .election()
+                    .master()
+                    .and_then(|id| n.members().known(id))
+                    .map(|x| x.name.clone());
                 follows == master_name && n.election().term() == term
             })
         })
@@ -985,7 +995,12 @@ impl Sim {
             .filter_map(|(i, h)| {
                 let n = h.node.as_ref()?;
                 let names: Vec<&str> = n.members().iter().map(|(_, m)| m.name.as_str()).collect();
-                Some(format!("n{i}: {:?} last {} [{}]", n.role(), n.log().last_vlsn(), names.join(" ")))
+                Some(format!(
+                    "n{i}: {:?} last {} [{}]",
+                    n.role(),
+                    n.log().last_vlsn(),
+                    names.join(" ")
+                ))
             })
             .collect();
         parts.join(", ")

@@ -37,6 +37,9 @@ enum Command {
         /// Worker threads for a sweep (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
+        /// Let masters add and remove members during the faults (see docs/protocol.md).
+        #[arg(long)]
+        membership_changes: bool,
     },
     /// Encode a JSON message (serde externally tagged form) to lowercase hex.
     Encode {
@@ -56,13 +59,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Encode { json } => println!("{}", harp_std::encode_json(&json)?),
-        Command::Sim { seed: Some(seed), .. } => {
-            anyhow::ensure!(harp_std::sim::run_one(seed), "seed {seed} violated an invariant");
+        Command::Sim { seed: Some(seed), membership_changes, .. } => {
+            anyhow::ensure!(
+                harp_std::sim::run_one(seed, membership_changes),
+                "seed {seed} violated an invariant"
+            );
         }
-        Command::Sim { seeds, start, threads, seed: None } => {
+        Command::Sim { seeds, start, threads, seed: None, membership_changes } => {
             let count = seeds.unwrap_or(1_000);
             anyhow::ensure!(
-                harp_std::sim::run_sweep(start, count, threads),
+                harp_std::sim::run_sweep(start, count, threads, membership_changes),
                 "the sweep failed (violations above, or it exercised no faults)"
             );
         }

@@ -56,11 +56,12 @@ pub fn summary_json(summary: &Summary, elapsed_s: f64) -> String {
 }
 
 /// `harp sim --seeds N [--start S]`: prints failing seeds, then the summary; false on failure.
-pub fn run_sweep(start: u64, count: u64, threads: Option<usize>) -> bool {
+pub fn run_sweep(start: u64, count: u64, threads: Option<usize>, membership_changes: bool) -> bool {
     let threads =
         threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let began = Instant::now();
-    let summary = sweep(start, count, threads, &Options::default());
+    let opts = Options { membership_changes, ..Options::default() };
+    let summary = sweep(start, count, threads, &opts);
     for (seed, what) in &summary.violations {
         eprintln!("seed {seed}: {what}\n  replay: harp sim --seed {seed}");
     }
@@ -69,8 +70,8 @@ pub fn run_sweep(start: u64, count: u64, threads: Option<usize>) -> bool {
 }
 
 /// `harp sim --seed S`: replays one seed with its trace; false on a violation.
-pub fn run_one(seed: u64) -> bool {
-    let opts = Options { trace: true, ..Options::default() };
+pub fn run_one(seed: u64, membership_changes: bool) -> bool {
+    let opts = Options { trace: true, membership_changes, ..Options::default() };
     let began = Instant::now();
     let report = sim::run(seed, &opts);
     for line in &report.trace {
