@@ -701,7 +701,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     }
 
     fn on_handshake_response(&mut self, from: MemberId, accepted: bool) {
-        if self.member(from).is_none() || from == self.election.me() {
+        if self.election.members().known(from).is_none() || from == self.election.me() {
             self.stats.ignored.not_connected = self.stats.ignored.not_connected.saturating_add(1);
         } else if accepted {
             if !self.outbound.contains(from) {
@@ -960,7 +960,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     }
 
     fn on_peer_shutdown(&mut self, now: u64, from: MemberId) {
-        if self.member(from).is_none() || from == self.election.me() {
+        if self.election.members().known(from).is_none() || from == self.election.me() {
             self.stats.ignored.not_replica = self.stats.ignored.not_replica.saturating_add(1);
             return;
         }
