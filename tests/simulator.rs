@@ -92,3 +92,19 @@ mod checker {
         assert!(c.on_term(1, 4).unwrap_err().contains("went back"));
     }
 }
+
+/// With membership changes on, every safety invariant holds on every seed; a few seeds may
+/// miss the liveness bounds (the open gap in docs/protocol.md), which this test tolerates
+/// up to 1 %.
+#[test]
+fn membership_changes_keep_every_safety_invariant() {
+    let opts = Options { membership_changes: true, ..Options::default() };
+    let summary = sim::sweep(0..300, &opts);
+    let liveness =
+        |what: &str| what.contains("did not converge") || what.contains("no master followed");
+    let unsafe_runs: Vec<_> =
+        summary.violations.iter().filter(|(_, what)| !liveness(what)).collect();
+    assert!(unsafe_runs.is_empty(), "{unsafe_runs:?}");
+    assert!(summary.violations.len() <= 3, "liveness misses: {:?}", summary.violations);
+    assert!(summary.membership_changes > 50, "changes happened: {}", summary.membership_changes);
+}
