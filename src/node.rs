@@ -420,8 +420,13 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     /// The next message to send: election messages first, then acknowledgements and sync
     /// messages, then log entries (round-robin over the replicas, within each one's window).
     pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
+        // A node removed by a change still in flight introduces itself as configured.
+        let me = self.election.me();
+        if self.election.members().known(me).or_else(|| self.base.get(me)).is_none() {
+            self.greet = MemberSet::EMPTY;
+        }
         if let Some(to) = self.greet.pop_first() {
-            let me = self.member(self.election.me())?;
+            let me = self.election.members().known(me).or_else(|| self.base.get(me))?;
             let message = MessageRef::Handshake {
                 node_name: me.name.as_str(),
                 group_name: self.election.members().group_name(),
