@@ -263,6 +263,12 @@ impl<const N: usize> Membership<N> {
         Ok(member)
     }
 
+    /// The id the next [`add`](Self::add) will give.
+    pub fn next_slot(&self) -> Option<MemberId> {
+        let index = self.slots.iter().position(Option::is_none).unwrap_or(self.slots.len());
+        u8::try_from(index).ok().filter(|&i| usize::from(i) < N.min(32)).map(MemberId)
+    }
+
     /// The member with this id, or the one removed from its slot (still recognised).
     pub fn known(&self, id: MemberId) -> Option<&Member> {
         self.get(id).or_else(|| self.former.get(id.index()).and_then(Option::as_ref))

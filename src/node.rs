@@ -288,6 +288,8 @@ pub struct Node<S, L, const N: usize> {
     answers: heapless::Deque<(MemberId, Option<&'static str>), PENDING_CAPACITY>,
     /// The membership this node was configured with; changes in its log apply on top.
     base: Membership<N>,
+    /// A node started to join: who it is, until the log makes it a member.
+    joining: Option<Member>,
     /// As master: the membership change in flight (its VLSN) and who asked for it.
     change: Option<(u64, Option<MemberId>)>,
     /// `GroupChangeResponse`s to send.
@@ -314,6 +316,35 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     ) -> Result<Self, StartError<S::Error>> {
         let base = members.clone();
         let election = Election::new(members, me, config.election, stable, seed, now)?;
+        Ok(Self::assemble(election, base, None, config, log))
+    }
+
+    /// A node joining the group as `own`, which `members` (the group before the addition)
+    /// does not hold yet. It takes part in nothing but the stream until the master's Add
+    /// reaches its log; if a failover undoes the addition it stays outside. The operator
+    /// starts it when the master has accepted the change.
+    pub fn new_joining(
+        members: Membership<N>,
+        own: Member,
+        config: NodeConfig,
+        stable: S,
+        log: L,
+        seed: u64,
+        now: u64,
+    ) -> Result<Self, StartError<S::Error>> {
+        let base = members.clone();
+        let mut election = Election::new_learner(members, config.election, stable, seed, now)?;
+        election.set_joining(Some(own.clone()));
+        Ok(Self::assemble(election, base, Some(own), config, log))
+    }
+
+    fn assemble(
+        election: Election<S, N>,
+        base: Membership<N>,
+        joining: Option<Member>,
+        config: NodeConfig,
+        log: L,
+    ) -> Self {
         let durable = log.meta(log.last_vlsn()).map_or(0, |m| m.dtvlsn);
         let synced = log.last_vlsn();
         let mut node = Node {
@@ -337,6 +368,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             greeted_at: 0,
             answers: heapless::Deque::new(),
             base,
+            joining,
             change: None,
             change_answers: heapless::Deque::new(),
             history_to: heapless::Deque::new(),
@@ -346,7 +378,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         };
         node.publish_position();
         node.replay_membership();
-        Ok(node)
+        node
     }
 
     // ----- queries -----
@@ -408,11 +440,16 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         matches!(member.node_type, NodeType::Electable | NodeType::Secondary)
     }
 
-    /// Whether this node keeps a log: by its current membership entry, or by its configured
-    /// one once removed (a removal can still be undone by a truncation it must receive).
-    fn me_stores_data(&self) -> bool {
+    /// Who this node is: its entry in the current membership, else the configured one (a
+    /// removal can still be undone), else the member it joins as.
+    fn identity(&self) -> Option<&Member> {
         let me = self.election.me();
-        self.member(me).or_else(|| self.base.get(me)).is_some_and(Self::stores_data)
+        self.election.members().known(me).or_else(|| self.base.get(me)).or(self.joining.as_ref())
+    }
+
+    /// Whether this node keeps a log (by its [`identity`](Self::identity)).
+    fn me_stores_data(&self) -> bool {
+        self.identity().is_some_and(Self::stores_data)
     }
 
     // ----- outputs -----
@@ -420,13 +457,12 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     /// The next message to send: election messages first, then acknowledgements and sync
     /// messages, then log entries (round-robin over the replicas, within each one's window).
     pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
-        // A node removed by a change still in flight introduces itself as configured.
-        let me = self.election.me();
-        if self.election.members().known(me).or_else(|| self.base.get(me)).is_none() {
+        // A node removed by a change still in flight, or joining, introduces itself as such.
+        if self.identity().is_none() {
             self.greet = MemberSet::EMPTY;
         }
         if let Some(to) = self.greet.pop_first() {
-            let me = self.election.members().known(me).or_else(|| self.base.get(me))?;
+            let me = self.identity()?;
             let message = MessageRef::Handshake {
                 node_name: me.name.as_str(),
                 group_name: self.election.members().group_name(),
@@ -1311,6 +1347,13 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             }
         }
         let was_member = self.election.members().get(self.election.me()).is_some();
+        // A joining node is found by name: until its Add applies it sits in a free slot.
+        if let Some(own) = self.joining.as_ref() {
+            let slot = members.id_of(&own.name).or_else(|| members.next_slot());
+            if let Some(slot) = slot {
+                self.election.set_me(slot);
+            }
+        }
         self.election.set_members(members);
         if was_member && self.election.members().get(self.election.me()).is_none() {
             self.stream = Stream::default();

@@ -88,8 +88,8 @@ mod checker {
             .on_write(2, ElectionRecord { term: 2, vote: None })
             .unwrap_err()
             .contains("persisted term 2"));
-        c.on_term(1, 5).unwrap();
-        assert!(c.on_term(1, 4).unwrap_err().contains("went back"));
+        c.on_term(1, 5, true).unwrap();
+        assert!(c.on_term(1, 4, true).unwrap_err().contains("went back"));
     }
 }
 

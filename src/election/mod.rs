@@ -296,6 +296,7 @@ pub struct Election<S, const N: usize> {
     /// As master: when each member was last sent the result.
     told: [u64; N],
     log: Rank,
+    joining: Option<Member>,
     stream_vlsn: u64,
     outbox: Outbox,
     events: heapless::Deque<Event, EVENT_CAPACITY>,
@@ -314,14 +315,40 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         members: Membership<N>,
         me: MemberId,
         config: Config,
-        mut store: S,
+        store: S,
         seed: u64,
         now: u64,
     ) -> Result<Self, StartError<S::Error>> {
+        let own = members.get(me).ok_or(StartError::NotAMember)?.priority;
+        Self::with_priority(members, me, config, store, seed, now, own)
+    }
+
+    /// A node that is not (yet) in `members`: it takes no part in elections until a change
+    /// applied through [`set_members`](Self::set_members) puts it in slot `me` (the first
+    /// empty slot of `members`, where an Add places it). `Node::new_joining` uses this.
+    pub fn new_learner(
+        members: Membership<N>,
+        config: Config,
+        store: S,
+        seed: u64,
+        now: u64,
+    ) -> Result<Self, StartError<S::Error>> {
+        let me = members.next_slot().ok_or(StartError::NotAMember)?;
+        Self::with_priority(members, me, config, store, seed, now, 0)
+    }
+
+    fn with_priority(
+        members: Membership<N>,
+        me: MemberId,
+        config: Config,
+        mut store: S,
+        seed: u64,
+        now: u64,
+        priority: u32,
+    ) -> Result<Self, StartError<S::Error>> {
         let () = Self::FITS_MEMBER_SET;
         config.validate().map_err(StartError::Config)?;
-        let own = members.get(me).ok_or(StartError::NotAMember)?;
-        let log = Rank { log_term: 0, vlsn: 0, dtvlsn: 0, priority: own.priority };
+        let log = Rank { log_term: 0, vlsn: 0, dtvlsn: 0, priority };
         let (term, vote) = Self::restore(&members, &mut store)?;
         let mut election = Election {
             members,
@@ -339,6 +366,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
             acked: [0; N],
             told: [0; N],
             log,
+            joining: None,
             stream_vlsn: 0,
             outbox: Outbox::default(),
             events: heapless::Deque::new(),
@@ -428,9 +456,26 @@ impl<S: StableStore, const N: usize> Election<S, N> {
             }
         }
         let was_master = matches!(self.phase, Phase::Master { .. });
+        let was_voter = self.is_voter();
         self.members = members;
+        self.log.priority = self.members.get(self.me).map_or(0, |m| m.priority);
+        if !was_voter && self.is_voter() {
+            // A node that starts voting persists the term it knows before it can vote in it.
+            let (term, vote) = (self.term, self.vote());
+            self.persist(term, vote);
+        }
         if was_master && !self.own().is_voter() {
             self.step_down(StepDown::Stopped);
+        }
+    }
+
+    /// Moves this node to slot `me` (a joining node's slot is where the log's Add put it).
+    pub fn set_me(&mut self, me: MemberId) {
+        if me != self.me {
+            self.me = me;
+            self.heard.clear();
+            self.votes = MemberSet::EMPTY;
+            self.log.priority = self.members.get(me).map_or(0, |m| m.priority);
         }
     }
 
@@ -485,12 +530,25 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     }
 
     fn own(&self) -> &Member {
-        // `new` checked that `me` is a member and members are never removed.
-        self.members.get(self.me).unwrap_or_else(|| unreachable_member())
+        // A joining node is who it joins as until the log puts it in the group (Raft: a
+        // server answers vote requests whatever its own configuration says).
+        self.members.get(self.me).or(self.joining.as_ref()).unwrap_or_else(|| unreachable_member())
+    }
+
+    /// Marks this node as joining the group as `own` (it votes when asked, as Raft servers
+    /// do, so a group whose log already counts it can elect a master).
+    pub fn set_joining(&mut self, own: Option<Member>) {
+        self.joining = own;
+        self.log.priority = self.own().priority;
     }
 
     fn is_voter(&self) -> bool {
         self.own().is_voter()
+    }
+
+    /// Whether this node votes now (a voter of its current membership).
+    pub fn votes_now(&self) -> bool {
+        self.is_voter()
     }
 
     // ----- outputs -----

@@ -13,7 +13,6 @@ use alloc::vec::Vec;
 pub struct Checker {
     /// Member index by node id.
     node_ids: BTreeMap<u32, usize>,
-    voters: Vec<usize>,
     designated: Option<usize>,
     /// term -> the node that became master of it.
     masters: BTreeMap<u64, usize>,
@@ -32,11 +31,8 @@ pub struct Checker {
 impl Checker {
     /// A checker for `group`.
     pub fn new<const N: usize>(group: &Membership<N>, designated: Option<MemberId>) -> Self {
-        let voters: Vec<usize> =
-            group.iter().filter(|(_, m)| m.is_voter()).map(|(id, _)| id.index()).collect();
         Checker {
             node_ids: group.iter().map(|(id, m)| (m.node_id, id.index())).collect(),
-            voters,
             designated: designated.map(MemberId::index),
             masters: BTreeMap::new(),
             last_record: alloc::vec![None; group.len()],
@@ -97,8 +93,8 @@ impl Checker {
     }
 
     /// A node reports its current term: it never goes backwards, across restarts too.
-    pub fn on_term(&mut self, node: usize, term: u64) -> Result<(), String> {
-        let is_voter = self.voters.contains(&node);
+    pub fn on_term(&mut self, node: usize, term: u64, voting: bool) -> Result<(), String> {
+        let is_voter = voting;
         let last = self.last_term.get_mut(node).ok_or("unknown node")?;
         // Non-voters keep no stable state: their term restarts at 0 after a crash.
         if is_voter && term < *last {

@@ -392,8 +392,20 @@ impl Sim {
         }
         let Some((store, log)) = host.parked.take() else { return };
         let local = host.clock.local(now);
-        let me = host.base.id_of(&format!("n{i}")).unwrap_or(member(i));
-        match Node::new(host.base.clone(), me, config, store, log, seed, local) {
+        let name = format!("n{i}");
+        let started = match host.base.id_of(&name) {
+            Some(me) => Node::new(host.base.clone(), me, config, store, log, seed, local),
+            // Started for an addition: it joins as a learner, a member once its log says so.
+            None => {
+                match self.roster.get(member(i)).map(|m| Member::from_rep_node(&m.as_rep_node())) {
+                    Some(Ok(own)) => {
+                        Node::new_joining(host.base.clone(), own, config, store, log, seed, local)
+                    }
+                    _ => return,
+                }
+            }
+        };
+        match started {
             Ok(mut node) => {
                 let peers: Vec<MemberId> = node.members().iter().map(|(id, _)| id).collect();
                 for peer in peers {
@@ -560,7 +572,10 @@ impl Sim {
             Err(e) => return self.violation(format!("n{from} sent bytes that do not decode: {e}")),
         };
         self.net.delivered += 1;
-        node.handle(host.clock.local(self.now), member(from), &msg);
+        // The transport knows a peer by the name it handshook with; ids are local to a node.
+        let from_id =
+            node.members().known_id_of(&format!("n{from}")).unwrap_or(MemberId::new(u8::MAX));
+        node.handle(host.clock.local(self.now), from_id, &msg);
         if self.opts.trace {
             self.trace(|| format!("n{from} -> n{to} {msg:?}"));
         }
@@ -594,12 +609,19 @@ impl Sim {
                 .message
                 .encode_into(&mut buf)
                 .map(|len| buf.get(..len).unwrap_or_default().to_vec());
-            outgoing.push((t.to.index(), encoded));
+            let to = t
+                .recipient
+                .name
+                .strip_prefix('n')
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(usize::MAX);
+            outgoing.push((to, encoded));
         }
         let events: Vec<NodeEvent> = core::iter::from_fn(|| node.poll_event()).collect();
         let writes = core::mem::take(&mut node.election_mut().store_mut().written);
         let ops = core::mem::take(&mut node.log_mut().ops);
         let term = node.election().term();
+        let voting = node.election().votes_now();
         let deadline = node.poll_timeout().map(|local| host.clock.sim_time(local).max(now));
         if let Some(at) = deadline.filter(|&at| host.timer != Some(at)) {
             host.timer = Some(at);
@@ -609,7 +631,7 @@ impl Sim {
             let result = self.checker.on_write(i, write);
             self.check(result);
         }
-        let result = self.checker.on_term(i, term);
+        let result = self.checker.on_term(i, term, voting);
         self.check(result);
         for op in &ops {
             let result = self.checker.on_log_op(i, op);
@@ -742,8 +764,10 @@ impl Sim {
         let Some(host) = self.hosts.get_mut(m) else { return };
         let local = host.clock.local(now);
         let Some(node) = host.node.as_mut() else { return };
+        let before = node.members().clone();
         let result = node.change_membership(local, change, &who.as_rep_node());
-        let members = node.members().clone();
+        // An added node is started with the group as it was (it joins through the log).
+        let members = before;
         self.trace(|| format!("n{m} {change:?} n{target}: {result:?}"));
         self.after_step(m);
         match (change, result) {
@@ -829,7 +853,9 @@ impl Sim {
         let Some(host) = self.hosts.get_mut(i) else { return };
         let Some(node) = host.node.take() else { return };
         for other in self.hosts.iter_mut().filter_map(|h| h.node.as_mut()) {
-            other.disconnect(member(i)); // its links break
+            if let Some(id) = other.members().known_id_of(&format!("n{i}")) {
+                other.disconnect(id); // its links break
+            }
         }
         self.net.break_links(i);
         let Some(host) = self.hosts.get_mut(i) else { return };
