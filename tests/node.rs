@@ -632,3 +632,39 @@ fn members_without_a_log_learn_changes_from_members_with_one() {
     deliver(&mut m, 11, "s", core(add)); // a repeat is harmless
     assert_eq!(m.members().len(), 7);
 }
+
+#[test]
+fn a_joining_node_becomes_a_member_through_the_log() {
+    let own = Member::new("d", NodeType::Electable, 1, 9).unwrap();
+    let mut d = Node::<RamStore, Log, 7>::new_joining(
+        group(),
+        own,
+        NodeConfig::default(),
+        RamStore::new(),
+        Log::new(),
+        1,
+        0,
+    )
+    .unwrap();
+    assert!(d.members().id_of("d").is_none(), "not a member yet");
+    // The master greets it; it answers as "d" and follows the master's stream.
+    let hello =
+        MessageRef::Handshake { node_name: "a", group_name: "g", node_type: NodeType::Electable };
+    d.handle(0, id("a"), &core(hello));
+    d.handle(0, id("a"), &core(MessageRef::HandshakeResponse { accepted: true, reason: None }));
+    let out = sent(&mut d);
+    assert!(out.iter().any(|l| l.contains(r#"Handshake { node_name: "d""#)), "{out:?}");
+    d.handle(10, id("a"), &core(MessageRef::ElectionResult { master: "a", term: 1 }));
+    d.handle(11, id("a"), &Message::Ext(Extension::SyncPoint { vlsn: 0, log_term: 0 }));
+    d.handle(12, id("a"), &entry(1, ENTRY_TERM_START, &term_start(1)));
+    let mut buf = [0u8; 128];
+    let add = MessageRef::GroupChange {
+        change_type: harp::GroupChangeType::Add,
+        node: rep("d", NodeType::Electable, 9),
+    };
+    let n = add.encode_into(&mut buf).unwrap();
+    d.handle(13, id("a"), &entry(2, harp::replication::ENTRY_MEMBERSHIP, &buf[..n]));
+    assert!(d.members().id_of("d").is_some(), "a member once the Add is in its log");
+    assert!(d.election().votes_now());
+    assert_eq!(sent(&mut d).last().map(String::as_str), Some("a <- Ack { vlsn: 2 }"));
+}
