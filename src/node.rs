@@ -1195,6 +1195,13 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         if self.change.is_some_and(|(v, _)| v > self.durable) {
             return Err(ChangeError::Refused("another membership change is in progress"));
         }
+        // Raft's fix of single-server changes: a new master must first make an entry of its
+        // own term durable, or a change from an older configuration may still be pending
+        // somewhere and two changes could leave two majorities that do not intersect.
+        let term = self.election.term();
+        if self.log.meta(self.durable).is_none_or(|m| m.term != term) {
+            return Err(ChangeError::Refused("no entry of this master's term is durable yet"));
+        }
         self.check_change(now, change, node).map_err(ChangeError::Refused)?;
         let mut buf = [0u8; 160];
         let len = MessageRef::GroupChange { change_type: change, node: *node }

@@ -536,7 +536,12 @@ fn rep<'a>(name: &'a str, node_type: NodeType, node_id: u32) -> harp::RepNodeRef
 fn the_master_adds_a_member_through_the_log() {
     use harp::GroupChangeType::Add;
     let mut a = master_a(NodeConfig::default());
+    assert_eq!(
+        a.change_membership(1040, Add, &rep("d", NodeType::Electable, 9)),
+        Err(harp::node::ChangeError::Refused("no entry of this master's term is durable yet"))
+    );
     for r in ["b", "c"] {
+        deliver(&mut a, 1045, r, core(MessageRef::Ack { vlsn: 1 }));
         deliver(
             &mut a,
             1050,
@@ -560,6 +565,9 @@ fn unsafe_or_invalid_changes_are_refused_with_the_reason() {
     use harp::node::ChangeError::Refused;
     use harp::GroupChangeType::{Add, Remove};
     let mut a = master_a(NodeConfig::default());
+    for r in ["b", "c"] {
+        deliver(&mut a, 1045, r, core(MessageRef::Ack { vlsn: 1 })); // the term start is durable
+    }
     assert_eq!(
         a.change_membership(1100, Remove, &rep("a", NodeType::Electable, 1)),
         Err(Refused("the master cannot remove itself"))

@@ -880,8 +880,10 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     }
 
     fn count_vote(&mut self, now: u64, from: MemberId) {
-        if !self.own().is_candidate() || matches!(self.phase, Phase::Master { .. } | Phase::Stopped)
-        {
+        // Only a member of its own configuration can be elected: a joining node votes, but
+        // its view does not count it, so its votes would be counted against the wrong group.
+        let member = self.members.get(self.me).is_some_and(Member::is_candidate);
+        if !member || matches!(self.phase, Phase::Master { .. } | Phase::Stopped) {
             self.stats.ignored.out_of_phase = self.stats.ignored.out_of_phase.saturating_add(1);
             return;
         }
