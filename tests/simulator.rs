@@ -106,5 +106,5 @@ fn membership_changes_keep_every_safety_invariant() {
         summary.violations.iter().filter(|(_, what)| !liveness(what)).collect();
     assert!(unsafe_runs.is_empty(), "{unsafe_runs:?}");
     assert!(summary.violations.len() <= 3, "liveness misses: {:?}", summary.violations);
-    assert!(summary.membership_changes > 50, "changes happened: {}", summary.membership_changes);
+    assert!(summary.membership_changes > 20, "changes happened: {}", summary.membership_changes);
 }
