@@ -41,11 +41,6 @@ pub enum RecordError {
     },
     /// The checksum matches but the bytes are not a record (written by another version?).
     Malformed,
-    /// The record votes for a node id that is not a member.
-    UnknownVote {
-        /// The node id in the record.
-        node_id: u32,
-    },
     /// The store's buffer could not hold the record.
     TooLarge,
 }
@@ -59,9 +54,6 @@ impl fmt::Display for RecordError {
                 "election record fails its CRC-32C (stored {stored:#010x}, computed {computed:#010x})"
             ),
             RecordError::Malformed => f.write_str("election record does not decode"),
-            RecordError::UnknownVote { node_id } => {
-                write!(f, "election record votes for unknown node id {node_id}")
-            }
             RecordError::TooLarge => f.write_str("election record larger than its buffer"),
         }
     }

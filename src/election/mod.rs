@@ -349,7 +349,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         let () = Self::FITS_MEMBER_SET;
         config.validate().map_err(StartError::Config)?;
         let log = Rank { log_term: 0, vlsn: 0, dtvlsn: 0, priority };
-        let (term, vote) = Self::restore(&members, &mut store)?;
+        let (term, vote) = Self::restore(&mut store)?;
         let mut election = Election {
             members,
             me,
@@ -376,17 +376,15 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         Ok(election)
     }
 
-    fn restore(
-        members: &Membership<N>,
-        store: &mut S,
-    ) -> Result<(u64, Option<u32>), StartError<S::Error>> {
+    /// Reads (term, vote) from the store. A vote names a node id, which binds its term even
+    /// if that node has been removed since.
+    fn restore(store: &mut S) -> Result<(u64, Option<u32>), StartError<S::Error>> {
         let mut buf = [0u8; MAX_RECORD];
         let Some(len) = store.read(&mut buf).map_err(StartError::Storage)? else {
             return Ok((0, None));
         };
         let bytes = buf.get(..len).ok_or(StartError::Record(RecordError::TooLarge))?;
         let record = ElectionRecord::decode(bytes).map_err(StartError::Record)?;
-        let _ = members; // a vote for a node removed since is still a vote in that term
         Ok((record.term, record.vote))
     }
 
