@@ -518,11 +518,7 @@ impl Sim {
             Kind::Retire { node, vlsn } => self.retire(node, vlsn),
             Kind::Halt { node } => {
                 // The process exits after its graceful shutdown (unless it was restarted).
-                let stopped = self
-                    .hosts
-                    .get(node)
-                    .and_then(|h| h.node.as_ref())
-                    .is_some_and(|n| n.role() == Role::Stopped);
+                let stopped = self.is_stopped(node);
                 if stopped {
                     self.crash(node);
                 }
@@ -656,8 +652,18 @@ impl Sim {
         }
     }
 
+    /// The node running on host `i`, if it is up.
+    fn node(&self, i: usize) -> Option<&SimNode> {
+        self.hosts.get(i).and_then(|h| h.node.as_ref())
+    }
+
     fn log_of(&self, i: usize) -> Option<&SimLog> {
-        self.hosts.get(i).and_then(|h| h.node.as_ref()).map(|n| n.log())
+        self.node(i).map(|n| n.log())
+    }
+
+    /// Whether host `i` runs a node that shut down gracefully and waits for its process to exit.
+    fn is_stopped(&self, i: usize) -> bool {
+        self.node(i).is_some_and(|n| n.role() == Role::Stopped)
     }
 
     fn observe(&mut self, i: usize, event: NodeEvent) {
@@ -674,8 +680,7 @@ impl Sim {
                 if let Some(at) = self.graceful_at.take() {
                     self.report.graceful_failovers_ms.push(self.now.saturating_sub(at));
                 }
-                let members =
-                    self.hosts.get(i).and_then(|h| h.node.as_ref()).map(|n| n.members().clone());
+                let members = self.node(i).map(|n| n.members().clone());
                 let result = members.map_or(Ok(()), |m| self.checker.on_master(i, term, &m));
                 self.check(result);
                 let result =
@@ -683,6 +688,7 @@ impl Sim {
                 self.check(result);
             }
             NodeEvent::Durable { vlsn } => {
+                // Field by field: the checker is borrowed mutably beside the host's log.
                 let log = self.hosts.get(i).and_then(|h| h.node.as_ref()).map(|n| n.log());
                 let result = match log {
                     Some(log) => self.checker.on_durable(i, vlsn, log),
@@ -908,11 +914,7 @@ impl Sim {
         for i in 0..self.hosts.len() {
             self.set_store_failing(i, false);
             self.set_sync_failing(i, false);
-            let stopped = self
-                .hosts
-                .get(i)
-                .and_then(|h| h.node.as_ref())
-                .is_some_and(|n| n.role() == Role::Stopped);
+            let stopped = self.is_stopped(i);
             if stopped {
                 self.crash(i); // a node shut down gracefully is started again
             }
