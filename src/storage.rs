@@ -111,6 +111,19 @@ pub trait StableStore {
     fn write(&mut self, record: &[u8]) -> Result<(), Self::Error>;
 }
 
+/// A store borrowed mutably is a store (keep it in its own `static`, lend it to the node).
+impl<S: StableStore + ?Sized> StableStore for &mut S {
+    type Error = S::Error;
+
+    fn read(&mut self, buf: &mut [u8; MAX_RECORD]) -> Result<Option<usize>, Self::Error> {
+        (**self).read(buf)
+    }
+
+    fn write(&mut self, record: &[u8]) -> Result<(), Self::Error> {
+        (**self).write(record)
+    }
+}
+
 /// A [`StableStore`] in RAM: for tests and for boards without flash (it does not survive a
 /// power cycle, which such a node must then treat as a new member).
 #[derive(Debug, Clone, Default)]

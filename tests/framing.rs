@@ -201,3 +201,39 @@ fn cobs_read_from_embedded_io_reader() {
     );
     assert_eq!(dec.read_from(&mut reader).unwrap(), None);
 }
+
+#[test]
+fn extensions_travel_in_both_framings_and_decode_as_messages() {
+    use harp::wire::{Extension, Message};
+    let sent = [
+        Message::Ext(Extension::SyncPoint { vlsn: 7, log_term: 3 }),
+        Message::Core(MessageRef::Ack { vlsn: 7 }),
+        Message::Ext(Extension::SyncNack { vlsn: 8 }),
+    ];
+    let mut wire = Vec::new();
+    let mut line = Vec::new();
+    for m in &sent {
+        stream::write_frame(&mut wire, m).unwrap();
+        let mut buf = vec![0u8; cobs::max_frame_len(m)];
+        let n = cobs::encode_frame(m, &mut buf).unwrap();
+        line.extend_from_slice(&buf[..n]);
+    }
+    let mut stream_decoder = StreamDecoder::new([0u8; 64], 56);
+    let mut cobs_decoder = CobsDecoder::new([0u8; 64], 60);
+    let (mut input, mut cobs_input) = (&wire[..], &line[..]);
+    for m in &sent {
+        let body = stream_decoder.push_frame(&mut input).unwrap().unwrap();
+        assert_eq!(Message::decode(body).unwrap(), *m);
+        let body = cobs_decoder.push_frame(&mut cobs_input).unwrap().unwrap();
+        assert_eq!(Message::decode(body).unwrap(), *m);
+    }
+    assert!(input.is_empty() && cobs_input.is_empty());
+    // The reference-only `push` reports an extension as an unknown tag and stays in sync.
+    let mut decoder = StreamDecoder::new([0u8; 64], 56);
+    let mut input = &wire[..];
+    assert!(matches!(
+        decoder.push(&mut input),
+        Err(FrameError::Message(harp::wire::Error::UnknownTag { tag: 14 }))
+    ));
+    assert_eq!(decoder.push(&mut input).unwrap(), Some(MessageRef::Ack { vlsn: 7 }));
+}

@@ -27,13 +27,14 @@
 use ::cobs::{max_encoding_length, CobsEncoder, DecodeResult, DecoderState};
 
 use super::{check_crc, FrameError, Phase, ReadError};
-use crate::wire::{self, Checksummed, MessageRef, Sink, WriteError};
+use crate::wire::{self, Checksummed, Message, MessageRef, Sink, WriteError};
 
 const CRC_LEN: usize = 4;
 
-/// The largest possible COBS frame for `msg`, delimiter included (saturating).
-pub fn max_frame_len(msg: &MessageRef<'_>) -> usize {
-    max_encoding_length(msg.encoded_len().saturating_add(CRC_LEN)).saturating_add(1)
+/// The largest possible COBS frame for `msg` (a `&MessageRef` or a `&Message`), delimiter
+/// included (saturating).
+pub fn max_frame_len<'m>(msg: impl Into<Message<'m>>) -> usize {
+    max_encoding_length(msg.into().encoded_len().saturating_add(CRC_LEN)).saturating_add(1)
 }
 
 /// Feeds a COBS encoder from the message encoder.
@@ -60,11 +61,13 @@ impl Sink for CobsSink<'_> {
     }
 }
 
-/// Encodes `msg` as one COBS frame (delimiter included) into `buf`; returns its length.
+/// Encodes `msg` (a `&MessageRef` or a `&Message`) as one COBS frame (delimiter included)
+/// into `buf`; returns its length.
 ///
 /// `buf` must hold [`max_frame_len`] bytes; the frame may turn out shorter.
-pub fn encode_frame(msg: &MessageRef<'_>, buf: &mut [u8]) -> Result<usize, wire::Error> {
-    let required = max_frame_len(msg);
+pub fn encode_frame<'m>(msg: impl Into<Message<'m>>, buf: &mut [u8]) -> Result<usize, wire::Error> {
+    let msg = msg.into();
+    let required = max_frame_len(&msg);
     let available = buf.len();
     let (_, body) = buf
         .split_last_mut()
@@ -83,9 +86,9 @@ pub fn encode_frame(msg: &MessageRef<'_>, buf: &mut [u8]) -> Result<usize, wire:
 
 /// Encodes `msg` as a COBS frame in `scratch` and writes it; `scratch` must hold
 /// [`max_frame_len`] bytes.
-pub fn write_frame<W: embedded_io::Write>(
+pub fn write_frame<'m, W: embedded_io::Write>(
     writer: &mut W,
-    msg: &MessageRef<'_>,
+    msg: impl Into<Message<'m>>,
     scratch: &mut [u8],
 ) -> Result<(), WriteError<W::Error>> {
     let n = encode_frame(msg, scratch)?;
@@ -136,13 +139,22 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> CobsDecoder<B> {
     /// and returns its message. `input` is advanced past what was consumed; call again while
     /// it is not empty. Returns `Ok(None)` when `input` ran out inside a frame.
     pub fn push(&mut self, input: &mut &[u8]) -> Result<Option<MessageRef<'_>>, FrameError> {
+        match self.push_frame(input)? {
+            Some(body) => Ok(Some(MessageRef::decode(body)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// As [`push`](Self::push), but returns the frame's checked body undecoded (decode it
+    /// with [`Message::decode`] to accept harp's extensions too).
+    pub fn push_frame(&mut self, input: &mut &[u8]) -> Result<Option<&[u8]>, FrameError> {
         if self.phase == Phase::Delivered {
             self.reset();
         }
         while let Some((&byte, rest)) = input.split_first() {
             *input = rest;
             if self.take(byte)? {
-                return self.finish().map(Some);
+                return self.finish_frame().map(Some);
             }
         }
         Ok(None)
@@ -155,6 +167,17 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> CobsDecoder<B> {
         &mut self,
         reader: &mut R,
     ) -> Result<Option<MessageRef<'_>>, ReadError<R::Error>> {
+        match self.read_frame_from(reader)? {
+            Some(body) => Ok(Some(MessageRef::decode(body).map_err(FrameError::from)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// As [`read_from`](Self::read_from), but returns the frame's checked body undecoded.
+    pub fn read_frame_from<R: embedded_io::Read>(
+        &mut self,
+        reader: &mut R,
+    ) -> Result<Option<&[u8]>, ReadError<R::Error>> {
         if self.phase == Phase::Delivered {
             self.reset();
         }
@@ -168,7 +191,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> CobsDecoder<B> {
             }
             let [b] = byte;
             if self.take(b)? {
-                return Ok(Some(self.finish()?));
+                return Ok(Some(self.finish_frame()?));
             }
         }
     }
@@ -224,7 +247,8 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> CobsDecoder<B> {
         }
     }
 
-    fn finish(&mut self) -> Result<MessageRef<'_>, FrameError> {
+    /// Checks the complete frame's CRC and returns its body.
+    fn finish_frame(&mut self) -> Result<&[u8], FrameError> {
         self.phase = Phase::Delivered;
         let len = self.filled;
         let body_len = len.checked_sub(CRC_LEN).ok_or(FrameError::TooShort { len })?;
@@ -232,6 +256,6 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> CobsDecoder<B> {
         let (message, crc) = frame.split_at_checked(body_len).unwrap_or_default();
         let stored = crc.first_chunk::<4>().map_or(0, |c| u32::from_le_bytes(*c));
         check_crc(message, stored)?;
-        Ok(MessageRef::decode(message)?)
+        Ok(message)
     }
 }

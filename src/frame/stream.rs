@@ -28,7 +28,7 @@
 //! ```
 
 use super::{check_crc, FrameError, Phase, ReadError};
-use crate::wire::{self, Checksummed, MessageRef, Sink, SliceSink, WriteError};
+use crate::wire::{self, Checksummed, Message, MessageRef, Sink, SliceSink, WriteError};
 
 /// The four magic bytes every harp connection starts with.
 pub const MAGIC: [u8; 4] = *b"HARP";
@@ -107,12 +107,13 @@ pub fn write_preamble<W: embedded_io::Write>(writer: &mut W) -> Result<(), W::Er
     writer.write_all(&PREAMBLE)
 }
 
-/// The size of `msg`'s frame: its encoding plus [`OVERHEAD`] (saturating).
-pub fn frame_len(msg: &MessageRef<'_>) -> usize {
-    msg.encoded_len().saturating_add(OVERHEAD)
+/// The size of `msg`'s frame: its encoding plus [`OVERHEAD`] (saturating). `msg` is a
+/// `&MessageRef` or a `&Message` (extensions are framed alike).
+pub fn frame_len<'m>(msg: impl Into<Message<'m>>) -> usize {
+    msg.into().encoded_len().saturating_add(OVERHEAD)
 }
 
-fn frame_header<E: From<wire::Error>>(msg: &MessageRef<'_>) -> Result<[u8; HEADER], E> {
+fn frame_header<E: From<wire::Error>>(msg: &Message<'_>) -> Result<[u8; HEADER], E> {
     let len = msg.encoded_len();
     let len = u32::try_from(len).map_err(|_| wire::Error::LengthOverflow {
         field: "frame length",
@@ -123,7 +124,7 @@ fn frame_header<E: From<wire::Error>>(msg: &MessageRef<'_>) -> Result<[u8; HEADE
 }
 
 /// Puts header, message and CRC into a sink.
-fn emit_frame<S: Sink>(msg: &MessageRef<'_>, sink: &mut S) -> Result<(), S::Error> {
+fn emit_frame<S: Sink>(msg: &Message<'_>, sink: &mut S) -> Result<(), S::Error> {
     let header = frame_header::<S::Error>(msg)?;
     let mut crc = crate::checksum::digest();
     crc.update(&header);
@@ -134,23 +135,26 @@ fn emit_frame<S: Sink>(msg: &MessageRef<'_>, sink: &mut S) -> Result<(), S::Erro
     sink.put(&crc.to_le_bytes())
 }
 
-/// Encodes `msg` as one frame into the front of `buf`; returns the frame's length.
-pub fn encode_frame(msg: &MessageRef<'_>, buf: &mut [u8]) -> Result<usize, wire::Error> {
-    let required = frame_len(msg);
+/// Encodes `msg` (a `&MessageRef` or a `&Message`) as one frame into the front of `buf`;
+/// returns the frame's length.
+pub fn encode_frame<'m>(msg: impl Into<Message<'m>>, buf: &mut [u8]) -> Result<usize, wire::Error> {
+    let msg = msg.into();
+    let required = frame_len(&msg);
     if buf.len() < required {
         return Err(wire::Error::BufferTooSmall { required, available: buf.len() });
     }
     let mut sink = SliceSink::new(buf);
-    emit_frame(msg, &mut sink)?;
+    emit_frame(&msg, &mut sink)?;
     Ok(sink.position())
 }
 
-/// Writes `msg` as one frame, streaming it through the writer with no intermediate buffer.
-pub fn write_frame<W: embedded_io::Write>(
+/// Writes `msg` (a `&MessageRef` or a `&Message`) as one frame, streaming it through the
+/// writer with no intermediate buffer.
+pub fn write_frame<'m, W: embedded_io::Write>(
     writer: &mut W,
-    msg: &MessageRef<'_>,
+    msg: impl Into<Message<'m>>,
 ) -> Result<(), WriteError<W::Error>> {
-    emit_frame(msg, &mut wire::codec_io_sink(writer))
+    emit_frame(&msg.into(), &mut wire::codec_io_sink(writer))
 }
 
 /// An incremental decoder of stream frames, in a buffer the caller provides.
@@ -203,6 +207,15 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> StreamDecoder<B> {
     /// its message. `input` is advanced past what was consumed; call again while it is not
     /// empty. Returns `Ok(None)` when `input` ran out inside a frame.
     pub fn push(&mut self, input: &mut &[u8]) -> Result<Option<MessageRef<'_>>, FrameError> {
+        match self.push_frame(input)? {
+            Some(body) => Ok(Some(MessageRef::decode(body)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// As [`push`](Self::push), but returns the frame's checked body undecoded (decode it
+    /// with [`Message::decode`] to accept harp's extensions too).
+    pub fn push_frame(&mut self, input: &mut &[u8]) -> Result<Option<&[u8]>, FrameError> {
         self.begin()?;
         loop {
             let spare = self.spare();
@@ -216,7 +229,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> StreamDecoder<B> {
             }
             *input = rest;
             if self.advance(n)? {
-                return self.finish().map(Some);
+                return self.finish_frame().map(Some);
             }
         }
     }
@@ -227,6 +240,17 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> StreamDecoder<B> {
         &mut self,
         reader: &mut R,
     ) -> Result<Option<MessageRef<'_>>, ReadError<R::Error>> {
+        match self.read_frame_from(reader)? {
+            Some(body) => Ok(Some(MessageRef::decode(body).map_err(FrameError::from)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// As [`read_from`](Self::read_from), but returns the frame's checked body undecoded.
+    pub fn read_frame_from<R: embedded_io::Read>(
+        &mut self,
+        reader: &mut R,
+    ) -> Result<Option<&[u8]>, ReadError<R::Error>> {
         self.begin()?;
         loop {
             let n = reader.read(self.spare()).map_err(ReadError::Io)?;
@@ -237,7 +261,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> StreamDecoder<B> {
                 };
             }
             if self.advance(n)? {
-                return Ok(Some(self.finish()?));
+                return Ok(Some(self.finish_frame()?));
             }
         }
     }
@@ -286,7 +310,8 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> StreamDecoder<B> {
     }
 
     /// Checks the complete frame's CRC and decodes its message.
-    fn finish(&mut self) -> Result<MessageRef<'_>, FrameError> {
+    /// Checks the complete frame's CRC and returns its body.
+    fn finish_frame(&mut self) -> Result<&[u8], FrameError> {
         let len = self.body.unwrap_or(0);
         let covered_end = HEADER.saturating_add(len);
         let stored = self.read_u32(covered_end);
@@ -295,7 +320,6 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> StreamDecoder<B> {
             return self.fail(e);
         }
         self.phase = Phase::Delivered;
-        let message = self.buf.as_ref().get(HEADER..covered_end).unwrap_or_default();
-        Ok(MessageRef::decode(message)?)
+        Ok(self.buf.as_ref().get(HEADER..covered_end).unwrap_or_default())
     }
 }

@@ -78,6 +78,46 @@ pub trait LogStore {
     }
 }
 
+/// A log borrowed mutably is a log: firmware can keep the log in its own `static` (or its
+/// own RAM region) and lend it to the node.
+impl<L: LogStore + ?Sized> LogStore for &mut L {
+    type Error = L::Error;
+
+    fn first_vlsn(&self) -> u64 {
+        (**self).first_vlsn()
+    }
+
+    fn last_vlsn(&self) -> u64 {
+        (**self).last_vlsn()
+    }
+
+    fn entry(&self, vlsn: u64) -> Option<Entry<'_>> {
+        (**self).entry(vlsn)
+    }
+
+    fn append(
+        &mut self,
+        vlsn: u64,
+        meta: EntryMeta,
+        entry_type: u8,
+        data: &[u8],
+    ) -> Result<(), Self::Error> {
+        (**self).append(vlsn, meta, entry_type, data)
+    }
+
+    fn truncate(&mut self, vlsn: u64) -> Result<(), Self::Error> {
+        (**self).truncate(vlsn)
+    }
+
+    fn sync(&mut self) -> Result<(), Self::Error> {
+        (**self).sync()
+    }
+
+    fn meta(&self, vlsn: u64) -> Option<EntryMeta> {
+        (**self).meta(vlsn)
+    }
+}
+
 /// Why a [`RamLog`] refused an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

@@ -132,6 +132,18 @@ impl<'a> From<MessageRef<'a>> for Message<'a> {
     }
 }
 
+impl<'a> From<&MessageRef<'a>> for Message<'a> {
+    fn from(m: &MessageRef<'a>) -> Self {
+        Message::Core(*m)
+    }
+}
+
+impl<'a> From<&Message<'a>> for Message<'a> {
+    fn from(m: &Message<'a>) -> Self {
+        *m
+    }
+}
+
 impl From<Extension> for Message<'_> {
     fn from(e: Extension) -> Self {
         Message::Ext(e)
@@ -174,6 +186,13 @@ impl<'a> Message<'a> {
                 e.emit(&mut sink)?;
                 Ok(sink.position())
             }
+        }
+    }
+
+    pub(crate) fn emit<S: Sink>(&self, s: &mut S) -> Result<(), S::Error> {
+        match self {
+            Message::Core(m) => m.emit(s),
+            Message::Ext(e) => e.emit(s),
         }
     }
 
