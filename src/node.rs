@@ -29,7 +29,7 @@
 use crate::election::{Config, Election, Event, Role, StartError, Transmit};
 use crate::membership::{Member, MemberId, MemberSet, Membership};
 use crate::replication::{
-    AckPolicy, EntryMeta, LogStore, ENTRY_DTVLSN, ENTRY_MEMBERSHIP, ENTRY_TERM_START,
+    quorum_point, AckPolicy, EntryMeta, LogStore, ENTRY_DTVLSN, ENTRY_MEMBERSHIP, ENTRY_TERM_START,
     RESERVED_ENTRY_TYPES,
 };
 use crate::storage::StableStore;
@@ -1455,11 +1455,9 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
                 let _ = acks.push(acked);
             }
         }
-        acks.sort_unstable_by(|a, b| b.cmp(a));
         // The master's own copy always counts: a designated primary (quorum 1) may later be
         // elected alone, so what it reports durable must be on its own disk.
-        let majority =
-            acks.get(self.election.quorum().saturating_sub(1)).copied().unwrap_or(0).min(own);
+        let majority = quorum_point(&acks, self.election.quorum()).min(own);
         let term = self.election.term();
         // Only an entry of the current term is counted directly (it carries every entry
         // before it); an older term's entry on a majority could still be overwritten.

@@ -31,3 +31,21 @@ pub enum AckPolicy {
     /// The master persisted the entry; it may be lost in a failover.
     None,
 }
+
+/// The highest value that at least `k` of `acks` reach: the VLSN a quorum of `k` has
+/// acknowledged (0 when fewer than `k` values, or `k` is 0). Quadratic in a group's few
+/// members, and with no sort (whose code would cost firmware kilobytes of flash).
+///
+/// ```
+/// use harp::replication::quorum_point;
+/// assert_eq!(quorum_point(&[9, 4, 7], 2), 7);
+/// assert_eq!(quorum_point(&[9, 4, 7], 3), 4);
+/// assert_eq!(quorum_point(&[9, 4, 7], 4), 0);
+/// ```
+pub fn quorum_point(acks: &[u64], k: usize) -> u64 {
+    if k == 0 {
+        return 0;
+    }
+    let reached_by_k = |v: u64| acks.iter().filter(|&&a| a >= v).count() >= k;
+    acks.iter().copied().filter(|&v| reached_by_k(v)).max().unwrap_or(0)
+}

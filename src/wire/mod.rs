@@ -306,7 +306,6 @@ impl<'a> MessageRef<'a> {
     /// Decodes one message that fills `bytes` exactly, borrowing its strings and payload.
     ///
     /// Never panics and never allocates, whatever the input.
-    #[inline]
     pub fn decode(bytes: &'a [u8]) -> Result<Self, Error> {
         let mut r = Reader::new(bytes);
         let msg = Self::decode_fields(&mut r)?;

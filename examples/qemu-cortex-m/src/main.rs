@@ -1,0 +1,438 @@
+//! A three-node harp group on one Cortex-M3 (QEMU's lm3s6965evb), with no allocator.
+//!
+//! Three [`Node`]s share the chip; their "network" is a byte queue per direction, and every
+//! message crosses it as a stream frame (length, message, CRC-32C) that the receiver's
+//! [`StreamDecoder`] checks and [`Message::decode`] decodes: the real codec and framing, as
+//! over TCP. Time is simulated (milliseconds), so the run is deterministic.
+//!
+//! The story: a master is elected; a batch of entries is replicated and reported durable;
+//! the master "crashes" (it stops, its links go quiet); the two survivors elect a new master,
+//! which must hold every durable entry; it writes more; the old master restarts from its
+//! stores, rejoins as a replica and catches up. The result is printed with defmt (over
+//! semihosting) and the firmware exits with a semihosting status: 0 when every check held.
+//!
+//! Run it: `cargo run --release -p harp-qemu-cortex-m` in `examples/` (see docs/firmware.md).
+#![no_std]
+#![no_main]
+
+use core::fmt::Write as _;
+
+use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
+use defmt_semihosting as _;
+use harp::election::Role;
+use harp::frame::stream::{self, StreamDecoder};
+use harp::heapless::{String, Vec};
+use harp::membership::{Member, MemberId, Membership};
+use harp::node::{Node, NodeConfig, NodeEvent};
+use harp::replication::{LogStore, RamLog};
+use harp::storage::RamStore;
+use harp::wire::Message;
+use harp::NodeType;
+use static_cell::ConstStaticCell;
+
+/// Members of the group.
+const N: usize = 3;
+/// Entries written before the crash, and after it.
+const BATCH: usize = 24;
+/// Give up on a phase after this much simulated time.
+const PHASE_LIMIT_MS: u64 = 10_000;
+
+/// Each node's log: 64 entries, 2 KiB of payload.
+type Log = RamLog<64, 2048>;
+type GroupNode = Node<&'static mut RamStore, &'static mut Log, N>;
+
+// Everything big lives in statics built at compile time (`ConstStaticCell`): nothing this
+// size is ever assembled on the stack and copied.
+static LOGS: ConstStaticCell<[Log; N]> = ConstStaticCell::new([const { Log::new() }; N]);
+static STORES: ConstStaticCell<[RamStore; N]> =
+    ConstStaticCell::new([const { RamStore::new() }; N]);
+static GROUP: ConstStaticCell<Group> = ConstStaticCell::new(Group::new());
+
+/// One direction of a link: the framed bytes in flight.
+struct Link {
+    bytes: Vec<u8, 1024>,
+    /// Frames that did not fit (the link is lossy when full; the protocol retransmits).
+    overflows: u32,
+}
+
+impl Link {
+    const fn new() -> Self {
+        Link { bytes: Vec::new(), overflows: 0 }
+    }
+}
+
+/// Exchanges at one instant before the clock moves on anyway.
+const ROUNDS_PER_INSTANT: u32 = 1_000;
+
+/// Three nodes, their links (`links[from][to]`) and the simulated clock.
+struct Group {
+    nodes: [Option<GroupNode>; N],
+    /// The stores of a crashed node, until it restarts.
+    parked: [Option<(&'static mut RamStore, &'static mut Log)>; N],
+    links: [[Link; N]; N],
+    now: u64,
+    frames: u32,
+    bytes: u32,
+}
+
+fn members() -> Membership<N> {
+    let mut group = Membership::named("firmware").unwrap_or_default();
+    for (id, name) in (1u32..).zip(["n1", "n2", "n3"]) {
+        if let Ok(member) = Member::new(name, NodeType::Electable, 1, id) {
+            let _ = group.add(member);
+        }
+    }
+    group
+}
+
+fn id(index: usize) -> MemberId {
+    MemberId::new(index as u8)
+}
+
+impl Group {
+    const fn new() -> Self {
+        Group {
+            nodes: [const { None }; N],
+            parked: [const { None }; N],
+            links: [const { [const { Link::new() }; N] }; N],
+            now: 0,
+            frames: 0,
+            bytes: 0,
+        }
+    }
+
+    fn start_node(
+        &mut self,
+        i: usize,
+        store: &'static mut RamStore,
+        log: &'static mut Log,
+    ) -> bool {
+        let seed = 0x5eed_0000 + i as u64 + self.now;
+        match Node::new(members(), id(i), NodeConfig::default(), store, log, seed, self.now) {
+            Ok(node) => {
+                self.nodes[i] = Some(node);
+                for j in 0..N {
+                    if j != i && self.nodes[j].is_some() {
+                        self.links[i][j] = Link::new();
+                        self.links[j][i] = Link::new();
+                        self.connect(i, j);
+                        self.connect(j, i);
+                    }
+                }
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn connect(&mut self, i: usize, j: usize) {
+        if let Some(node) = self.nodes[i].as_mut() {
+            node.connect(id(j));
+        }
+    }
+
+    /// Node `i` stops dead: no shutdown message; its peers see the link drop.
+    fn crash(&mut self, i: usize) {
+        if let Some(node) = self.nodes[i].take() {
+            self.parked[i] = Some(node.into_stores());
+        }
+        for j in 0..N {
+            self.links[i][j] = Link::new();
+            self.links[j][i] = Link::new();
+            if let Some(node) = self.nodes[j].as_mut() {
+                node.disconnect(id(i));
+            }
+        }
+    }
+
+    fn restart(&mut self, i: usize) -> bool {
+        match self.parked[i].take() {
+            Some((store, log)) => self.start_node(i, store, log),
+            None => false,
+        }
+    }
+
+    /// Moves every queued message: sends what each node has, delivers what each link holds.
+    /// Returns whether anything moved.
+    fn exchange(&mut self) -> bool {
+        let mut moved = false;
+        let mut frame = [0u8; 256];
+        for i in 0..N {
+            let Some(node) = self.nodes[i].as_mut() else { continue };
+            while let Some(t) = node.poll_transmit() {
+                let to = t.to.index();
+                let Ok(n) = stream::encode_frame(&t.message, &mut frame) else { continue };
+                let link = &mut self.links[i][to];
+                if link.bytes.extend_from_slice(&frame[..n]).is_err() {
+                    link.overflows += 1;
+                }
+                moved = true;
+            }
+        }
+        let now = self.now;
+        for from in 0..N {
+            for to in 0..N {
+                let (links, nodes) = (&mut self.links, &mut self.nodes);
+                let link = &mut links[from][to];
+                if link.bytes.is_empty() {
+                    continue;
+                }
+                moved = true;
+                let Some(node) = nodes[to].as_mut() else {
+                    link.bytes.clear();
+                    continue;
+                };
+                // The receiver's end of the link: it checks each frame's length and CRC.
+                let mut decoder = StreamDecoder::new([0u8; 256], 248);
+                let mut input = &link.bytes[..];
+                while !input.is_empty() {
+                    match decoder.push_frame(&mut input) {
+                        Ok(Some(body)) => {
+                            self.frames += 1;
+                            self.bytes += body.len() as u32;
+                            if let Ok(msg) = Message::decode(body) {
+                                node.handle(now, id(from), &msg);
+                            }
+                        }
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+                link.bytes.clear();
+            }
+        }
+        moved
+    }
+
+    /// Runs until `done` holds or `limit` ms pass; returns whether `done` held.
+    fn run_until(&mut self, limit: u64, mut done: impl FnMut(&mut Self) -> bool) -> bool {
+        let deadline = self.now + limit;
+        loop {
+            let mut rounds = 0;
+            while self.exchange() && rounds < ROUNDS_PER_INSTANT {
+                rounds += 1;
+            }
+            if done(self) {
+                return true;
+            }
+            let next = self
+                .nodes
+                .iter()
+                .flatten()
+                .filter_map(|n| n.poll_timeout())
+                .min()
+                .unwrap_or(deadline)
+                .max(self.now + 1);
+            if next > deadline {
+                return false;
+            }
+            self.now = next;
+            for node in self.nodes.iter_mut().flatten() {
+                if node.poll_timeout().is_some_and(|t| t <= self.now) {
+                    node.handle_timeout(self.now);
+                }
+            }
+        }
+    }
+
+    fn master(&self) -> Option<usize> {
+        (0..N).find(|&i| self.nodes[i].as_ref().is_some_and(|n| n.role() == Role::Master))
+    }
+
+    fn drain_events(&mut self) {
+        for node in self.nodes.iter_mut().flatten() {
+            while let Some(event) = node.poll_event() {
+                if let NodeEvent::Election(e) = event {
+                    defmt::debug!("t={=u64} ms: {}", self.now, e);
+                }
+            }
+        }
+    }
+
+    /// Appends `count` entries on `master` and waits until the last is durable; returns the
+    /// VLSNs written.
+    fn write_batch(
+        &mut self,
+        master: usize,
+        first: usize,
+        count: usize,
+    ) -> Option<Vec<u64, BATCH>> {
+        let mut vlsns = Vec::new();
+        for k in first..first + count {
+            let data = payload(k);
+            let node = self.nodes[master].as_mut()?;
+            let vlsn = node.append(1, data.as_bytes()).ok()?;
+            vlsns.push(vlsn).ok()?;
+            // Let the stream move between appends, as a real application would.
+            while self.exchange() {}
+        }
+        let last = *vlsns.last()?;
+        let durable = self.run_until(PHASE_LIMIT_MS, |g| {
+            g.nodes[master].as_ref().is_some_and(|n| n.durable_vlsn() >= last)
+        });
+        durable.then_some(vlsns)
+    }
+
+    /// Whether node `i` holds entry `k` of the workload at `vlsn`.
+    fn holds(&self, i: usize, vlsn: u64, k: usize) -> bool {
+        let Some(node) = self.nodes[i].as_ref() else { return false };
+        node.log().entry(vlsn).is_some_and(|e| e.data == payload(k).as_bytes())
+    }
+}
+
+/// The `k`th entry's payload.
+fn payload(k: usize) -> String<24> {
+    let mut s = String::new();
+    let _ = write!(s, "entry {k:05}");
+    s
+}
+
+fn fail(what: &str) -> ! {
+    defmt::error!("FAILED: {=str}", what);
+    debug::exit(EXIT_FAILURE);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+/// Stack measurement: the free stack is painted at start; the untouched part at the end is
+/// what was never used. (The only `unsafe` here: raw reads and writes of the free stack.)
+mod stack {
+    const PAINT: u32 = 0xC0FF_EE00;
+
+    extern "C" {
+        static mut _stack_end: u32;
+        static _stack_start: u32;
+    }
+
+    fn bottom() -> *mut u32 {
+        core::ptr::addr_of_mut!(_stack_end)
+    }
+
+    fn top() -> usize {
+        core::ptr::addr_of!(_stack_start) as usize
+    }
+
+    /// Paints from the stack's lowest address up to a little below the current frame.
+    pub fn paint() {
+        let sp = cortex_m::register::msp::read() as usize - 256;
+        let mut p = bottom();
+        while (p as usize) < sp {
+            // SAFETY: between the end of .bss and below the live stack: unused RAM.
+            unsafe { p.write_volatile(PAINT) };
+            p = p.wrapping_add(1);
+        }
+    }
+
+    /// The most stack ever used since `paint`, in bytes.
+    pub fn high_water() -> usize {
+        let mut p = bottom();
+        // SAFETY: reads RAM between the end of .bss and the stack top.
+        while (p as usize) < top() && unsafe { p.read_volatile() } == PAINT {
+            p = p.wrapping_add(1);
+        }
+        top() - p as usize
+    }
+}
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    stack::paint();
+    let logs = LOGS.take();
+    let stores = STORES.take();
+    let group = GROUP.take();
+    defmt::info!("starting {=usize} nodes", N);
+    for (i, (store, log)) in stores.iter_mut().zip(logs.iter_mut()).enumerate() {
+        if !group.start_node(i, store, log) {
+            fail("a node did not start");
+        }
+    }
+    defmt::info!(
+        "harp on a Cortex-M3: {=usize} nodes, {=usize} bytes of state each (log apart)",
+        N,
+        core::mem::size_of::<GroupNode>()
+    );
+
+    // 1. A master is elected.
+    if !group.run_until(PHASE_LIMIT_MS, |g| g.master().is_some()) {
+        fail("no master elected");
+    }
+    group.drain_events();
+    let Some(first) = group.master() else { fail("no master") };
+    defmt::info!("elected: n{=usize} is master at t={=u64} ms", first + 1, group.now);
+
+    // 2. A batch is replicated and durable.
+    let Some(before) = group.write_batch(first, 0, BATCH) else { fail("first batch not durable") };
+    let durable = group.nodes[first].as_ref().map_or(0, |n| n.durable_vlsn());
+    defmt::info!("replicated: {=usize} entries durable (DTVLSN {=u64})", before.len(), durable);
+
+    // 3. The master crashes; the survivors elect a new one.
+    group.crash(first);
+    let crashed_at = group.now;
+    if !group.run_until(PHASE_LIMIT_MS, |g| g.master().is_some_and(|m| m != first)) {
+        fail("no new master after the crash");
+    }
+    group.drain_events();
+    let Some(second) = group.master() else { fail("no master") };
+    defmt::info!(
+        "failover: n{=usize} crashed, n{=usize} is master after {=u64} ms",
+        first + 1,
+        second + 1,
+        group.now - crashed_at
+    );
+
+    // 4. No durable entry is lost: the new master holds every one.
+    for (k, &vlsn) in before.iter().enumerate() {
+        if !group.holds(second, vlsn, k) {
+            fail("the new master lost a durable entry");
+        }
+    }
+    defmt::info!("checked: all {=usize} durable entries are on the new master", before.len());
+
+    // 5. The new master writes more, with one node down (a majority of two).
+    let Some(after) = group.write_batch(second, BATCH, BATCH) else {
+        fail("second batch not durable")
+    };
+
+    // 6. The old master restarts from its stores and catches up as a replica.
+    if !group.restart(first) {
+        fail("the old master did not restart");
+    }
+    let last = after.last().copied().unwrap_or(0);
+    let caught_up = group.run_until(PHASE_LIMIT_MS, |g| {
+        g.nodes[first].as_ref().is_some_and(|n| {
+            matches!(n.role(), Role::Replica { .. }) && n.log().last_vlsn() >= last
+        })
+    });
+    if !caught_up {
+        fail("the old master did not catch up");
+    }
+    for i in 0..N {
+        let all = before.iter().chain(after.iter()).enumerate();
+        for (k, &vlsn) in all {
+            if !group.holds(i, vlsn, k) {
+                fail("a node lacks a durable entry after the catch-up");
+            }
+        }
+    }
+    let overflows: u32 = group.links.iter().flatten().map(|l| l.overflows).sum();
+    defmt::info!(
+        "caught up: n{=usize} rejoined; {=usize} durable entries on every node; {=u32} frames, {=u32} message bytes, {=u32} link overflows, {=u64} ms simulated",
+        first + 1,
+        before.len() + after.len(),
+        group.frames,
+        group.bytes,
+        overflows,
+        group.now
+    );
+    defmt::info!("stack: {=usize} bytes used at most", stack::high_water());
+    defmt::info!("PASS");
+    debug::exit(EXIT_SUCCESS);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    fail("panic")
+}
