@@ -10,6 +10,7 @@
 //! | [`wire`] | the message codec: [`MessageRef`] (zero-copy) and its errors |
 //! | [`frame`] | stream framing for TCP (length + CRC-32C) and COBS framing for UARTs |
 //! | [`checksum`] | CRC-32C with a table size chosen by cargo feature |
+//! | `driver` (feature `async`) | runs a node over `embedded-io-async` links (UART, TCP) |
 //! | [`election`] | the master election state machine (sans-IO) |
 //! | [`membership`] | the group's members, node types and quorums |
 //! | [`node`] | a whole node: election and replication behind one sans-IO surface |
@@ -40,6 +41,8 @@
 extern crate alloc;
 
 pub mod checksum;
+#[cfg(feature = "async")]
+pub mod driver;
 pub mod election;
 pub mod frame;
 pub mod membership;

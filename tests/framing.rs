@@ -12,7 +12,7 @@ use proptest::prelude::*;
 fn stream_bytes(msgs: &[ProtocolMessage]) -> Vec<u8> {
     let mut out = Vec::new();
     for m in msgs {
-        stream::write_frame(&mut out, &m.as_ref()).unwrap();
+        stream::write_frame(&mut out, m.as_ref()).unwrap();
     }
     out
 }
@@ -20,8 +20,8 @@ fn stream_bytes(msgs: &[ProtocolMessage]) -> Vec<u8> {
 fn cobs_bytes(msgs: &[ProtocolMessage]) -> Vec<u8> {
     let mut out = Vec::new();
     for m in msgs {
-        let mut buf = vec![0u8; cobs::max_frame_len(&m.as_ref())];
-        let n = cobs::encode_frame(&m.as_ref(), &mut buf).unwrap();
+        let mut buf = vec![0u8; cobs::max_frame_len(m.as_ref())];
+        let n = cobs::encode_frame(m.as_ref(), &mut buf).unwrap();
         out.extend_from_slice(&buf[..n]);
     }
     out
@@ -99,14 +99,14 @@ fn too_large_length_is_refused_before_buffering() {
     assert!(dec.push(&mut &[0u8; 4][..]).is_err());
     dec.reset();
     let mut buf = [0u8; 32];
-    let n = stream::encode_frame(&MessageRef::Ack { vlsn: 3 }, &mut buf).unwrap();
+    let n = stream::encode_frame(MessageRef::Ack { vlsn: 3 }, &mut buf).unwrap();
     assert_eq!(dec.push(&mut &buf[..n]).unwrap(), Some(MessageRef::Ack { vlsn: 3 }));
 }
 
 #[test]
 fn stream_checksum_mismatch_is_an_error() {
     let mut buf = [0u8; 32];
-    let n = stream::encode_frame(&MessageRef::Ack { vlsn: 3 }, &mut buf).unwrap();
+    let n = stream::encode_frame(MessageRef::Ack { vlsn: 3 }, &mut buf).unwrap();
     buf[6] ^= 0x10;
     let mut dec = StreamDecoder::new([0u8; 64], 56);
     assert!(matches!(dec.push(&mut &buf[..n]), Err(FrameError::Checksum { .. })));
@@ -121,7 +121,7 @@ fn frame_with_bad_message_keeps_the_stream_in_sync() {
     let crc = harp::checksum::crc32c(&frame);
     frame.extend_from_slice(&crc.to_le_bytes());
     let mut ok = [0u8; 32];
-    let n = stream::encode_frame(&MessageRef::Ack { vlsn: 4 }, &mut ok).unwrap();
+    let n = stream::encode_frame(MessageRef::Ack { vlsn: 4 }, &mut ok).unwrap();
     frame.extend_from_slice(&ok[..n]);
     let mut dec = StreamDecoder::new([0u8; 64], 56);
     let mut input = &frame[..];

@@ -67,7 +67,7 @@ impl Sink for CobsSink<'_> {
 /// `buf` must hold [`max_frame_len`] bytes; the frame may turn out shorter.
 pub fn encode_frame<'m>(msg: impl Into<Message<'m>>, buf: &mut [u8]) -> Result<usize, wire::Error> {
     let msg = msg.into();
-    let required = max_frame_len(&msg);
+    let required = max_frame_len(msg);
     let available = buf.len();
     let (_, body) = buf
         .split_last_mut()

@@ -139,7 +139,7 @@ fn emit_frame<S: Sink>(msg: &Message<'_>, sink: &mut S) -> Result<(), S::Error> 
 /// returns the frame's length.
 pub fn encode_frame<'m>(msg: impl Into<Message<'m>>, buf: &mut [u8]) -> Result<usize, wire::Error> {
     let msg = msg.into();
-    let required = frame_len(&msg);
+    let required = frame_len(msg);
     if buf.len() < required {
         return Err(wire::Error::BufferTooSmall { required, available: buf.len() });
     }

@@ -161,7 +161,7 @@ impl Group {
             let Some(node) = self.nodes[i].as_mut() else { continue };
             while let Some(t) = node.poll_transmit() {
                 let to = t.to.index();
-                let Ok(n) = stream::encode_frame(&t.message, &mut frame) else { continue };
+                let Ok(n) = stream::encode_frame(t.message, &mut frame) else { continue };
                 let link = &mut self.links[i][to];
                 if link.bytes.extend_from_slice(&frame[..n]).is_err() {
                     link.overflows += 1;

@@ -14,11 +14,11 @@ fn main() -> ! {
     loop {
         let mut bytes = input();
         if let Ok(Some(msg)) = tcp.push(&mut bytes) {
-            consume(stream::encode_frame(&msg, &mut out));
+            consume(stream::encode_frame(msg, &mut out));
         }
         let mut bytes = input();
         if let Ok(Some(msg)) = uart.push(&mut bytes) {
-            consume(cobs::encode_frame(&msg, &mut out));
+            consume(cobs::encode_frame(msg, &mut out));
         }
     }
 }

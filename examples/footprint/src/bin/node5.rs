@@ -62,7 +62,7 @@ fn main() -> ! {
             node.shutdown(now, "maintenance");
         }
         while let Some(t) = node.poll_transmit() {
-            consume((t.to, cobs::encode_frame(&t.message, &mut out)));
+            consume((t.to, cobs::encode_frame(t.message, &mut out)));
         }
         while let Some(event) = node.poll_event() {
             consume(event);
