@@ -231,6 +231,9 @@ struct Peer {
     need_sync: bool,
     /// Streaming stopped: the replica needs a restore.
     restore: bool,
+    /// An arbiter: the VLSN it was last asked to acknowledge, and when.
+    asked: u64,
+    asked_at: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -254,8 +257,17 @@ struct Shutdown {
 #[derive(Debug, Clone, Copy)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 enum Pending {
-    Ack { vlsn: u64 },
-    SyncNack { vlsn: u64 },
+    Ack {
+        vlsn: u64,
+    },
+    SyncNack {
+        vlsn: u64,
+    },
+    /// Master to arbiter: acknowledge this position; arbiter to master: acknowledged.
+    Position {
+        vlsn: u64,
+        log_term: u64,
+    },
 }
 
 /// A node of a group of at most `N` members, with stable store `S` and log store `L`.
@@ -299,6 +311,9 @@ pub struct Node<S, L, const N: usize> {
     history_to: heapless::Deque<(MemberId, u64), PENDING_CAPACITY>,
     /// As master: when the membership history was last sent to members without a log.
     history_at: u64,
+    /// As master: the DTVLSN that has not advanced while entries wait, and since when (an
+    /// arbiter is asked once it stalls for a heartbeat interval).
+    stalled: Option<(u64, u64)>,
     events: heapless::Deque<NodeEvent, NODE_EVENT_CAPACITY>,
     stats: NodeStats,
 }
@@ -373,6 +388,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             change_answers: heapless::Deque::new(),
             history_to: heapless::Deque::new(),
             history_at: 0,
+            stalled: None,
             events: heapless::Deque::new(),
             stats: NodeStats::default(),
         };
@@ -508,6 +524,9 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             let message = match pending {
                 Pending::Ack { vlsn } => Message::Core(MessageRef::Ack { vlsn }),
                 Pending::SyncNack { vlsn } => Message::Ext(Extension::SyncNack { vlsn }),
+                Pending::Position { vlsn, log_term } => {
+                    Message::Ext(Extension::SyncPoint { vlsn, log_term })
+                }
             };
             return self.transmit(to, message);
         }
@@ -641,6 +660,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         }
         if self.is_master() {
             self.resync_stalled(now);
+            self.ask_arbiters(now);
             self.record_dtvlsn();
             let every = self
                 .config
@@ -919,8 +939,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         self.stream = Stream::default();
         let start = self.log.last_vlsn().saturating_add(1);
         for peer in self.peers.iter_mut() {
-            *peer =
-                Peer { next: start, matched: 0, acked_at: now, need_sync: true, restore: false };
+            *peer = Peer { next: start, acked_at: now, need_sync: true, ..Peer::default() };
         }
         // A failure is reported by append_local; the master then commits nothing.
         let _ = self.append_local(ENTRY_TERM_START, &term.to_le_bytes());
@@ -979,7 +998,13 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             }
             Message::Core(MessageRef::Ack { vlsn }) => self.on_ack(now, from, vlsn),
             Message::Ext(Extension::SyncPoint { vlsn, log_term }) => {
-                self.on_sync_point(from, vlsn, log_term)
+                if self.identity().is_some_and(|m| m.node_type == NodeType::Arbiter) {
+                    self.on_position_request(from, vlsn, log_term)
+                } else if self.is_master() {
+                    self.on_position_ack(from, vlsn, log_term)
+                } else {
+                    self.on_sync_point(from, vlsn, log_term)
+                }
             }
             Message::Ext(Extension::SyncNack { vlsn }) => self.on_sync_nack(from, vlsn),
             Message::Core(MessageRef::HeartbeatResponse { replica_vlsn, .. })
@@ -1165,6 +1190,73 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             peer.matched = vlsn;
             peer.acked_at = now;
         }
+        self.advance_commit();
+    }
+
+    // ----- arbiters -----
+
+    /// As master: once the data nodes have left synced entries undurable for a heartbeat
+    /// interval (a replica is down or slow), asks each connected arbiter to acknowledge the
+    /// last synced entry, as JE's arbiters acknowledge writes; asks again after an election
+    /// timeout without an answer. An arbiter's acknowledgement counts like a replica's.
+    fn ask_arbiters(&mut self, now: u64) {
+        let target = self.synced;
+        if self.durable >= target {
+            self.stalled = None;
+            return;
+        }
+        let since = match self.stalled {
+            Some((durable, since)) if durable == self.durable => since,
+            _ => {
+                self.stalled = Some((self.durable, now));
+                now
+            }
+        };
+        let config = self.config.election;
+        let Some(log_term) = self.log.meta(target).map(|m| m.term) else { return };
+        if now < since.saturating_add(config.heartbeat_interval_ms) {
+            return;
+        }
+        for index in 0..N {
+            let Some(id) = u8::try_from(index).ok().map(MemberId::new) else { continue };
+            let arbiter = self.member(id).is_some_and(|m| m.node_type == NodeType::Arbiter);
+            let Some(peer) = self.peers.get_mut(index) else { continue };
+            let unanswered = now >= peer.asked_at.saturating_add(config.election_timeout_ms);
+            let ask = peer.matched < target && (peer.asked < target || unanswered);
+            if arbiter && ask && self.outbound.contains(id) {
+                peer.asked = target;
+                peer.asked_at = now;
+                self.queue(id, Pending::Position { vlsn: target, log_term });
+            }
+        }
+    }
+
+    /// As arbiter: the master asks it to acknowledge `(log_term, vlsn)`; it records the
+    /// position durably (from then on it votes only for logs that reach it) and answers.
+    fn on_position_request(&mut self, from: MemberId, vlsn: u64, log_term: u64) {
+        if self.election.master() != Some(from) {
+            self.stats.ignored.not_master = self.stats.ignored.not_master.saturating_add(1);
+            return;
+        }
+        if self.election.acknowledge_position(log_term, vlsn) {
+            self.queue(from, Pending::Position { vlsn, log_term });
+        }
+    }
+
+    /// As master: an arbiter acknowledged `(log_term, vlsn)`. It counts when that is an entry
+    /// of this log as written (same term), which the arbiter's promise then protects.
+    fn on_position_ack(&mut self, from: MemberId, vlsn: u64, log_term: u64) {
+        let arbiter = self.member(from).is_some_and(|m| m.node_type == NodeType::Arbiter);
+        if !arbiter {
+            self.stats.ignored.not_replica = self.stats.ignored.not_replica.saturating_add(1);
+            return;
+        }
+        let ours = vlsn <= self.synced && self.log.meta(vlsn).is_some_and(|m| m.term == log_term);
+        let Some(peer) = self.peers.get_mut(from.index()).filter(|_| ours) else {
+            self.stats.ignored.impossible = self.stats.ignored.impossible.saturating_add(1);
+            return;
+        };
+        peer.matched = peer.matched.max(vlsn);
         self.advance_commit();
     }
 

@@ -11,7 +11,7 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 
 /// The longest encoded record: postcard varints (10 + 1 + 5 bytes) plus the CRC.
-pub const MAX_RECORD: usize = 24;
+pub const MAX_RECORD: usize = 48;
 
 /// The election state that must survive restarts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -21,6 +21,9 @@ pub struct ElectionRecord {
     pub term: u64,
     /// The node id of the candidate this node voted for in `term`, once it has voted.
     pub vote: Option<u32>,
+    /// An arbiter's acknowledged log position `(log_term, vlsn)`: it promised its master to
+    /// vote only for candidates whose log reaches it. `(0, 0)` for every other node.
+    pub acknowledged: (u64, u64),
 }
 
 /// Why a stored record cannot be used.
@@ -64,7 +67,7 @@ impl ElectionRecord {
     ///
     /// ```
     /// use harp::storage::{ElectionRecord, MAX_RECORD};
-    /// let rec = ElectionRecord { term: 9, vote: Some(2) };
+    /// let rec = ElectionRecord { term: 9, vote: Some(2), acknowledged: (0, 0) };
     /// let mut buf = [0u8; MAX_RECORD];
     /// let len = rec.encode(&mut buf)?;
     /// assert_eq!(ElectionRecord::decode(&buf[..len])?, rec);

@@ -38,7 +38,7 @@ fn id(g: &Membership<7>, name: &str) -> MemberId {
 fn store_with(term: u64, vote: Option<u32>) -> RamStore {
     let mut store = RamStore::new();
     let mut buf = [0u8; MAX_RECORD];
-    let len = ElectionRecord { term, vote }.encode(&mut buf).unwrap();
+    let len = ElectionRecord { term, vote, ..Default::default() }.encode(&mut buf).unwrap();
     store.write(&buf[..len]).unwrap();
     store
 }
@@ -123,7 +123,11 @@ fn silent_master_starts_the_next_term_and_proposes_to_voters_only() {
         [format!("b <- {t}"), format!("c <- {t}"), format!("b <- {p}"), format!("c <- {p}")]
     );
     assert_eq!(events(&mut a), [Event::ElectionStarted { term: 1 }]);
-    assert_eq!(record(&a), ElectionRecord { term: 1, vote: None }, "term persisted first");
+    assert_eq!(
+        record(&a),
+        ElectionRecord { term: 1, vote: None, ..Default::default() },
+        "term persisted first"
+    );
     assert_eq!(a.role(), Role::Electing);
     assert_eq!(a.poll_timeout(), Some(deadline + 60), "vote at the end of the collection window");
 }
@@ -140,7 +144,7 @@ fn a_higher_term_proposal_is_joined_and_answered_with_own_rank() {
         [format!("a <- {t}"), format!("c <- {t}"), format!("a <- {p}"), format!("c <- {p}")]
     );
     assert_eq!(events(&mut b), [Event::ElectionStarted { term: 1 }]);
-    assert_eq!(record(&b), ElectionRecord { term: 1, vote: None });
+    assert_eq!(record(&b), ElectionRecord { term: 1, vote: None, ..Default::default() });
 }
 
 #[test]
@@ -150,7 +154,11 @@ fn having_heard_every_voter_it_votes_for_the_best_ranked_at_once() {
     assert_eq!(sent(&mut a), Vec::<String>::new(), "c not heard yet");
     deliver(&mut a, 1001, "c", proposal("c", 1, 0, 0, 0));
     assert_eq!(sent(&mut a), [r#"b <- ElectionVote { voter: "a", granted: true, term: 1 }"#]);
-    assert_eq!(record(&a), ElectionRecord { term: 1, vote: Some(2) }, "vote persisted");
+    assert_eq!(
+        record(&a),
+        ElectionRecord { term: 1, vote: Some(2), ..Default::default() },
+        "vote persisted"
+    );
     assert_eq!(a.vote(), Some(id(a.members(), "b")));
 }
 
@@ -201,7 +209,7 @@ fn a_voter_votes_once_per_term() {
     // A better proposal in the same term arrives late: the vote stands.
     deliver(&mut a, 1002, "b", proposal("b", 1, 99, 99, 2));
     assert_eq!(sent(&mut a), Vec::<String>::new());
-    assert_eq!(record(&a), ElectionRecord { term: 1, vote: Some(2) });
+    assert_eq!(record(&a), ElectionRecord { term: 1, vote: Some(2), ..Default::default() });
     assert_eq!(a.stats().votes, 1);
 }
 
@@ -214,7 +222,7 @@ fn a_restarted_voter_keeps_its_term_and_promise() {
     // A proposal in the term it already voted in gets no second vote.
     deliver(&mut a, 10, "c", proposal("c", 4, 0, 0, 0));
     assert_eq!(sent(&mut a), Vec::<String>::new());
-    assert_eq!(record(&a), ElectionRecord { term: 4, vote: Some(2) });
+    assert_eq!(record(&a), ElectionRecord { term: 4, vote: Some(2), ..Default::default() });
     // Its own next election is term 5, never 4 again.
     let deadline = a.poll_timeout().unwrap();
     a.handle_timeout(deadline);
@@ -230,7 +238,7 @@ fn split_vote_backs_off_to_a_randomised_later_term() {
     assert!(retry >= window, "backoff deadline {retry}");
     a.handle_timeout(retry);
     assert_eq!(events(&mut a), [Event::ElectionStarted { term: 2 }]);
-    assert_eq!(record(&a), ElectionRecord { term: 2, vote: None });
+    assert_eq!(record(&a), ElectionRecord { term: 2, vote: None, ..Default::default() });
 }
 
 // ----- learning results, stepping down -----
@@ -248,7 +256,7 @@ fn a_stale_proposal_is_answered_with_the_current_term() {
 fn a_refusal_with_a_higher_term_is_adopted() {
     let mut a = a_electing();
     deliver(&mut a, 1000, "b", MessageRef::ElectionVote { voter: "b", granted: false, term: 7 });
-    assert_eq!(record(&a), ElectionRecord { term: 7, vote: None });
+    assert_eq!(record(&a), ElectionRecord { term: 7, vote: None, ..Default::default() });
     assert_eq!(a.role(), Role::Unknown);
     assert_eq!(sent(&mut a), Vec::<String>::new());
 }
@@ -277,7 +285,7 @@ fn an_old_master_learns_of_the_new_one_and_steps_down() {
         ]
     );
     assert_eq!(a.role(), Role::Replica { master: b });
-    assert_eq!(record(&a), ElectionRecord { term: 2, vote: None });
+    assert_eq!(record(&a), ElectionRecord { term: 2, vote: None, ..Default::default() });
 }
 
 #[test]
@@ -443,10 +451,26 @@ fn arbiter_rule_one_data_node_behind_the_arbiter_chooses_no_one() {
 }
 
 #[test]
+fn an_arbiter_votes_only_for_logs_holding_the_entry_it_acknowledged() {
+    let g = two_data_nodes_and_an_arbiter();
+    let (x, y, arb) = (id(&g, "x"), id(&g, "y"), id(&g, "arb"));
+    let r = |log_term, vlsn, dtvlsn| Rank { log_term, vlsn, dtvlsn, priority: 1 };
+    let acked = r(1, 5, 0); // the arbiter acknowledged the entry (term 1, VLSN 5)
+    assert_eq!(choose(arb, &[(arb, acked), (x, r(1, 4, 4))], &g), None, "x lacks VLSN 5");
+    assert_eq!(choose(arb, &[(arb, acked), (x, r(0, 9, 0))], &g), None, "x's 5 is another term's");
+    // JE's position would put (dtvlsn 3, vlsn 9) behind (5, 0); the entry is there all the same.
+    assert_eq!(choose(arb, &[(arb, acked), (x, r(1, 9, 3))], &g), Some(x));
+    assert_eq!(choose(arb, &[(arb, acked), (y, r(2, 3, 0))], &g), Some(y), "a later term's log");
+    // A data node's own choice: a lone x behind the arbiter's position is not chosen.
+    assert_eq!(choose(x, &[(x, r(1, 4, 4)), (arb, acked)], &g), None);
+    assert_eq!(choose(x, &[(x, r(1, 9, 3)), (arb, acked)], &g), Some(x));
+}
+
+#[test]
 fn an_abstaining_voter_sends_no_vote() {
     let g = two_data_nodes_and_an_arbiter();
     let mut arb = node_in(g, "arb", Config::default(), RamStore::new());
-    arb.set_log_position(0, 9, 0);
+    assert!(arb.acknowledge_position(0, 9));
     let x_proposal =
         MessageRef::ElectionProposal { node_name: "x", vlsn: 5, priority: 1, term: 1, dtvlsn: 0 };
     arb.handle(10, MemberId::new(0), &x_proposal);
@@ -455,7 +479,7 @@ fn an_abstaining_voter_sends_no_vote() {
     arb.handle_timeout(window);
     assert_eq!(sent(&mut arb), Vec::<String>::new());
     assert_eq!(arb.stats().abstentions, 1);
-    assert_eq!(record(&arb), ElectionRecord { term: 1, vote: None });
+    assert_eq!(record(&arb), ElectionRecord { term: 1, vote: None, acknowledged: (0, 9) });
 }
 
 #[test]
@@ -586,7 +610,7 @@ fn a_vote_for_a_member_removed_since_still_binds() {
     assert_eq!((a.term(), a.vote()), (7, None), "node 99 is not a member any more");
     deliver(&mut a, 10, "c", proposal("c", 7, 0, 0, 0));
     assert_eq!(sent(&mut a), Vec::<String>::new(), "no second vote in term 7");
-    assert_eq!(record(&a), ElectionRecord { term: 7, vote: Some(99) });
+    assert_eq!(record(&a), ElectionRecord { term: 7, vote: Some(99), ..Default::default() });
 }
 
 /// A store whose writes fail on demand.

@@ -44,7 +44,7 @@ fn node_in_term(me: &str, config: NodeConfig, log: Log, term: u64) -> TestNode {
     let mut store = RamStore::new();
     if term > 0 {
         let mut buf = [0u8; MAX_RECORD];
-        let n = ElectionRecord { term, vote: None }.encode(&mut buf).unwrap();
+        let n = ElectionRecord { term, vote: None, ..Default::default() }.encode(&mut buf).unwrap();
         store.write(&buf[..n]).unwrap();
     }
     let mut node = Node::new(group(), id(me), config, store, log, 1, 0).unwrap();
@@ -180,6 +180,70 @@ fn a_majority_of_acks_makes_an_entry_durable() {
     deliver(&mut a, 1101, "c", core(MessageRef::Ack { vlsn: 2 }));
     assert_eq!(events(&mut a), [NodeEvent::Durable { vlsn: 2 }, NodeEvent::Committed { vlsn: 2 }]);
     assert_eq!(a.durable_vlsn(), 2);
+}
+
+fn sync_point(vlsn: u64, log_term: u64) -> Message<'static> {
+    Message::Ext(Extension::SyncPoint { vlsn, log_term })
+}
+
+#[test]
+fn an_arbiter_is_asked_once_durability_stalls_and_its_acknowledgement_counts() {
+    let mut a = master_a(NodeConfig::default());
+    a.append(7, b"x").unwrap();
+    sent(&mut a);
+    deliver(&mut a, 1100, "b", core(MessageRef::Ack { vlsn: 2 }));
+    assert_eq!(events(&mut a), [], "a and b: 2 of 4 voters; c is down");
+    a.handle_timeout(1150);
+    let ask = |m: &String| m.starts_with("r <- SyncPoint");
+    assert!(!sent(&mut a).iter().any(ask), "not before a heartbeat interval");
+    a.handle_timeout(1250);
+    let asked: Vec<String> = sent(&mut a).into_iter().filter(ask).collect();
+    assert_eq!(asked, ["r <- SyncPoint { vlsn: 2, log_term: 1 }"]);
+    // An acknowledgement of another term's entry at that VLSN is not this log's: ignored.
+    deliver(&mut a, 1260, "r", sync_point(2, 0));
+    assert_eq!(a.durable_vlsn(), 0);
+    deliver(&mut a, 1261, "r", sync_point(2, 1));
+    assert_eq!(events(&mut a), [NodeEvent::Durable { vlsn: 2 }, NodeEvent::Committed { vlsn: 2 }]);
+}
+
+#[test]
+fn an_arbiter_is_not_asked_while_replicas_keep_durability_moving() {
+    let mut a = master_a(NodeConfig::default());
+    let mut out = Vec::new();
+    for (k, now) in [(2u64, 1100u64), (3, 1200), (4, 1300)] {
+        a.append(7, b"x").unwrap();
+        a.handle_timeout(now);
+        out.extend(sent(&mut a));
+        deliver(&mut a, now + 50, "b", core(MessageRef::Ack { vlsn: k }));
+        deliver(&mut a, now + 50, "c", core(MessageRef::Ack { vlsn: k }));
+        a.handle_timeout(now + 60);
+        out.extend(sent(&mut a));
+    }
+    assert_eq!(a.durable_vlsn(), 4);
+    assert!(!out.iter().any(|m| m.starts_with("r <- SyncPoint")), "{out:?}");
+}
+
+#[test]
+fn an_arbiter_persists_the_position_before_it_acknowledges_and_votes_only_for_logs_reaching_it() {
+    use harp::storage::{ElectionRecord, StableStore, MAX_RECORD};
+    let mut r = node("r");
+    deliver(&mut r, 10, "a", core(MessageRef::ElectionResult { master: "a", term: 1 }));
+    sent(&mut r);
+    deliver(&mut r, 20, "b", sync_point(5, 1));
+    assert_eq!(sent(&mut r), Vec::<String>::new(), "only the master may ask");
+    deliver(&mut r, 21, "a", sync_point(5, 1));
+    assert_eq!(sent(&mut r), ["a <- SyncPoint { vlsn: 5, log_term: 1 }"]);
+    let mut buf = [0u8; MAX_RECORD];
+    let (mut store, _) = r.into_stores();
+    let n = store.read(&mut buf).unwrap().unwrap();
+    let record = ElectionRecord::decode(&buf[..n]).unwrap();
+    assert_eq!(record.acknowledged, (1, 5));
+    // Restarted from its store, it still refuses a candidate whose log ends before (1, 5).
+    let mut r =
+        Node::new(group(), id("r"), NodeConfig::default(), store, Log::new(), 1, 0).unwrap();
+    handshake_with_everyone(&mut r);
+    assert_eq!(r.election().log_position().vlsn, 5);
+    assert_eq!(r.election().log_position().log_term, 1);
 }
 
 #[test]

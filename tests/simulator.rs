@@ -17,6 +17,7 @@ fn sweep_has_no_violation_and_is_not_vacuous() {
     }
     assert!(summary.violations.is_empty(), "{} failing seeds", summary.violations.len());
     assert_eq!(summary.vacuous(), None);
+    assert!(summary.arbiter_acks > 0, "arbiters acknowledged writes while data nodes were down");
     eprintln!(
         "seeds {} elections {} crashes {} partitions {} failover p50 {:?} p99 {:?} recovery p99 {:?}",
         summary.seeds,
@@ -57,7 +58,7 @@ mod checker {
     }
 
     fn vote(term: u64, node_id: u32) -> ElectionRecord {
-        ElectionRecord { term, vote: Some(node_id) }
+        ElectionRecord { term, vote: Some(node_id), ..Default::default() }
     }
 
     #[test]
@@ -85,7 +86,7 @@ mod checker {
         c.on_write(2, vote(3, 10)).unwrap();
         assert!(c.on_write(2, vote(3, 11)).unwrap_err().contains("changed its vote"));
         assert!(c
-            .on_write(2, ElectionRecord { term: 2, vote: None })
+            .on_write(2, ElectionRecord { term: 2, vote: None, ..Default::default() })
             .unwrap_err()
             .contains("persisted term 2"));
         c.on_term(1, 5, true).unwrap();

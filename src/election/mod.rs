@@ -41,7 +41,7 @@ use crate::membership::{Member, MemberId, MemberSet, Membership};
 use crate::rng::SplitMix64;
 use crate::storage::{ElectionRecord, RecordError, StableStore, MAX_RECORD};
 use crate::wire::{Extension, Message};
-use crate::MessageRef;
+use crate::{MessageRef, NodeType};
 use core::fmt;
 use outbox::{Outbox, Outgoing};
 
@@ -348,8 +348,9 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     ) -> Result<Self, StartError<S::Error>> {
         let () = Self::FITS_MEMBER_SET;
         config.validate().map_err(StartError::Config)?;
-        let log = Rank { log_term: 0, vlsn: 0, dtvlsn: 0, priority };
-        let (term, vote) = Self::restore(&mut store)?;
+        let (term, vote, (log_term, vlsn)) = Self::restore(&mut store)?;
+        // An arbiter's log position is the one it acknowledged (other nodes set theirs).
+        let log = Rank { log_term, vlsn, dtvlsn: 0, priority };
         let mut election = Election {
             members,
             me,
@@ -376,16 +377,17 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         Ok(election)
     }
 
-    /// Reads (term, vote) from the store. A vote names a node id, which binds its term even
-    /// if that node has been removed since.
-    fn restore(store: &mut S) -> Result<(u64, Option<u32>), StartError<S::Error>> {
+    /// Reads (term, vote, acknowledged position) from the store. A vote names a node id,
+    /// which binds its term even if that node has been removed since.
+    #[allow(clippy::type_complexity)]
+    fn restore(store: &mut S) -> Result<(u64, Option<u32>, (u64, u64)), StartError<S::Error>> {
         let mut buf = [0u8; MAX_RECORD];
         let Some(len) = store.read(&mut buf).map_err(StartError::Storage)? else {
-            return Ok((0, None));
+            return Ok((0, None, (0, 0)));
         };
         let bytes = buf.get(..len).ok_or(StartError::Record(RecordError::TooLarge))?;
         let record = ElectionRecord::decode(bytes).map_err(StartError::Record)?;
-        Ok((record.term, record.vote))
+        Ok((record.term, record.vote, record.acknowledged))
     }
 
     // ----- queries -----
@@ -698,9 +700,31 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     /// The node's log moved: proposals from now on carry this position (`log_term` is the
     /// term in which the last entry was written).
     pub fn set_log_position(&mut self, log_term: u64, vlsn: u64, dtvlsn: u64) {
+        if self.own().node_type == NodeType::Arbiter {
+            return; // an arbiter holds no log: its position is what it acknowledged
+        }
         self.log.log_term = log_term;
         self.log.vlsn = vlsn;
         self.log.dtvlsn = dtvlsn;
+    }
+
+    /// As an arbiter: promises, durably, to vote only for candidates whose log reaches the
+    /// master's entry `(log_term, vlsn)`, so that entry may count as acknowledged. The
+    /// position only grows (in `(log_term, vlsn)` order); true when it covers the entry
+    /// (an acknowledgement may be sent), false if this node is no arbiter or the store failed.
+    pub fn acknowledge_position(&mut self, log_term: u64, vlsn: u64) -> bool {
+        if self.own().node_type != NodeType::Arbiter || log_term > self.term {
+            return false;
+        }
+        if (log_term, vlsn) <= (self.log.log_term, self.log.vlsn) {
+            return true;
+        }
+        if !self.write_record(self.term, self.vote, (log_term, vlsn)) {
+            return false;
+        }
+        self.log.log_term = log_term;
+        self.log.vlsn = vlsn;
+        true
     }
 
     /// How far this node's log matches its master's stream (what `HeartbeatResponse`
@@ -767,8 +791,22 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     /// Writes (term, vote) durably; false (and nothing changes) if the store failed.
     fn persist(&mut self, term: u64, vote: Option<MemberId>) -> bool {
         let node_id = vote.and_then(|v| self.members.get(v)).map(|m| m.node_id);
+        self.write_record(term, node_id, self.acknowledged())
+    }
+
+    /// The position an arbiter acknowledged (`(0, 0)` for other nodes).
+    fn acknowledged(&self) -> (u64, u64) {
+        if self.own().node_type == NodeType::Arbiter {
+            (self.log.log_term, self.log.vlsn)
+        } else {
+            (0, 0)
+        }
+    }
+
+    /// Writes the record (voters only); on success adopts its term and vote.
+    fn write_record(&mut self, term: u64, node_id: Option<u32>, acknowledged: (u64, u64)) -> bool {
         if self.is_voter() {
-            let record = ElectionRecord { term, vote: node_id };
+            let record = ElectionRecord { term, vote: node_id, acknowledged };
             let mut buf = [0u8; MAX_RECORD];
             let written = record
                 .encode(&mut buf)

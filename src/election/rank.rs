@@ -45,6 +45,13 @@ impl Rank {
         self.cmp_log(other).then_with(|| self.priority.cmp(&other.priority))
     }
 
+    /// Compares the last entries only: their terms, then their VLSNs (Raft's "at least as
+    /// up to date"). An arbiter's acknowledged position is compared this way: a log at or
+    /// past `(log_term, vlsn)` holds the entry there.
+    pub fn cmp_entries(&self, other: &Rank) -> Ordering {
+        (self.log_term, self.vlsn).cmp(&(other.log_term, other.vlsn))
+    }
+
     /// Compares logs only: the last entry's term, then JE's log position.
     pub fn cmp_log(&self, other: &Rank) -> Ordering {
         (self.log_term, self.log_position()).cmp(&(other.log_term, other.log_position()))
@@ -74,12 +81,16 @@ pub fn choose<const N: usize>(
     let of_type =
         |t: NodeType| heard.iter().filter(move |(id, _)| node(*id).map(|m| m.node_type) == Some(t));
     let own = heard.iter().find(|(id, _)| *id == me).map(|(_, rank)| *rank).unwrap_or_default();
+    let arbiter = node(me).is_some_and(|m| m.node_type == NodeType::Arbiter);
+    // An arbiter's "log" is the position it acknowledged: a candidate must hold that entry.
+    let reaches_own =
+        |rank: &Rank| if arbiter { rank.cmp_entries(&own) } else { rank.cmp_log(&own) }.is_ge();
     let (best, best_rank) = of_type(NodeType::Electable)
-        .filter(|(_, rank)| rank.priority > 0 && rank.cmp_log(&own).is_ge())
+        .filter(|(_, rank)| rank.priority > 0 && reaches_own(rank))
         .max_by(|(a, ra), (b, rb)| cmp_candidates((name(*a), ra), (name(*b), rb)))?;
     let lone_data_node = of_type(NodeType::Electable).count() == 1;
     let arbiter_ahead =
-        of_type(NodeType::Arbiter).any(|(_, arbiter)| arbiter.cmp_log(best_rank).is_gt());
+        of_type(NodeType::Arbiter).any(|(_, arbiter)| arbiter.cmp_entries(best_rank).is_gt());
     if lone_data_node && arbiter_ahead {
         return None;
     }

@@ -213,6 +213,22 @@ impl Checker {
         }
     }
 
+    /// An arbiter acknowledged the entry at `position` (log term, VLSN): its persisted
+    /// record must already promise that position or a later one.
+    pub fn on_arbiter_ack(
+        &self,
+        node: usize,
+        position: (u64, u64),
+        persisted: (u64, u64),
+    ) -> Result<(), String> {
+        if persisted < position {
+            return Err(format!(
+                "arbiter n{node} acknowledged {position:?} with only {persisted:?} persisted"
+            ));
+        }
+        Ok(())
+    }
+
     /// A replica acknowledged `vlsn`: it must have persisted it.
     pub fn on_ack(&self, node: usize, vlsn: u64, log: &SimLog) -> Result<(), String> {
         if vlsn > log.synced_vlsn() {

@@ -32,7 +32,7 @@ use crate::node::{Node, NodeConfig, NodeEvent};
 use crate::replication::{EntryMeta, LogStore, ENTRY_TERM_START};
 use crate::rng::SplitMix64;
 use crate::storage::ElectionRecord;
-use crate::wire::Message;
+use crate::wire::{Extension, Message};
 use crate::{MessageRef, NodeType};
 use alloc::format;
 use alloc::string::String;
@@ -170,6 +170,8 @@ pub struct Report {
     pub graceful_stops: u32,
     /// Membership changes the master accepted (adds and removes).
     pub membership_changes: u32,
+    /// Positions arbiters acknowledged (asked when data nodes left entries undurable).
+    pub arbiter_acks: u64,
     /// For every graceful shutdown of a master: ms until some node became master again.
     pub graceful_failovers_ms: Vec<u64>,
     /// Milliseconds from the end of the faults to a master every member follows.
@@ -288,7 +290,8 @@ impl Sim {
             let clock = Clock { offset: sim.rng.below(1 << 40), ppm };
             let log = sim.initial_log(i, &history, old_master == Some(i));
             initial.push((log.entries.last().map_or(0, |e| e.meta.term), log.last_vlsn(), 0));
-            let store = SimStore::with(ElectionRecord { term: 1, vote: None });
+            let store =
+                SimStore::with(ElectionRecord { term: 1, vote: None, ..Default::default() });
             let active = members.get(member(i)).is_some();
             let state = if active { HostState::Active } else { HostState::Spare };
             let base = members.clone();
@@ -596,9 +599,17 @@ impl Sim {
         let Some(node) = host.node.as_mut() else { return };
         let mut outgoing = Vec::new();
         let mut acks = Vec::new();
+        let me = node.election().me();
+        let arbiter =
+            node.election().members().known(me).is_some_and(|m| m.node_type == NodeType::Arbiter);
+        let mut promises = Vec::new();
         while let Some(t) = node.poll_transmit() {
-            if let Message::Core(MessageRef::Ack { vlsn }) = t.message {
-                acks.push(vlsn);
+            match t.message {
+                Message::Core(MessageRef::Ack { vlsn }) => acks.push(vlsn),
+                Message::Ext(Extension::SyncPoint { vlsn, log_term }) if arbiter => {
+                    promises.push((log_term, vlsn));
+                }
+                _ => {}
             }
             let mut buf = [0u8; 512];
             let encoded = t
@@ -613,6 +624,7 @@ impl Sim {
                 .unwrap_or(usize::MAX);
             outgoing.push((to, encoded));
         }
+        let acknowledged = node.election().store().persisted().map_or((0, 0), |r| r.acknowledged);
         let events: Vec<NodeEvent> = core::iter::from_fn(|| node.poll_event()).collect();
         let writes = core::mem::take(&mut node.election_mut().store_mut().written);
         let ops = core::mem::take(&mut node.log_mut().ops);
@@ -635,6 +647,11 @@ impl Sim {
         }
         for vlsn in acks {
             let result = self.log_of(i).map_or(Ok(()), |log| self.checker.on_ack(i, vlsn, log));
+            self.check(result);
+        }
+        self.report.arbiter_acks += promises.len() as u64;
+        for position in promises {
+            let result = self.checker.on_arbiter_ack(i, position, acknowledged);
             self.check(result);
         }
         for event in events {
@@ -1141,6 +1158,8 @@ pub struct Summary {
     pub lost_durable: u64,
     /// Membership changes accepted, over all runs.
     pub membership_changes: u64,
+    /// Arbiter acknowledgements, all seeds.
+    pub arbiter_acks: u64,
 }
 
 impl Summary {
@@ -1162,6 +1181,7 @@ impl Summary {
         self.durable_entries += report.durable_entries;
         self.lost_durable += report.lost_durable;
         self.membership_changes += u64::from(report.membership_changes);
+        self.arbiter_acks += report.arbiter_acks;
     }
 
     /// Adds another summary (from another thread).
@@ -1180,6 +1200,7 @@ impl Summary {
         self.durable_entries += other.durable_entries;
         self.lost_durable += other.lost_durable;
         self.membership_changes += other.membership_changes;
+        self.arbiter_acks += other.arbiter_acks;
     }
 
     /// Why the sweep proves nothing, if it saw no crash, partition, election or durable entry.

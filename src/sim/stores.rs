@@ -19,6 +19,11 @@ impl SimStore {
         let record = record.encode(&mut buf).ok().and_then(|n| buf.get(..n)).map(<[u8]>::to_vec);
         SimStore { record, ..SimStore::default() }
     }
+
+    /// The record as it is on "disk" now.
+    pub fn persisted(&self) -> Option<ElectionRecord> {
+        self.record.as_deref().and_then(|bytes| ElectionRecord::decode(bytes).ok())
+    }
 }
 
 impl StableStore for SimStore {

@@ -49,6 +49,7 @@ pub fn summary_json(summary: &Summary, elapsed_s: f64) -> String {
         "durable_entries": summary.durable_entries,
         "lost_durable": summary.lost_durable,
         "membership_changes": summary.membership_changes,
+        "arbiter_acks": summary.arbiter_acks,
         "vacuous": summary.vacuous(),
         "elapsed_s": (elapsed_s * 10.0).round() / 10.0,
     })
