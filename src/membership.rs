@@ -338,6 +338,15 @@ impl<const N: usize> Membership<N> {
         self.select(|_| true)
     }
 
+    /// Every member and every removed member still recognised (a removal can be undone
+    /// until it is durable), as a set.
+    pub fn all_known(&self) -> MemberSet {
+        let mut set = self.all();
+        let removed = self.former.iter().zip(0u8..).filter(|(m, _)| m.is_some());
+        removed.for_each(|(_, i)| set.insert(MemberId(i)));
+        set
+    }
+
     /// The members for which `keep` holds, as a set.
     pub fn select(&self, keep: impl Fn(&Member) -> bool) -> MemberSet {
         let mut set = MemberSet::EMPTY;

@@ -612,7 +612,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
     pub fn poll_timeout(&self) -> Option<u64> {
         let election = self.election.poll_timeout()?;
-        let mut others = self.election.members().all();
+        let mut others = self.election.members().all_known();
         others.remove(self.election.me());
         let unanswered = (0..N)
             .filter_map(|i| u8::try_from(i).ok().map(MemberId::new))
@@ -678,7 +678,9 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     /// it our `Handshake`. Until the peer accepts it nothing else is sent to it, and until
     /// this node accepts the peer's own `Handshake` nothing from it is handled.
     pub fn connect(&mut self, peer: MemberId) {
-        if peer != self.election.me() && self.member(peer).is_some() {
+        // A member removed by a change still in flight stays reachable: it may be the next
+        // master if the change is undone.
+        if peer != self.election.me() && self.election.members().known(peer).is_some() {
             self.outbound.remove(peer);
             self.greet.insert(peer);
         }
@@ -783,7 +785,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             return;
         }
         self.greeted_at = now;
-        let mut all = self.election.members().all();
+        let mut all = self.election.members().all_known();
         all.remove(self.election.me());
         while let Some(peer) = all.pop_first() {
             if !self.outbound.contains(peer) {
@@ -917,16 +919,10 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         while let Some(event) = self.election.poll_event() {
             match event {
                 Event::BecameMaster { term } => self.begin_term(now, term),
+                // A member without a log keeps its view: masters announce only durable
+                // changes, which no failover undoes.
                 Event::MasterKnown { master, .. } => {
                     self.stream = Stream { master: Some(master), ..Stream::default() };
-                    if !self.me_stores_data() {
-                        // Without a log, the view is rebuilt from the new master's history
-                        // (it may have undone changes another member told us about).
-                        let base = self.base.clone();
-                        if !base.same_members(self.election.members()) {
-                            self.install_members(base);
-                        }
-                    }
                 }
                 _ => self.stream = Stream::default(),
             }
@@ -1498,8 +1494,10 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     }
 
     /// The recipient and VLSN of the next `GroupChange` notice of the membership history.
+    /// Only durable changes are announced: a member without a log could not undo a change
+    /// that a failover drops.
     fn next_history_notice(&mut self) -> Option<(MemberId, u64)> {
-        let last = self.log.last_vlsn();
+        let last = self.log.last_vlsn().min(self.durable);
         while let Some((to, from)) = self.history_to.pop_front() {
             let mut v = from;
             while v <= last && self.log.entry(v).is_some_and(|e| e.entry_type != ENTRY_MEMBERSHIP) {

@@ -467,6 +467,17 @@ fn an_arbiter_votes_only_for_logs_holding_the_entry_it_acknowledged() {
 }
 
 #[test]
+fn a_joining_arbiter_compares_positions_as_an_arbiter() {
+    use harp::election::choose_as;
+    let g = group_of(&[("x", NodeType::Electable, 1), ("y", NodeType::Electable, 1)]);
+    let (x, me) = (id(&g, "x"), MemberId::new(2)); // the arbiter joins in slot 2
+    let r = |log_term, vlsn, dtvlsn| Rank { log_term, vlsn, dtvlsn, priority: 1 };
+    let heard = [(me, r(7, 114, 0)), (x, r(7, 114, 106))];
+    assert_eq!(choose_as(me, NodeType::Arbiter, &heard, &g), Some(x), "x holds (7, 114)");
+    assert_eq!(choose(me, &heard, &g), None, "as a data node it would rank x's log behind");
+}
+
+#[test]
 fn an_abstaining_voter_sends_no_vote() {
     let g = two_data_nodes_and_an_arbiter();
     let mut arb = node_in(g, "arb", Config::default(), RamStore::new());

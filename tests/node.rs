@@ -705,6 +705,86 @@ fn members_without_a_log_learn_changes_from_members_with_one() {
     assert_eq!(m.members().len(), 7);
 }
 
+/// `a` as master whose change adding `d` (Electable) is in its log at the returned VLSN, not
+/// yet durable (b and c acknowledged the term start only).
+fn master_a_adding_d() -> (TestNode, u64) {
+    let mut a = master_a(NodeConfig::default());
+    for r in ["b", "c"] {
+        deliver(&mut a, 1045, r, core(MessageRef::Ack { vlsn: 1 }));
+        let beat = MessageRef::HeartbeatResponse { replica_vlsn: 0, timestamp_ms: 1001 };
+        deliver(&mut a, 1050, r, core(beat));
+    }
+    let vlsn = a
+        .change_membership(1100, harp::GroupChangeType::Add, &rep("d", NodeType::Electable, 9))
+        .unwrap();
+    sent(&mut a);
+    (a, vlsn)
+}
+
+#[test]
+fn members_without_a_log_are_told_of_a_change_only_once_it_is_durable() {
+    let (mut a, vlsn) = master_a_adding_d();
+    let notices = |a: &mut TestNode| {
+        a.disconnect(id("m"));
+        handshake_with_m(a)
+    };
+    assert_eq!(notices(&mut a), Vec::<String>::new(), "a failover could still undo it");
+    for r in ["b", "c"] {
+        deliver(&mut a, 1200, r, core(MessageRef::Ack { vlsn }));
+    }
+    assert_eq!(a.durable_vlsn(), vlsn);
+    assert_eq!(
+        notices(&mut a),
+        [
+            r#"m <- GroupChange { change_type: Add, node: RepNodeRef { name: "d", node_type: Electable, host: "h", port: 5001, node_id: 9 } }"#
+        ]
+    );
+}
+
+/// `a` and monitor `m` accept each other's handshakes again; what `a` sends `m` after that.
+fn handshake_with_m(a: &mut TestNode) -> Vec<String> {
+    a.connect(id("m"));
+    let hello =
+        MessageRef::Handshake { node_name: "m", group_name: "g", node_type: NodeType::Monitor };
+    a.handle(1300, id("m"), &core(hello));
+    a.handle(1300, id("m"), &core(MessageRef::HandshakeResponse { accepted: true, reason: None }));
+    sent(a).into_iter().filter(|l| l.starts_with("m <- GroupChange")).collect()
+}
+
+#[test]
+fn a_member_without_a_log_keeps_its_view_when_a_new_master_is_elected() {
+    let mut m = node("m");
+    let add = MessageRef::GroupChange {
+        change_type: harp::GroupChangeType::Add,
+        node: rep("d", NodeType::Secondary, 9),
+    };
+    deliver(&mut m, 10, "a", core(add));
+    deliver(&mut m, 20, "b", core(MessageRef::ElectionResult { master: "b", term: 2 }));
+    assert!(m.members().id_of("d").is_some(), "a durable change is never undone");
+}
+
+#[test]
+fn a_removed_member_stays_reachable_while_its_removal_can_be_undone() {
+    let mut b = replica_b();
+    let remove = MessageRef::GroupChange {
+        change_type: harp::GroupChangeType::Remove,
+        node: rep("c", NodeType::Electable, 3),
+    };
+    let mut buf = [0u8; 64];
+    let n = remove.encode_into(&mut buf).unwrap();
+    deliver(&mut b, 20, "a", entry(1, ENTRY_TERM_START, &term_start(1)));
+    deliver(&mut b, 21, "a", entry(2, harp::replication::ENTRY_MEMBERSHIP, &buf[..n]));
+    assert!(b.members().id_of("c").is_none(), "applied when it reached the log");
+    sent(&mut b);
+    b.disconnect(id("c"));
+    b.connect(id("c"));
+    assert_eq!(
+        sent(&mut b),
+        [r#"c <- Handshake { node_name: "b", group_name: "g", node_type: Electable }"#],
+        "c may be the next master if a failover drops the removal"
+    );
+}
+
 #[test]
 fn a_joining_node_becomes_a_member_through_the_log() {
     let own = Member::new("d", NodeType::Electable, 1, 9).unwrap();

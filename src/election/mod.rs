@@ -35,7 +35,7 @@ mod outbox;
 mod rank;
 
 pub use outbox::OUTBOX_CAPACITY;
-pub use rank::{choose, Rank};
+pub use rank::{choose, choose_as, Rank};
 
 use crate::membership::{Member, MemberId, MemberSet, Membership};
 use crate::rng::SplitMix64;
@@ -900,7 +900,8 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     fn decide_vote(&mut self, now: u64) {
         let Phase::Electing { collect_until, decided: false } = self.phase else { return };
         self.phase = Phase::Electing { collect_until, decided: true };
-        let Some(choice) = choose(self.me, &self.heard, &self.members) else {
+        let voter = self.own().node_type;
+        let Some(choice) = choose_as(self.me, voter, &self.heard, &self.members) else {
             self.stats.abstentions = self.stats.abstentions.saturating_add(1);
             return;
         };

@@ -76,12 +76,23 @@ pub fn choose<const N: usize>(
     heard: &[(MemberId, Rank)],
     members: &Membership<N>,
 ) -> Option<MemberId> {
+    let voter = members.get(me).map_or(NodeType::Electable, |m| m.node_type);
+    choose_as(me, voter, heard, members)
+}
+
+/// [`choose`] for a voter of type `voter` (a joining node is not in `members` yet).
+pub fn choose_as<const N: usize>(
+    me: MemberId,
+    voter: NodeType,
+    heard: &[(MemberId, Rank)],
+    members: &Membership<N>,
+) -> Option<MemberId> {
     let node = |id: MemberId| members.get(id);
     let name = |id: MemberId| node(id).map_or("", |m| m.name.as_str());
     let of_type =
         |t: NodeType| heard.iter().filter(move |(id, _)| node(*id).map(|m| m.node_type) == Some(t));
     let own = heard.iter().find(|(id, _)| *id == me).map(|(_, rank)| *rank).unwrap_or_default();
-    let arbiter = node(me).is_some_and(|m| m.node_type == NodeType::Arbiter);
+    let arbiter = voter == NodeType::Arbiter;
     // An arbiter's "log" is the position it acknowledged: a candidate must hold that entry.
     let reaches_own =
         |rank: &Rank| if arbiter { rank.cmp_entries(&own) } else { rank.cmp_log(&own) }.is_ge();
