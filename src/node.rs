@@ -218,6 +218,18 @@ pub struct NodeStats {
     pub ignored: ReplicationIgnored,
 }
 
+/// What the master knows of one member's replication ([`Node::progress`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Progress {
+    /// The highest VLSN it acknowledged in this term (an arbiter: the position it recorded).
+    pub matched: u64,
+    /// Its last heartbeat round trip, in ms (None before it echoed one).
+    pub round_trip_ms: Option<u32>,
+    /// It lacks entries the master no longer holds ([`NodeEvent::NeedsRestore`]).
+    pub needs_restore: bool,
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 struct Peer {
@@ -437,6 +449,21 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     /// The highest VLSN committed under the ack policy (on the master).
     pub fn committed_vlsn(&self) -> u64 {
         self.committed
+    }
+
+    /// As master: how far `member` is (its acknowledged VLSN, counted toward durability
+    /// for voters) and its last heartbeat round trip.
+    pub fn progress(&self, member: MemberId) -> Option<Progress> {
+        if !self.is_master() || member == self.election.me() {
+            return None;
+        }
+        let peer = self.peers.get(member.index())?;
+        self.member(member)?;
+        Some(Progress {
+            matched: peer.matched,
+            round_trip_ms: self.election.round_trip_ms(member),
+            needs_restore: peer.restore,
+        })
     }
 
     /// Replication counters.

@@ -247,6 +247,26 @@ fn an_arbiter_persists_the_position_before_it_acknowledges_and_votes_only_for_lo
 }
 
 #[test]
+fn the_master_knows_each_replicas_position_and_round_trip() {
+    let mut a = master_a(NodeConfig::default());
+    a.append(7, b"x").unwrap();
+    sent(&mut a);
+    assert_eq!(
+        a.progress(id("b")),
+        Some(harp::node::Progress { matched: 0, round_trip_ms: None, needs_restore: false })
+    );
+    deliver(&mut a, 1100, "b", core(MessageRef::Ack { vlsn: 2 }));
+    let echo = MessageRef::HeartbeatResponse { replica_vlsn: 2, timestamp_ms: 1090 };
+    deliver(&mut a, 1113, "b", core(echo));
+    assert_eq!(
+        a.progress(id("b")),
+        Some(harp::node::Progress { matched: 2, round_trip_ms: Some(23), needs_restore: false })
+    );
+    assert_eq!(a.progress(id("a")), None, "not of itself");
+    assert_eq!(replica_b().progress(id("a")), None, "only a master tracks replicas");
+}
+
+#[test]
 fn secondaries_acks_never_count() {
     let mut a = master_a(NodeConfig::default());
     a.append(7, b"x").unwrap();

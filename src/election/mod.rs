@@ -293,6 +293,8 @@ pub struct Election<S, const N: usize> {
     election_deadline: u64,
     /// As master: the newest heartbeat timestamp each member echoed.
     acked: [u64; N],
+    /// As master: each member's last measured heartbeat round trip, in ms.
+    round_trips: [Option<u32>; N],
     /// As master: when each member was last sent the result.
     told: [u64; N],
     log: Rank,
@@ -365,6 +367,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
             votes: MemberSet::EMPTY,
             election_deadline: 0,
             acked: [0; N],
+            round_trips: [None; N],
             told: [0; N],
             log,
             joining: None,
@@ -477,6 +480,12 @@ impl<S: StableStore, const N: usize> Election<S, N> {
             self.votes = MemberSet::EMPTY;
             self.log.priority = self.members.get(me).map_or(0, |m| m.priority);
         }
+    }
+
+    /// As master: the round trip of the last heartbeat `member` echoed, in ms (its
+    /// `HeartbeatResponse` carries the heartbeat's timestamp back).
+    pub fn round_trip_ms(&self, member: MemberId) -> Option<u32> {
+        self.round_trips.get(member.index()).copied().flatten()
     }
 
     /// Voters of `members` this master heard from within its lease (itself included).
@@ -1226,6 +1235,9 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         }
         if let Some(acked) = self.acked.get_mut(from.index()) {
             *acked = (*acked).max(timestamp_ms);
+        }
+        if let Some(rtt) = self.round_trips.get_mut(from.index()) {
+            *rtt = Some(u32::try_from(now.saturating_sub(timestamp_ms)).unwrap_or(u32::MAX));
         }
     }
 }
