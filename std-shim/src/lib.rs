@@ -1,7 +1,8 @@
-//! harp-std: the hosted (std) side of harp. For now it holds the inspector commands of the
-//! `harp` tool; the TCP transport and durable files come with the hosted-node work.
+//! harp-std: the hosted (std) side of harp: durable files for a node's stores, and the
+//! inspector and simulator commands of the `harp` tool.
 
 pub mod sim;
+pub mod store;
 
 use anyhow::{anyhow, Context, Result};
 use harp::frame::stream::{PreambleReader, StreamDecoder, PREAMBLE};

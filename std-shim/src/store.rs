@@ -1,0 +1,428 @@
+//! Durable files for a hosted node: the election record ([`FileStore`]) and the replicated
+//! log ([`FileLog`]).
+//!
+//! The log is a directory of append-only segment files. Each record is
+//!
+//! ```text
+//! len: u32 | vlsn: u64 | term: u64 | dtvlsn: u64 | entry_type: u8 | data[len] | crc: u32
+//! ```
+//!
+//! (little-endian; the CRC-32C covers everything before it). Opening the log reads every
+//! segment: a record cut short or failing its CRC at the end of the last segment is a torn
+//! write from a crash and is truncated away (reported in [`Recovery`]); anything wrong
+//! elsewhere is [`LogError::Corrupt`], never silently dropped. The retained entries are also
+//! kept in memory, so reads never touch the disk.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use harp::checksum::crc32c;
+use harp::replication::{Entry, EntryMeta, LogStore};
+use harp::storage::{StableStore, MAX_RECORD};
+
+const HEADER: usize = 4 + 8 + 8 + 8 + 1;
+const CRC: usize = 4;
+const RECORD_FILE: &str = "election.rec";
+
+/// When appended entries reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durability {
+    /// `sync` calls `fsync` (`File::sync_data`): an acknowledged entry survives power loss.
+    #[default]
+    Fsync,
+    /// `sync` only hands the bytes to the OS: they survive a process crash (`kill -9`), not
+    /// a power loss. For tests and benchmarks.
+    Os,
+}
+
+/// Why the log failed.
+#[derive(Debug)]
+pub enum LogError {
+    /// A file operation failed.
+    Io(io::Error),
+    /// A record that is not the torn tail of the last segment is damaged.
+    Corrupt {
+        /// The segment file.
+        segment: PathBuf,
+        /// The record's byte offset in it.
+        offset: u64,
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// An append not at `last_vlsn() + 1`.
+    Gap {
+        /// The VLSN expected.
+        expected: u64,
+        /// The VLSN given.
+        got: u64,
+    },
+}
+
+impl std::fmt::Display for LogError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LogError::Io(e) => write!(f, "log i/o: {e}"),
+            LogError::Corrupt { segment, offset, what } => {
+                write!(f, "log segment {} at byte {offset}: {what}", segment.display())
+            }
+            LogError::Gap { expected, got } => {
+                write!(f, "append at VLSN {got}, expected {expected}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for LogError {}
+
+impl From<io::Error> for LogError {
+    fn from(e: io::Error) -> Self {
+        LogError::Io(e)
+    }
+}
+
+/// What opening the log found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Recovery {
+    /// Entries read back.
+    pub entries: u64,
+    /// Bytes of a torn last record cut off the last segment (0 after a clean stop).
+    pub torn_bytes: u64,
+}
+
+struct Segment {
+    first_vlsn: u64,
+    path: PathBuf,
+    len: u64,
+}
+
+struct Held {
+    meta: EntryMeta,
+    entry_type: u8,
+    data: Vec<u8>,
+    /// The segment (index into `segments`) and byte offset of the record.
+    segment: usize,
+    offset: u64,
+}
+
+/// A [`LogStore`] in segment files (see the [module docs](self)).
+pub struct FileLog {
+    dir: PathBuf,
+    durability: Durability,
+    segment_bytes: u64,
+    segments: Vec<Segment>,
+    writer: Option<BufWriter<File>>,
+    held: std::collections::VecDeque<Held>,
+    /// The VLSN of `held[0]` (or the next VLSN when empty).
+    first: u64,
+}
+
+impl FileLog {
+    /// Opens (or creates) the log in `dir`, recovering from a torn last record.
+    pub fn open(
+        dir: &Path,
+        durability: Durability,
+        segment_bytes: u64,
+    ) -> Result<(Self, Recovery), LogError> {
+        fs::create_dir_all(dir)?;
+        let mut names: Vec<(u64, PathBuf)> = fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let path = e.path();
+                let first = path.file_name()?.to_str()?.strip_suffix(".seg")?.parse().ok()?;
+                Some((first, path))
+            })
+            .collect();
+        names.sort();
+        let mut log = FileLog {
+            dir: dir.to_path_buf(),
+            durability,
+            segment_bytes: segment_bytes.max(4096),
+            segments: Vec::new(),
+            writer: None,
+            held: Default::default(),
+            first: names.first().map_or(1, |(first, _)| *first),
+        };
+        let mut recovery = Recovery::default();
+        let count = names.len();
+        for (i, (first_vlsn, path)) in names.into_iter().enumerate() {
+            let last_segment = i + 1 == count;
+            let torn = log.load_segment(first_vlsn, path, last_segment)?;
+            recovery.torn_bytes += torn;
+        }
+        recovery.entries = log.held.len() as u64;
+        Ok((log, recovery))
+    }
+
+    /// Reads one segment's records into memory; returns the bytes of a torn tail cut off.
+    fn load_segment(
+        &mut self,
+        first_vlsn: u64,
+        path: PathBuf,
+        last: bool,
+    ) -> Result<u64, LogError> {
+        let mut bytes = Vec::new();
+        File::open(&path)?.read_to_end(&mut bytes)?;
+        let index = self.segments.len();
+        let mut offset = 0usize;
+        let corrupt = |offset: usize, what| LogError::Corrupt {
+            segment: path.clone(),
+            offset: offset as u64,
+            what,
+        };
+        while offset < bytes.len() {
+            match parse_record(bytes.get(offset..).unwrap_or_default()) {
+                Ok((held, size)) => {
+                    let expected = self.first + self.held.len() as u64;
+                    if held.0 != expected {
+                        return Err(corrupt(offset, "VLSN out of sequence"));
+                    }
+                    let (_, meta, entry_type, data) = held;
+                    self.held.push_back(Held {
+                        meta,
+                        entry_type,
+                        data,
+                        segment: index,
+                        offset: offset as u64,
+                    });
+                    offset += size;
+                }
+                Err(what) if last => {
+                    // A torn write from a crash: keep what is whole, cut the rest.
+                    let torn = (bytes.len() - offset) as u64;
+                    let file = OpenOptions::new().write(true).open(&path)?;
+                    file.set_len(offset as u64)?;
+                    file.sync_all()?;
+                    let _ = what;
+                    self.segments.push(Segment { first_vlsn, path, len: offset as u64 });
+                    return Ok(torn);
+                }
+                Err(what) => return Err(corrupt(offset, what)),
+            }
+        }
+        self.segments.push(Segment { first_vlsn, path, len: bytes.len() as u64 });
+        Ok(0)
+    }
+
+    /// The segment files (for tests and tools).
+    pub fn segment_paths(&self) -> Vec<PathBuf> {
+        self.segments.iter().map(|s| s.path.clone()).collect()
+    }
+
+    /// Drops whole segments holding only entries before `vlsn` (durable ones: the caller's
+    /// promise), from disk and memory.
+    pub fn compact(&mut self, vlsn: u64) -> Result<(), LogError> {
+        while self.segments.len() > 1 {
+            let next_first = self.segments.get(1).map_or(u64::MAX, |s| s.first_vlsn);
+            if next_first > vlsn {
+                break;
+            }
+            let gone = self.segments.remove(0);
+            fs::remove_file(&gone.path)?;
+            while self.first < next_first {
+                self.held.pop_front();
+                self.first += 1;
+            }
+            for h in self.held.iter_mut() {
+                h.segment -= 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn writer(&mut self, vlsn: u64, record_len: u64) -> Result<&mut BufWriter<File>, LogError> {
+        let roll = self
+            .segments
+            .last()
+            .is_none_or(|s| s.len > 0 && s.len + record_len > self.segment_bytes);
+        if roll {
+            self.flush(true)?;
+            let path = self.dir.join(format!("{vlsn:020}.seg"));
+            let file = OpenOptions::new().create(true).append(true).open(&path)?;
+            self.sync_dir()?;
+            self.segments.push(Segment { first_vlsn: vlsn, path, len: 0 });
+            self.writer = Some(BufWriter::with_capacity(64 * 1024, file));
+        } else if self.writer.is_none() {
+            let path = self.segments.last().map(|s| s.path.clone()).unwrap_or_default();
+            let file = OpenOptions::new().append(true).open(path)?;
+            self.writer = Some(BufWriter::with_capacity(64 * 1024, file));
+        }
+        self.writer.as_mut().ok_or(LogError::Io(io::Error::other("no segment")))
+    }
+
+    fn flush(&mut self, durable: bool) -> Result<(), LogError> {
+        if let Some(w) = self.writer.as_mut() {
+            w.flush()?;
+            if durable && self.durability == Durability::Fsync {
+                w.get_ref().sync_data()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn sync_dir(&self) -> io::Result<()> {
+        if self.durability == Durability::Fsync {
+            File::open(&self.dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+type Parsed = (u64, EntryMeta, u8, Vec<u8>);
+
+/// One record from the front of `bytes`, and its size; or what is wrong with it.
+fn parse_record(bytes: &[u8]) -> Result<(Parsed, usize), &'static str> {
+    let header = bytes.get(..HEADER).ok_or("record header cut short")?;
+    let u64_at = |at: usize| {
+        header.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).unwrap_or(0)
+    };
+    let len = header.get(..4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes).unwrap_or(0)
+        as usize;
+    let size = HEADER
+        .checked_add(len)
+        .and_then(|n| n.checked_add(CRC))
+        .ok_or("record length overflows")?;
+    let record = bytes.get(..size).ok_or("record cut short")?;
+    let (body, crc) = record.split_at(size - CRC);
+    let stored = u32::from_le_bytes(crc.try_into().map_err(|_| "record cut short")?);
+    if crc32c(body) != stored {
+        return Err("record fails its CRC-32C");
+    }
+    let meta = EntryMeta { term: u64_at(12), dtvlsn: u64_at(20) };
+    let entry_type = header.get(28).copied().unwrap_or(0);
+    let data = body.get(HEADER..).unwrap_or_default().to_vec();
+    Ok(((u64_at(4), meta, entry_type, data), size))
+}
+
+fn encode_record(
+    vlsn: u64,
+    meta: EntryMeta,
+    entry_type: u8,
+    data: &[u8],
+) -> Result<Vec<u8>, LogError> {
+    let len = u32::try_from(data.len())
+        .map_err(|_| LogError::Io(io::Error::other("entry over 4 GiB")))?;
+    let mut out = Vec::with_capacity(HEADER + data.len() + CRC);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&vlsn.to_le_bytes());
+    out.extend_from_slice(&meta.term.to_le_bytes());
+    out.extend_from_slice(&meta.dtvlsn.to_le_bytes());
+    out.push(entry_type);
+    out.extend_from_slice(data);
+    let crc = crc32c(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    Ok(out)
+}
+
+impl LogStore for FileLog {
+    type Error = LogError;
+
+    fn first_vlsn(&self) -> u64 {
+        self.first
+    }
+
+    fn last_vlsn(&self) -> u64 {
+        (self.first + self.held.len() as u64).saturating_sub(1)
+    }
+
+    fn entry(&self, vlsn: u64) -> Option<Entry<'_>> {
+        let index = usize::try_from(vlsn.checked_sub(self.first)?).ok()?;
+        let held = self.held.get(index)?;
+        Some(Entry { meta: held.meta, entry_type: held.entry_type, data: &held.data })
+    }
+
+    fn append(
+        &mut self,
+        vlsn: u64,
+        meta: EntryMeta,
+        entry_type: u8,
+        data: &[u8],
+    ) -> Result<(), LogError> {
+        let expected = self.last_vlsn() + 1;
+        if vlsn != expected {
+            return Err(LogError::Gap { expected, got: vlsn });
+        }
+        let record = encode_record(vlsn, meta, entry_type, data)?;
+        let size = record.len() as u64;
+        self.writer(vlsn, size)?.write_all(&record)?;
+        let segment = self.segments.len() - 1;
+        let last = self.segments.last_mut().ok_or(LogError::Io(io::Error::other("no segment")))?;
+        let offset = last.len;
+        last.len += size;
+        if self.held.is_empty() {
+            self.first = vlsn;
+        }
+        self.held.push_back(Held { meta, entry_type, data: data.to_vec(), segment, offset });
+        Ok(())
+    }
+
+    fn truncate(&mut self, vlsn: u64) -> Result<(), LogError> {
+        let Some(index) = vlsn.checked_sub(self.first).and_then(|i| usize::try_from(i).ok()) else {
+            return Ok(()); // before the retained log: nothing held there to drop
+        };
+        let Some(cut) = self.held.get(index).map(|h| (h.segment, h.offset)) else { return Ok(()) };
+        self.flush(false)?;
+        self.writer = None;
+        let (segment, offset) = cut;
+        for gone in self.segments.drain(segment + 1..) {
+            fs::remove_file(&gone.path)?;
+        }
+        if let Some(s) = self.segments.get_mut(segment) {
+            let mut file = OpenOptions::new().write(true).open(&s.path)?;
+            file.set_len(offset)?;
+            file.seek(SeekFrom::End(0))?;
+            if self.durability == Durability::Fsync {
+                file.sync_all()?;
+            }
+            s.len = offset;
+        }
+        self.held.truncate(index);
+        self.sync_dir()?;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), LogError> {
+        self.flush(true)
+    }
+}
+
+/// A [`StableStore`] in one file: written to a temporary file, synced, renamed over the old
+/// one, and the directory synced, so a crash leaves either the old record or the new one.
+pub struct FileStore {
+    dir: PathBuf,
+}
+
+impl FileStore {
+    /// The store in `dir` (created if missing).
+    pub fn open(dir: &Path) -> io::Result<Self> {
+        fs::create_dir_all(dir)?;
+        Ok(FileStore { dir: dir.to_path_buf() })
+    }
+}
+
+impl StableStore for FileStore {
+    type Error = io::Error;
+
+    fn read(&mut self, buf: &mut [u8; MAX_RECORD]) -> io::Result<Option<usize>> {
+        let bytes = match fs::read(self.dir.join(RECORD_FILE)) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let dst = buf
+            .get_mut(..bytes.len())
+            .ok_or_else(|| io::Error::other("election record too large"))?;
+        dst.copy_from_slice(&bytes);
+        Ok(Some(bytes.len()))
+    }
+
+    fn write(&mut self, record: &[u8]) -> io::Result<()> {
+        let tmp = self.dir.join(format!("{RECORD_FILE}.tmp"));
+        let mut file = File::create(&tmp)?;
+        file.write_all(record)?;
+        file.sync_all()?;
+        fs::rename(&tmp, self.dir.join(RECORD_FILE))?;
+        File::open(&self.dir)?.sync_all()
+    }
+}

@@ -1,0 +1,138 @@
+//! The file stores: reopen, torn tails, corruption, truncation, compaction.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+
+use harp::replication::{EntryMeta, LogStore};
+use harp::storage::{ElectionRecord, StableStore, MAX_RECORD};
+use harp_std::store::{Durability, FileLog, FileStore, LogError};
+
+fn meta(term: u64) -> EntryMeta {
+    EntryMeta { term, dtvlsn: 0 }
+}
+
+/// A log of `n` entries (VLSN k holds "entry k") in 4 KiB segments.
+fn filled(dir: &std::path::Path, n: u64) -> FileLog {
+    let (mut log, _) = FileLog::open(dir, Durability::Os, 4096).unwrap();
+    for k in 1..=n {
+        log.append(k, meta(1), 1, format!("entry {k} {}", "x".repeat(100)).as_bytes()).unwrap();
+    }
+    log.sync().unwrap();
+    log
+}
+
+fn data(log: &FileLog, vlsn: u64) -> String {
+    String::from_utf8(log.entry(vlsn).unwrap().data.to_vec()).unwrap()
+}
+
+#[test]
+fn entries_survive_a_reopen_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = filled(dir.path(), 200);
+    assert!(log.segment_paths().len() > 4, "rolled over: {:?}", log.segment_paths());
+    drop(log);
+    let (log, recovery) = FileLog::open(dir.path(), Durability::Os, 4096).unwrap();
+    assert_eq!((recovery.entries, recovery.torn_bytes), (200, 0));
+    assert_eq!((log.first_vlsn(), log.last_vlsn()), (1, 200));
+    assert!(data(&log, 137).starts_with("entry 137 "));
+    assert_eq!(log.entry(137).unwrap().meta, meta(1));
+}
+
+#[test]
+fn a_torn_last_record_is_cut_off_and_the_log_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = filled(dir.path(), 50);
+    let last = log.segment_paths().pop().unwrap();
+    drop(log);
+    // A crash in the middle of writing record 51: its first 20 bytes reached the disk.
+    let mut file = OpenOptions::new().append(true).open(&last).unwrap();
+    file.write_all(&[0x7f; 20]).unwrap();
+    drop(file);
+    let (mut log, recovery) = FileLog::open(dir.path(), Durability::Os, 4096).unwrap();
+    assert_eq!((recovery.entries, recovery.torn_bytes), (50, 20));
+    log.append(51, meta(2), 1, b"after the crash").unwrap();
+    log.sync().unwrap();
+    drop(log);
+    let (log, recovery) = FileLog::open(dir.path(), Durability::Os, 4096).unwrap();
+    assert_eq!((recovery.entries, recovery.torn_bytes), (51, 0));
+    assert_eq!(data(&log, 51), "after the crash");
+}
+
+#[test]
+fn damage_before_the_tail_is_an_error_naming_segment_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = filled(dir.path(), 200);
+    let first = log.segment_paths()[0].clone();
+    drop(log);
+    let mut bytes = fs::read(&first).unwrap();
+    bytes[200] ^= 0x01; // inside the second record
+    fs::write(&first, bytes).unwrap();
+    match FileLog::open(dir.path(), Durability::Os, 4096) {
+        Err(LogError::Corrupt { segment, offset, what }) => {
+            assert_eq!(segment, first);
+            assert_eq!(offset, 141, "the second record starts after 29 + 108 + 4 bytes");
+            assert_eq!(what, "record fails its CRC-32C");
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a damaged segment was accepted"),
+    }
+}
+
+#[test]
+fn truncation_drops_a_suffix_across_segments_durably() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = filled(dir.path(), 200);
+    let segments = log.segment_paths().len();
+    log.truncate(61).unwrap();
+    assert_eq!(log.last_vlsn(), 60);
+    assert!(log.segment_paths().len() < segments);
+    log.append(61, meta(3), 1, b"the new master's 61").unwrap();
+    log.sync().unwrap();
+    drop(log);
+    let (log, _) = FileLog::open(dir.path(), Durability::Os, 4096).unwrap();
+    assert_eq!(log.last_vlsn(), 61);
+    assert_eq!(data(&log, 61), "the new master's 61");
+    assert_eq!(log.entry(61).unwrap().meta.term, 3);
+    assert!(data(&log, 60).starts_with("entry 60 "));
+}
+
+#[test]
+fn compaction_removes_whole_segments_before_a_vlsn() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = filled(dir.path(), 200);
+    log.compact(100).unwrap();
+    let first = log.first_vlsn();
+    assert!(first > 1 && first <= 100, "first {first}");
+    assert!(log.entry(first - 1).is_none() && log.entry(100).is_some());
+    drop(log);
+    let (log, _) = FileLog::open(dir.path(), Durability::Os, 4096).unwrap();
+    assert_eq!((log.first_vlsn(), log.last_vlsn()), (first, 200));
+}
+
+#[test]
+fn appends_must_follow_the_last_vlsn() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = filled(dir.path(), 3);
+    assert!(matches!(log.append(5, meta(1), 1, b"x"), Err(LogError::Gap { expected: 4, got: 5 })));
+}
+
+#[test]
+fn the_election_record_is_replaced_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = FileStore::open(dir.path()).unwrap();
+    let mut buf = [0u8; MAX_RECORD];
+    assert_eq!(store.read(&mut buf).unwrap(), None, "a new node has no record");
+    for term in [1u64, 2, 7] {
+        let n =
+            ElectionRecord { term, vote: Some(3), ..Default::default() }.encode(&mut buf).unwrap();
+        store.write(&buf[..n]).unwrap();
+    }
+    let mut again = FileStore::open(dir.path()).unwrap();
+    let n = again.read(&mut buf).unwrap().unwrap();
+    assert_eq!(ElectionRecord::decode(&buf[..n]).unwrap().term, 7);
+    let names: Vec<String> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["election.rec"], "no temporary file left behind");
+}
