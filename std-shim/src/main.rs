@@ -46,6 +46,128 @@ enum Command {
         /// The message, e.g. '{"Heartbeat":{"master_vlsn":5,"timestamp_ms":6}}'.
         json: String,
     },
+    /// Run one node of a group (logs to stderr; level from RUST_LOG, default info).
+    Node(Box<NodeArgs>),
+    /// Print a node's state as JSON (name, role, term, master, vlsn, dtvlsn, peers).
+    Status {
+        /// The node's admin address.
+        addr: String,
+    },
+    /// Append entries through the master and print their VLSNs once durable.
+    Append {
+        /// The master's admin address (a replica answers with the master's name).
+        addr: String,
+        /// The entries (UTF-8).
+        #[arg(required = true)]
+        data: Vec<String>,
+    },
+    /// Stop a node gracefully.
+    Shutdown {
+        /// The node's admin address.
+        addr: String,
+    },
+    /// Start a three-node group on loopback, write, kill the master, fail over, restart it,
+    /// check that nothing durable was lost, and clean up.
+    Demo {
+        /// Entries to write (half before the crash, half after).
+        #[arg(long, default_value_t = 4000)]
+        entries: usize,
+    },
+}
+
+/// `harp node`: a TOML file, or flags.
+#[derive(clap::Args)]
+struct NodeArgs {
+    /// A TOML configuration file (see docs/hosted.md); the other flags are then not allowed.
+    #[arg(long, conflicts_with_all = ["name", "group", "listen", "data_dir", "peer"])]
+    config: Option<std::path::PathBuf>,
+    /// This node's name.
+    #[arg(long, required_unless_present = "config")]
+    name: Option<String>,
+    /// The group's name.
+    #[arg(long, required_unless_present = "config")]
+    group: Option<String>,
+    /// electable, secondary, monitor or arbiter.
+    #[arg(long = "type", default_value = "electable")]
+    node_type: String,
+    /// Election priority (0: never master).
+    #[arg(long, default_value_t = 1)]
+    priority: u32,
+    /// The address peers connect to.
+    #[arg(long, required_unless_present = "config")]
+    listen: Option<std::net::SocketAddr>,
+    /// The admin address for `harp status/append/shutdown`.
+    #[arg(long)]
+    admin: Option<std::net::SocketAddr>,
+    /// A peer: NAME=ADDR[,TYPE[,PRIORITY]] (repeat for each).
+    #[arg(long)]
+    peer: Vec<String>,
+    /// Where the log and the election record live.
+    #[arg(long, required_unless_present = "config")]
+    data_dir: Option<std::path::PathBuf>,
+    /// all, simple-majority or none.
+    #[arg(long, default_value = "simple-majority")]
+    ack_policy: String,
+    /// fsync (survives power loss) or os (survives a process crash).
+    #[arg(long, default_value = "fsync")]
+    durability: String,
+    /// Heartbeat interval, ms.
+    #[arg(long, default_value_t = 100)]
+    heartbeat_ms: u64,
+    /// Silence before an election, ms.
+    #[arg(long, default_value_t = 500)]
+    election_timeout_ms: u64,
+}
+
+impl NodeArgs {
+    fn into_config(self) -> anyhow::Result<harp_std::config::HostConfig> {
+        use harp_std::config::{parse_type, HostConfig, PeerConfig};
+        if let Some(path) = self.config {
+            return HostConfig::from_toml_file(&path);
+        }
+        let peers = self
+            .peer
+            .iter()
+            .map(|spec| {
+                let (name, rest) = spec.split_once('=').ok_or_else(|| {
+                    anyhow::anyhow!("--peer {spec:?}: expected NAME=ADDR[,TYPE[,PRIORITY]]")
+                })?;
+                let mut parts = rest.split(',');
+                let address = parts
+                    .next()
+                    .unwrap_or_default()
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--peer {spec:?}: bad address: {e}"))?;
+                let node_type = parts.next().map_or(Ok(harp::NodeType::Electable), parse_type)?;
+                let priority = parts.next().map_or(Ok(1), |p| {
+                    p.parse().map_err(|e| anyhow::anyhow!("--peer {spec:?}: bad priority: {e}"))
+                })?;
+                Ok(PeerConfig { name: name.to_string(), address, node_type, priority })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let durability = match self.durability.as_str() {
+            "fsync" => harp_std::store::Durability::Fsync,
+            "os" => harp_std::store::Durability::Os,
+            other => anyhow::bail!("unknown durability {other:?} (fsync, os)"),
+        };
+        let config = HostConfig {
+            name: self.name.unwrap_or_default(),
+            group: self.group.unwrap_or_default(),
+            node_type: parse_type(&self.node_type)?,
+            priority: self.priority,
+            listen: self.listen.ok_or_else(|| anyhow::anyhow!("--listen is required"))?,
+            admin: self.admin,
+            peers,
+            data_dir: self.data_dir.unwrap_or_default(),
+            durability,
+            ack_policy: self.ack_policy,
+            heartbeat_ms: self.heartbeat_ms,
+            election_timeout_ms: self.election_timeout_ms,
+            max_frame: 1 << 20,
+        };
+        config.validate()?;
+        Ok(config)
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -59,6 +181,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Encode { json } => println!("{}", harp_std::encode_json(&json)?),
+        Command::Node(args) => {
+            let config = (*args).into_config()?;
+            init_logging();
+            let mut host = harp_std::host::Host::start(config)?;
+            host.join()?;
+        }
+        Command::Status { addr } => {
+            let reply = admin(&addr, &Request::Status)?;
+            println!("{}", serde_json::to_string(&reply)?);
+        }
+        Command::Append { addr, data } => match admin(&addr, &Request::Append { data })? {
+            Reply::Appended { vlsns } => {
+                for v in vlsns {
+                    println!("{v}");
+                }
+            }
+            Reply::Error { error, master } if error == "not the master" => {
+                return Err(harp_std::demo::not_master(master));
+            }
+            Reply::Error { error, .. } => anyhow::bail!("{error}"),
+            other => anyhow::bail!("unexpected reply {other:?}"),
+        },
+        Command::Shutdown { addr } => {
+            admin(&addr, &Request::Shutdown)?;
+            println!("stopping");
+        }
+        Command::Demo { entries } => harp_std::demo::run(entries)?,
         Command::Sim { seed: Some(seed), membership_changes, .. } => {
             anyhow::ensure!(
                 harp_std::sim::run_one(seed, membership_changes),
@@ -74,6 +223,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+use harp_std::host::{Reply, Request};
+
+fn admin(addr: &str, request: &Request) -> anyhow::Result<Reply> {
+    harp_std::host::admin_request(addr, request, std::time::Duration::from_secs(60))
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn main() -> std::process::ExitCode {

@@ -1,0 +1,357 @@
+//! Hosted nodes as real processes on loopback: `harp node` ×3, `kill -9`, failover,
+//! restart from files, and bad input against a running node.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use harp_std::host::{admin_request, Reply, Request, Status};
+
+const NAMES: [&str; 3] = ["n1", "n2", "n3"];
+/// The failover bound checked: the election timeout (500 ms) at most twice over, plus the
+/// collection window and scheduling slack on a loaded 2-core machine.
+const FAILOVER_BOUND: Duration = Duration::from_millis(3000);
+
+struct Group {
+    dir: tempfile::TempDir,
+    listen: Vec<SocketAddr>,
+    admin: Vec<String>,
+    children: Vec<Option<Child>>,
+}
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+impl Group {
+    fn start() -> Group {
+        let mut g = Group {
+            dir: tempfile::tempdir().unwrap(),
+            listen: (0..3).map(|_| free_port()).collect(),
+            admin: (0..3).map(|_| free_port().to_string()).collect(),
+            children: vec![None, None, None],
+        };
+        for i in 0..3 {
+            g.spawn(i);
+        }
+        g
+    }
+
+    fn log_path(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("{}.log", NAMES[i]))
+    }
+
+    fn data_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join(NAMES[i])
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.log_path(i)).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_harp"));
+        cmd.args(["node", "--name", NAMES[i], "--group", "test", "--durability", "os"])
+            .args(["--listen", &self.listen[i].to_string(), "--admin", &self.admin[i]])
+            .args(["--data-dir", &self.data_dir(i).display().to_string()]);
+        for j in (0..3).filter(|&j| j != i) {
+            cmd.args(["--peer", &format!("{}={}", NAMES[j], self.listen[j])]);
+        }
+        let child = cmd.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(log).spawn().unwrap();
+        self.children[i] = Some(child);
+    }
+
+    fn kill(&mut self, i: usize) {
+        let mut child = self.children[i].take().unwrap();
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+
+    fn status(&self, i: usize) -> Option<Status> {
+        match admin_request(&self.admin[i], &Request::Status, Duration::from_secs(2)) {
+            Ok(Reply::Status(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn live(&self) -> Vec<usize> {
+        (0..3).filter(|&i| self.children[i].is_some()).collect()
+    }
+
+    /// The master every live node follows, once there is one.
+    fn wait_master(&self, limit: Duration) -> usize {
+        let deadline = Instant::now() + limit;
+        loop {
+            let statuses: Vec<(usize, Status)> =
+                self.live().into_iter().filter_map(|i| self.status(i).map(|s| (i, s))).collect();
+            if let Some((m, name)) =
+                statuses.iter().find(|(_, s)| s.role == "master").map(|(i, s)| (*i, s.name.clone()))
+            {
+                if statuses.len() == self.live().len()
+                    && statuses.iter().all(|(_, s)| s.master.as_deref() == Some(&name))
+                {
+                    return m;
+                }
+            }
+            assert!(Instant::now() < deadline, "no master within {limit:?}: {statuses:?}");
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn append(&self, i: usize, data: Vec<String>) -> Result<Vec<u64>, String> {
+        match admin_request(&self.admin[i], &Request::Append { data }, Duration::from_secs(30)) {
+            Ok(Reply::Appended { vlsns }) => Ok(vlsns),
+            other => Err(format!("{other:?}")),
+        }
+    }
+
+    fn entries(&self, i: usize, from: u64, to: u64) -> Vec<(u64, String)> {
+        match admin_request(
+            &self.admin[i],
+            &Request::Entries { from, limit: to - from + 1 },
+            Duration::from_secs(10),
+        ) {
+            Ok(Reply::Entries { entries, .. }) => entries,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Every durable entry is on node `i`, unchanged.
+    fn assert_holds(&self, i: usize, durable: &[(u64, String)]) {
+        let (from, to) = (durable[0].0, durable.last().unwrap().0);
+        let held: std::collections::HashMap<u64, String> =
+            self.entries(i, from, to).into_iter().collect();
+        for (vlsn, data) in durable {
+            assert_eq!(held.get(vlsn), Some(data), "{} lacks durable entry {vlsn}", NAMES[i]);
+        }
+    }
+
+    fn log_text(&self, i: usize) -> String {
+        std::fs::read_to_string(self.log_path(i)).unwrap_or_default()
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        for c in self.children.iter_mut().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn batch(from: usize, n: usize) -> Vec<String> {
+    (from..from + n).map(|k| format!("entry-{k:06}")).collect()
+}
+
+/// Writes `total` entries in batches of 500; returns (vlsn, data) of each, all durable.
+fn write(g: &Group, master: usize, from: usize, total: usize) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    for start in (from..from + total).step_by(500) {
+        let data = batch(start, 500.min(from + total - start));
+        let vlsns = g.append(master, data.clone()).unwrap();
+        out.extend(vlsns.into_iter().zip(data));
+    }
+    out
+}
+
+fn wait_caught_up(g: &Group, i: usize, vlsn: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !g.status(i).is_some_and(|s| s.role == "replica" && s.vlsn >= vlsn) {
+        assert!(Instant::now() < deadline, "{} did not catch up: {:?}", NAMES[i], g.status(i));
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn ten_thousand_entries_survive_a_kill_9_of_the_master_and_the_old_master_catches_up() {
+    let mut g = Group::start();
+    let first = g.wait_master(Duration::from_secs(10));
+    let durable = write(&g, first, 0, 10_000);
+    assert_eq!(durable.len(), 10_000);
+
+    g.kill(first);
+    let killed = Instant::now();
+    let second = g.wait_master(Duration::from_secs(10));
+    let failover = killed.elapsed();
+    assert_ne!(second, first);
+    assert!(failover < FAILOVER_BOUND, "failover took {failover:?}");
+    // The promise: the new master holds every entry reported durable. The other survivor
+    // may still be catching up from it (durable means a majority, not everyone).
+    g.assert_holds(second, &durable);
+    let other = g.live().into_iter().find(|&i| i != second).unwrap();
+    wait_caught_up(&g, other, durable.last().unwrap().0);
+    g.assert_holds(other, &durable);
+
+    let more = write(&g, second, 10_000, 1_000);
+    g.spawn(first);
+    wait_caught_up(&g, first, more.last().unwrap().0);
+    for i in 0..3 {
+        g.assert_holds(i, &durable);
+        g.assert_holds(i, &more);
+    }
+    assert!(g.log_text(second).contains("role=\"master\""), "role changes are logged");
+}
+
+#[test]
+fn a_master_killed_in_the_middle_of_a_write_stream_loses_nothing_reported_durable() {
+    let mut g = Group::start();
+    let first = g.wait_master(Duration::from_secs(10));
+    let admin = g.admin[first].clone();
+    let durable = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (durable, stop) = (durable.clone(), stop.clone());
+        thread::spawn(move || {
+            let mut k = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let data = batch(k, 50);
+                match admin_request(
+                    &admin,
+                    &Request::Append { data: data.clone() },
+                    Duration::from_secs(5),
+                ) {
+                    Ok(Reply::Appended { vlsns }) => {
+                        durable.lock().unwrap().extend(vlsns.into_iter().zip(data))
+                    }
+                    _ => return, // the master is gone: nothing of this batch was reported durable
+                }
+                k += 50;
+            }
+        })
+    };
+    while durable.lock().unwrap().len() < 2_000 {
+        thread::sleep(Duration::from_millis(5));
+    }
+    g.kill(first); // mid-stream: a batch is in flight
+    stop.store(true, Ordering::SeqCst);
+    writer.join().unwrap();
+    let second = g.wait_master(Duration::from_secs(10));
+    let durable = durable.lock().unwrap().clone();
+    g.assert_holds(second, &durable);
+    g.spawn(first);
+    let last = g.status(second).unwrap().vlsn;
+    wait_caught_up(&g, first, last);
+    g.assert_holds(first, &durable);
+}
+
+/// Sends `bytes` on a new connection to `addr` and returns whether the node closed it.
+fn closed_after(addr: SocketAddr, bytes: &[u8], wait: Duration) -> bool {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(bytes).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue, // the node's preamble or a refusal
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false, // still open after `wait`
+        }
+    }
+}
+
+fn frame(msg: &harp::MessageRef<'_>) -> Vec<u8> {
+    let mut out = harp::frame::stream::PREAMBLE.to_vec();
+    harp::frame::stream::write_frame(&mut out, msg).unwrap();
+    out
+}
+
+fn rss_kb(child: &Child) -> u64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn bad_input_is_refused_with_a_log_line_and_the_group_keeps_serving() {
+    use harp::{MessageRef, NodeType};
+    let g = Group::start();
+    let master = g.wait_master(Duration::from_secs(10));
+    let target = (master + 1) % 3; // attack a replica; the group must keep replicating
+    let addr = g.listen[target];
+    let rss_before = rss_kb(g.children[target].as_ref().unwrap());
+    let wait = Duration::from_secs(3);
+
+    let mut random = vec![0u8; 4096];
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for b in random.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    assert!(closed_after(addr, &random, wait), "random bytes");
+    assert!(closed_after(addr, b"HARQ\x01\x00", wait), "wrong preamble");
+    let mut huge = harp::frame::stream::PREAMBLE.to_vec();
+    huge.extend_from_slice(&u32::MAX.to_le_bytes());
+    assert!(closed_after(addr, &huge, wait), "a 4 GiB length prefix");
+    let mut bad_crc = frame(&MessageRef::Heartbeat { master_vlsn: 1, timestamp_ms: 2 });
+    *bad_crc.last_mut().unwrap() ^= 0xff;
+    assert!(closed_after(addr, &bad_crc, wait), "a bad CRC");
+    let wrong_group = frame(&MessageRef::Handshake {
+        node_name: "n1",
+        group_name: "other",
+        node_type: NodeType::Electable,
+    });
+    assert!(closed_after(addr, &wrong_group, wait), "wrong group");
+    let stranger = frame(&MessageRef::Handshake {
+        node_name: "mallory",
+        group_name: "test",
+        node_type: NodeType::Electable,
+    });
+    assert!(closed_after(addr, &stranger, wait), "unknown node name");
+    let mut slow = harp::frame::stream::PREAMBLE.to_vec();
+    slow.extend_from_slice(&100u32.to_le_bytes());
+    slow.extend_from_slice(&[9; 10]); // 10 of 100 bytes, then silence
+    assert!(closed_after(addr, &slow, Duration::from_secs(8)), "a slow client");
+
+    let log = g.log_text(target);
+    for expected in [
+        "bad preamble",
+        "exceeds the maximum",
+        "checksum mismatch",
+        "wrong group name",
+        "not a member",
+        "unfinished",
+    ] {
+        assert!(log.contains(expected), "no log line with {expected:?} in:\n{log}");
+    }
+    // Still serving: the group replicates through the attacked replica.
+    let vlsns = g.append(master, batch(0, 100)).unwrap();
+    let last = *vlsns.last().unwrap();
+    wait_caught_up(&g, target, last);
+    let status = g.status(target).unwrap();
+    assert!(status.refused_connections >= 2, "{status:?}");
+    let rss_after = rss_kb(g.children[target].as_ref().unwrap());
+    assert!(
+        rss_after < rss_before + 64 * 1024,
+        "memory grew from {rss_before} kB to {rss_after} kB"
+    );
+}
+
+#[test]
+fn a_node_restarts_after_a_torn_last_record() {
+    let mut g = Group::start();
+    let master = g.wait_master(Duration::from_secs(10));
+    let durable = write(&g, master, 0, 1_000);
+    let victim = (master + 1) % 3;
+    g.kill(victim);
+    let log_dir = g.data_dir(victim).join("log");
+    let last_segment =
+        std::fs::read_dir(&log_dir).unwrap().map(|e| e.unwrap().path()).max().unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&last_segment).unwrap();
+    f.write_all(&[0xAB; 17]).unwrap(); // half a record: a crash in the middle of a write
+    drop(f);
+    g.spawn(victim);
+    wait_caught_up(&g, victim, durable.last().unwrap().0);
+    g.assert_holds(victim, &durable);
+    assert!(g.log_text(victim).contains("torn record"), "the cut is logged");
+}
