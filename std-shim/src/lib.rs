@@ -1,6 +1,7 @@
 //! harp-std: the hosted (std) side of harp: durable files for a node's stores, and the
 //! inspector and simulator commands of the `harp` tool.
 
+pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod host;

@@ -73,6 +73,15 @@ enum Command {
         #[arg(long, default_value_t = 4000)]
         entries: usize,
     },
+    /// Hosted benchmarks beside raw-TCP baselines in the same run (one JSON line).
+    Bench {
+        /// 1 KiB entries for the throughput run.
+        #[arg(long, default_value_t = 40_000)]
+        entries: usize,
+        /// Failover runs (kill -9 of the master).
+        #[arg(long, default_value_t = 20)]
+        failovers: usize,
+    },
 }
 
 /// `harp node`: a TOML file, or flags.
@@ -208,6 +217,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("stopping");
         }
         Command::Demo { entries } => harp_std::demo::run(entries)?,
+        Command::Bench { entries, failovers } => harp_std::bench::run(entries, failovers)?,
         Command::Sim { seed: Some(seed), membership_changes, .. } => {
             anyhow::ensure!(
                 harp_std::sim::run_one(seed, membership_changes),

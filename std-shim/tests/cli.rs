@@ -112,3 +112,84 @@ fn sim_replays_one_seed_with_a_trace() {
         |s: &str| s.lines().filter(|l| !l.contains("elapsed_s")).collect::<Vec<_>>().join("\n");
     assert_eq!(strip(&out), strip(&again), "a replay is identical");
 }
+
+#[test]
+fn an_invalid_node_configuration_stops_with_one_line_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d").display().to_string();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &[
+                "--name",
+                "n1",
+                "--group",
+                "g",
+                "--listen",
+                "127.0.0.1:1",
+                "--data-dir",
+                &data,
+                "--peer",
+                "n1=127.0.0.1:2",
+            ],
+            "appears twice",
+        ),
+        (
+            &[
+                "--name",
+                "n1",
+                "--group",
+                "g",
+                "--listen",
+                "127.0.0.1:1",
+                "--data-dir",
+                &data,
+                "--type",
+                "boss",
+            ],
+            "unknown node type",
+        ),
+        (
+            &[
+                "--name",
+                "n1",
+                "--group",
+                "g",
+                "--listen",
+                "127.0.0.1:1",
+                "--data-dir",
+                &data,
+                "--heartbeat-ms",
+                "400",
+            ],
+            "election_timeout_ms",
+        ),
+        (
+            &[
+                "--name",
+                "n1",
+                "--group",
+                "g",
+                "--listen",
+                "127.0.0.1:1",
+                "--data-dir",
+                &data,
+                "--peer",
+                "n2",
+            ],
+            "NAME=ADDR",
+        ),
+    ];
+    for (args, expected) in cases {
+        let mut all = vec!["node"];
+        all.extend_from_slice(args);
+        let (ok, _, err) = harp(&all);
+        assert!(!ok, "{args:?} was accepted");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(err.contains(expected), "{expected:?} not in {err}");
+    }
+    assert!(!dir.path().join("d").exists(), "nothing was created");
+    let toml = dir.path().join("bad.toml");
+    std::fs::write(&toml, "name = \"n1\"\ngroup = \"g\"\nlisten = \"127.0.0.1:1\"\ndata_dir = \"x\"\nfavourite_colour = \"red\"\n").unwrap();
+    let (ok, _, err) = harp(&["node", "--config", toml.to_str().unwrap()]);
+    assert!(!ok && err.contains("favourite_colour"), "{err}");
+}

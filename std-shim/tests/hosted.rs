@@ -355,3 +355,82 @@ fn a_node_restarts_after_a_torn_last_record() {
     g.assert_holds(victim, &durable);
     assert!(g.log_text(victim).contains("torn record"), "the cut is logged");
 }
+
+/// The embeddable API in one process: three `Host`s, a subscriber, an append.
+#[test]
+fn the_embeddable_api_appends_waits_for_durability_and_notifies_subscribers() {
+    use harp_std::config::{HostConfig, PeerConfig};
+    use harp_std::host::{Host, Notice};
+    use harp_std::store::Durability;
+    let dir = tempfile::tempdir().unwrap();
+    let listen: Vec<SocketAddr> = (0..3).map(|_| free_port()).collect();
+    let hosts: Vec<Host> = (0..3)
+        .map(|i| {
+            let peers = (0..3)
+                .filter(|&j| j != i)
+                .map(|j| PeerConfig {
+                    name: NAMES[j].into(),
+                    address: listen[j],
+                    node_type: harp::NodeType::Electable,
+                    priority: 1,
+                })
+                .collect();
+            Host::start(HostConfig {
+                name: NAMES[i].into(),
+                group: "api".into(),
+                node_type: harp::NodeType::Electable,
+                priority: 1,
+                listen: listen[i],
+                admin: None,
+                peers,
+                data_dir: dir.path().join(NAMES[i]),
+                durability: Durability::Fsync,
+                ack_policy: "simple-majority".into(),
+                heartbeat_ms: 100,
+                election_timeout_ms: 500,
+                max_frame: 1 << 20,
+            })
+            .unwrap()
+        })
+        .collect();
+    let notices: Vec<_> = hosts.iter().map(|h| h.subscribe().unwrap()).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let master = loop {
+        if let Some(m) = hosts.iter().position(|h| h.status().unwrap().role == "master") {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "no master");
+        thread::sleep(Duration::from_millis(10));
+    };
+    let vlsns = hosts[master].append(vec!["alpha".into(), "beta".into()]).unwrap();
+    assert_eq!(vlsns.len(), 2);
+    let replica = (master + 1) % 3;
+    assert!(hosts[replica]
+        .append(vec!["x".into()])
+        .unwrap_err()
+        .to_string()
+        .contains("not the master"));
+    for (i, rx) in notices.iter().enumerate() {
+        let mut durable = Vec::new();
+        let mut roles = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while durable.len() < 2 {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(Notice::Durable { vlsn, data }) => durable.push((vlsn, data)),
+                Ok(Notice::Role { role, .. }) => roles.push(role),
+                Err(e) => panic!("{} heard {durable:?} then {e}", NAMES[i]),
+            }
+        }
+        assert_eq!(
+            durable,
+            [(vlsns[0], b"alpha".to_vec()), (vlsns[1], b"beta".to_vec())],
+            "{}",
+            NAMES[i]
+        );
+        let expected = if i == master { "master" } else { "replica" };
+        assert!(roles.iter().any(|r| r == expected), "{}: {roles:?}", NAMES[i]);
+    }
+    for h in hosts {
+        h.shutdown().unwrap();
+    }
+}

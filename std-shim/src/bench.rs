@@ -1,0 +1,330 @@
+//! `harp bench`: hosted-node benchmarks beside raw-TCP baselines measured in the same run
+//! (BENCHMARKS.md quotes them).
+//!
+//! - throughput: a three-node group on loopback (SIMPLE_MAJORITY, `os` durability so the
+//!   disk does not dominate) replicating 1 KiB entries, beside one sender pushing the same
+//!   bytes over raw TCP to two receivers that acknowledge every 32 entries;
+//! - commit latency: one entry appended until durable, beside a raw TCP round trip;
+//! - failover: `kill -9` of the master process to a new master, over several runs.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+
+use crate::config::{HostConfig, PeerConfig};
+use crate::host::{admin_request, Host, Reply, Request};
+use crate::store::Durability;
+
+const NAMES: [&str; 3] = ["n1", "n2", "n3"];
+const ENTRY: usize = 1024;
+
+fn free_port() -> Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+/// Three in-process hosts on loopback; returns them and the master's index.
+fn group(dir: &std::path::Path) -> Result<(Vec<Host>, usize)> {
+    let listen: Vec<SocketAddr> = (0..3).map(|_| free_port()).collect::<Result<_>>()?;
+    let mut hosts = Vec::new();
+    for i in 0..3 {
+        let peers = (0..3)
+            .filter(|&j| j != i)
+            .map(|j| PeerConfig {
+                name: NAMES[j].into(),
+                address: listen[j],
+                node_type: harp::NodeType::Electable,
+                priority: 1,
+            })
+            .collect();
+        hosts.push(Host::start(HostConfig {
+            name: NAMES[i].into(),
+            group: "bench".into(),
+            node_type: harp::NodeType::Electable,
+            priority: 1,
+            listen: listen[i],
+            admin: None,
+            peers,
+            data_dir: dir.join(NAMES[i]),
+            durability: Durability::Os,
+            ack_policy: "simple-majority".into(),
+            heartbeat_ms: 100,
+            election_timeout_ms: 500,
+            max_frame: 1 << 20,
+        })?);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let statuses: Vec<_> = hosts.iter().map(|h| h.status()).collect::<Result<_>>()?;
+        if let Some(m) = statuses.iter().position(|s| s.role == "master") {
+            if statuses.iter().all(|s| s.master.as_deref() == Some(NAMES[m])) {
+                return Ok((hosts, m));
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("no master");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// MB/s of harp replicating `count` 1 KiB entries (batches of 1000 in flight from 4 clients).
+fn harp_throughput(count: usize) -> Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let (hosts, m) = group(dir.path())?;
+    let entry = "x".repeat(ENTRY);
+    let start = Instant::now();
+    thread::scope(|s| -> Result<()> {
+        let clients: Vec<_> = (0..4)
+            .map(|_| {
+                let (host, entry) = (&hosts[m], &entry);
+                s.spawn(move || -> Result<()> {
+                    for _ in 0..count / 4 / 1000 {
+                        host.append(vec![entry.clone(); 1000])?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for c in clients {
+            c.join().map_err(|_| anyhow::anyhow!("client panicked"))??;
+        }
+        Ok(())
+    })?;
+    let secs = start.elapsed().as_secs_f64();
+    for h in hosts {
+        h.shutdown()?;
+    }
+    Ok((count * ENTRY) as f64 / secs / 1e6)
+}
+
+/// MB/s of one sender writing `count` 1 KiB records to two receivers over raw TCP, each
+/// acknowledging every 32 records; done when both acknowledged the last.
+fn tcp_throughput(count: usize) -> Result<f64> {
+    let receivers: Vec<(SocketAddr, thread::JoinHandle<Result<()>>)> = (0..2)
+        .map(|_| -> Result<_> {
+            let listener = TcpListener::bind("127.0.0.1:0")?;
+            let addr = listener.local_addr()?;
+            let handle = thread::spawn(move || -> Result<()> {
+                let (mut s, _) = listener.accept()?;
+                s.set_nodelay(true)?;
+                let mut buf = vec![0u8; ENTRY];
+                for k in 1..=count {
+                    s.read_exact(&mut buf)?;
+                    if k % 32 == 0 || k == count {
+                        s.write_all(&(k as u64).to_le_bytes())?;
+                    }
+                }
+                Ok(())
+            });
+            Ok((addr, handle))
+        })
+        .collect::<Result<_>>()?;
+    let start = Instant::now();
+    let senders: Vec<_> = receivers
+        .iter()
+        .map(|(addr, _)| -> Result<(TcpStream, TcpStream)> {
+            let s = TcpStream::connect(addr)?;
+            s.set_nodelay(true)?;
+            Ok((s.try_clone()?, s))
+        })
+        .collect::<Result<_>>()?;
+    let record = vec![7u8; ENTRY];
+    let ackers: Vec<_> = senders
+        .iter()
+        .map(|(_, r)| {
+            let mut r = r.try_clone().expect("clone");
+            thread::spawn(move || {
+                let mut ack = [0u8; 8];
+                while r.read_exact(&mut ack).is_ok() {
+                    if u64::from_le_bytes(ack) as usize == count {
+                        break;
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut writers: Vec<_> =
+        senders.into_iter().map(|(w, _)| std::io::BufWriter::with_capacity(64 * 1024, w)).collect();
+    for _ in 0..count {
+        for w in writers.iter_mut() {
+            w.write_all(&record)?;
+        }
+    }
+    for w in writers.iter_mut() {
+        w.flush()?;
+    }
+    for a in ackers {
+        let _ = a.join();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    for (_, h) in receivers {
+        h.join().map_err(|_| anyhow::anyhow!("receiver panicked"))??;
+    }
+    Ok((count * ENTRY) as f64 / secs / 1e6)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn percentile(mut v: Vec<f64>, p: usize) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) * p).div_ceil(100)]
+}
+
+/// Median µs of appending one entry until durable.
+fn harp_latency(runs: usize) -> Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let (hosts, m) = group(dir.path())?;
+    let mut samples = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        hosts[m].append(vec!["x".repeat(64)])?;
+        samples.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    for h in hosts {
+        h.shutdown()?;
+    }
+    Ok(median(samples))
+}
+
+/// Median µs of a 64-byte ping-pong over raw TCP on loopback.
+fn tcp_round_trip(runs: usize) -> Result<f64> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let echo = thread::spawn(move || -> Result<()> {
+        let (mut s, _) = listener.accept()?;
+        s.set_nodelay(true)?;
+        let mut buf = [0u8; 64];
+        while s.read_exact(&mut buf).is_ok() {
+            s.write_all(&buf)?;
+        }
+        Ok(())
+    });
+    let mut s = TcpStream::connect(addr)?;
+    s.set_nodelay(true)?;
+    let mut buf = [0u8; 64];
+    let mut samples = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        s.write_all(&buf)?;
+        s.read_exact(&mut buf)?;
+        samples.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    drop(s);
+    let _ = echo.join();
+    Ok(median(samples))
+}
+
+/// Milliseconds from `kill -9` of the master process to a new master, per run.
+fn failovers(runs: usize) -> Result<Vec<f64>> {
+    let exe = std::env::current_exe()?;
+    let mut out = Vec::new();
+    for _ in 0..runs {
+        let dir = tempfile::tempdir()?;
+        let listen: Vec<SocketAddr> = (0..3).map(|_| free_port()).collect::<Result<_>>()?;
+        let admin: Vec<String> =
+            (0..3).map(|_| free_port().map(|a| a.to_string())).collect::<Result<_>>()?;
+        let mut children = Vec::new();
+        for i in 0..3 {
+            let mut cmd = Command::new(&exe);
+            cmd.args(["node", "--name", NAMES[i], "--group", "bench", "--durability", "os"])
+                .args(["--listen", &listen[i].to_string(), "--admin", &admin[i]])
+                .args(["--data-dir", &dir.path().join(NAMES[i]).display().to_string()]);
+            for j in (0..3).filter(|&j| j != i) {
+                cmd.args(["--peer", &format!("{}={}", NAMES[j], listen[j])]);
+            }
+            children.push(Some(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?));
+        }
+        let status =
+            |i: usize| match admin_request(&admin[i], &Request::Status, Duration::from_secs(1)) {
+                Ok(Reply::Status(s)) => Some(s),
+                _ => None,
+            };
+        let master_of = |live: &[usize]| -> Option<usize> {
+            let statuses: Vec<_> = live.iter().map(|&i| status(i)).collect();
+            let m = live
+                .iter()
+                .zip(&statuses)
+                .find(|(_, s)| s.as_ref().is_some_and(|s| s.role == "master"))?
+                .0;
+            statuses
+                .iter()
+                .all(|s| s.as_ref().is_some_and(|s| s.master.as_deref() == Some(NAMES[*m])))
+                .then_some(*m)
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let first = loop {
+            if let Some(m) = master_of(&[0, 1, 2]) {
+                break m;
+            }
+            if Instant::now() > deadline {
+                bail!("no master");
+            }
+            thread::sleep(Duration::from_millis(5));
+        };
+        thread::sleep(Duration::from_millis(300)); // a steady state: heartbeats flowing
+        let mut victim = children[first].take().ok_or_else(|| anyhow::anyhow!("no child"))?;
+        victim.kill()?;
+        let killed = Instant::now();
+        victim.wait()?;
+        let live: Vec<usize> = (0..3).filter(|&i| i != first).collect();
+        loop {
+            if master_of(&live).is_some() {
+                break;
+            }
+            if killed.elapsed() > Duration::from_secs(10) {
+                bail!("no failover");
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+        out.push(killed.elapsed().as_secs_f64() * 1e3);
+        for mut c in children.into_iter().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+    Ok(out)
+}
+
+/// Runs every benchmark and prints one JSON line.
+pub fn run(entries: usize, failover_runs: usize) -> Result<()> {
+    let tcp = tcp_throughput(entries)?;
+    let harp = harp_throughput(entries)?;
+    eprintln!(
+        "throughput: harp {harp:.1} MB/s, raw TCP to two receivers {tcp:.1} MB/s ({:.2}x)",
+        harp / tcp
+    );
+    let rtt = tcp_round_trip(2000)?;
+    let commit = harp_latency(2000)?;
+    eprintln!(
+        "commit latency: harp {commit:.0} µs, raw TCP round trip {rtt:.0} µs ({:.1} round trips)",
+        commit / rtt
+    );
+    let fo = failovers(failover_runs)?;
+    let (p50, p99) = (percentile(fo.clone(), 50), percentile(fo.clone(), 99));
+    eprintln!(
+        "failover (kill -9 to a new master, {} runs): p50 {p50:.0} ms, p99 {p99:.0} ms",
+        fo.len()
+    );
+    println!(
+        "{}",
+        serde_json::json!({
+            "throughput_mb_s": (harp * 10.0).round() / 10.0,
+            "tcp_baseline_mb_s": (tcp * 10.0).round() / 10.0,
+            "throughput_ratio": (harp / tcp * 100.0).round() / 100.0,
+            "commit_us": commit.round(),
+            "tcp_rtt_us": rtt.round(),
+            "commit_round_trips": (commit / rtt * 10.0).round() / 10.0,
+            "failover_ms_p50": p50.round(),
+            "failover_ms_p99": p99.round(),
+            "failover_runs": fo.len(),
+        })
+    );
+    Ok(())
+}
