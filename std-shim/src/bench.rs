@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
-use crate::config::{HostConfig, PeerConfig};
+use crate::config::HostConfig;
 use crate::host::{admin_request, Host, Reply, Request};
 use crate::store::Durability;
 
@@ -30,31 +30,9 @@ fn free_port() -> Result<SocketAddr> {
 fn group(dir: &std::path::Path) -> Result<(Vec<Host>, usize)> {
     let listen: Vec<SocketAddr> = (0..3).map(|_| free_port()).collect::<Result<_>>()?;
     let mut hosts = Vec::new();
-    for i in 0..3 {
-        let peers = (0..3)
-            .filter(|&j| j != i)
-            .map(|j| PeerConfig {
-                name: NAMES[j].into(),
-                address: listen[j],
-                node_type: harp::NodeType::Electable,
-                priority: 1,
-            })
-            .collect();
-        hosts.push(Host::start(HostConfig {
-            name: NAMES[i].into(),
-            group: "bench".into(),
-            node_type: harp::NodeType::Electable,
-            priority: 1,
-            listen: listen[i],
-            admin: None,
-            peers,
-            data_dir: dir.join(NAMES[i]),
-            durability: Durability::Os,
-            ack_policy: "simple-majority".into(),
-            heartbeat_ms: 100,
-            election_timeout_ms: 500,
-            max_frame: 1 << 20,
-        })?);
+    for mut config in HostConfig::group(&NAMES, "bench", &listen, dir) {
+        config.durability = Durability::Os;
+        hosts.push(Host::start(config)?);
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

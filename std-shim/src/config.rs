@@ -136,6 +136,56 @@ pub fn type_name(t: NodeType) -> &'static str {
 }
 
 impl HostConfig {
+    /// A configuration with every optional setting at its default: an electable node of
+    /// priority 1, no admin address, no peers yet, fsync durability, SIMPLE_MAJORITY,
+    /// heartbeats every 100 ms, elections after 500 ms, frames up to 1 MiB.
+    pub fn new(name: &str, group: &str, listen: SocketAddr, data_dir: PathBuf) -> Self {
+        HostConfig {
+            name: name.into(),
+            group: group.into(),
+            node_type: electable(),
+            priority: one(),
+            listen,
+            admin: None,
+            peers: Vec::new(),
+            data_dir,
+            durability: Durability::default(),
+            ack_policy: majority(),
+            heartbeat_ms: heartbeat(),
+            election_timeout_ms: election_timeout(),
+            max_frame: max_frame(),
+        }
+    }
+
+    /// Configurations for a group of electable nodes `names` listening on `listen`, data in
+    /// `dir/<name>` (each node lists the others as peers).
+    pub fn group(
+        names: &[&str],
+        group: &str,
+        listen: &[SocketAddr],
+        dir: &std::path::Path,
+    ) -> Vec<Self> {
+        names
+            .iter()
+            .zip(listen)
+            .map(|(name, addr)| {
+                let mut config = HostConfig::new(name, group, *addr, dir.join(name));
+                config.peers = names
+                    .iter()
+                    .zip(listen)
+                    .filter(|(other, _)| *other != name)
+                    .map(|(other, address)| PeerConfig {
+                        name: (*other).into(),
+                        address: *address,
+                        node_type: NodeType::Electable,
+                        priority: 1,
+                    })
+                    .collect();
+                config
+            })
+            .collect()
+    }
+
     /// Reads a TOML file.
     pub fn from_toml_file(path: &std::path::Path) -> Result<Self> {
         let text =

@@ -118,69 +118,14 @@ fn an_invalid_node_configuration_stops_with_one_line_before_anything_starts() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("d").display().to_string();
     let cases: [(&[&str], &str); 4] = [
-        (
-            &[
-                "--name",
-                "n1",
-                "--group",
-                "g",
-                "--listen",
-                "127.0.0.1:1",
-                "--data-dir",
-                &data,
-                "--peer",
-                "n1=127.0.0.1:2",
-            ],
-            "appears twice",
-        ),
-        (
-            &[
-                "--name",
-                "n1",
-                "--group",
-                "g",
-                "--listen",
-                "127.0.0.1:1",
-                "--data-dir",
-                &data,
-                "--type",
-                "boss",
-            ],
-            "unknown node type",
-        ),
-        (
-            &[
-                "--name",
-                "n1",
-                "--group",
-                "g",
-                "--listen",
-                "127.0.0.1:1",
-                "--data-dir",
-                &data,
-                "--heartbeat-ms",
-                "400",
-            ],
-            "election_timeout_ms",
-        ),
-        (
-            &[
-                "--name",
-                "n1",
-                "--group",
-                "g",
-                "--listen",
-                "127.0.0.1:1",
-                "--data-dir",
-                &data,
-                "--peer",
-                "n2",
-            ],
-            "NAME=ADDR",
-        ),
+        (&["--peer", "n1=127.0.0.1:2"], "appears twice"),
+        (&["--type", "boss"], "unknown node type"),
+        (&["--heartbeat-ms", "400"], "election_timeout_ms"),
+        (&["--peer", "n2"], "NAME=ADDR"),
     ];
     for (args, expected) in cases {
-        let mut all = vec!["node"];
+        let mut all = vec!["node", "--name", "n1", "--group", "g", "--listen", "127.0.0.1:1"];
+        all.extend_from_slice(&["--data-dir", &data]);
         all.extend_from_slice(args);
         let (ok, _, err) = harp(&all);
         assert!(!ok, "{args:?} was accepted");

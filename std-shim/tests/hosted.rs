@@ -359,39 +359,13 @@ fn a_node_restarts_after_a_torn_last_record() {
 /// The embeddable API in one process: three `Host`s, a subscriber, an append.
 #[test]
 fn the_embeddable_api_appends_waits_for_durability_and_notifies_subscribers() {
-    use harp_std::config::{HostConfig, PeerConfig};
+    use harp_std::config::HostConfig;
     use harp_std::host::{Host, Notice};
-    use harp_std::store::Durability;
     let dir = tempfile::tempdir().unwrap();
     let listen: Vec<SocketAddr> = (0..3).map(|_| free_port()).collect();
-    let hosts: Vec<Host> = (0..3)
-        .map(|i| {
-            let peers = (0..3)
-                .filter(|&j| j != i)
-                .map(|j| PeerConfig {
-                    name: NAMES[j].into(),
-                    address: listen[j],
-                    node_type: harp::NodeType::Electable,
-                    priority: 1,
-                })
-                .collect();
-            Host::start(HostConfig {
-                name: NAMES[i].into(),
-                group: "api".into(),
-                node_type: harp::NodeType::Electable,
-                priority: 1,
-                listen: listen[i],
-                admin: None,
-                peers,
-                data_dir: dir.path().join(NAMES[i]),
-                durability: Durability::Fsync,
-                ack_policy: "simple-majority".into(),
-                heartbeat_ms: 100,
-                election_timeout_ms: 500,
-                max_frame: 1 << 20,
-            })
-            .unwrap()
-        })
+    let hosts: Vec<Host> = HostConfig::group(&NAMES, "api", &listen, dir.path())
+        .into_iter()
+        .map(|config| Host::start(config).unwrap())
         .collect();
     let notices: Vec<_> = hosts.iter().map(|h| h.subscribe().unwrap()).collect();
     let deadline = Instant::now() + Duration::from_secs(10);
