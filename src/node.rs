@@ -56,11 +56,32 @@ pub struct NodeConfig {
     pub ack_policy: AckPolicy,
     /// Entries in flight (sent, not yet acknowledged) per replica at most.
     pub window: u64,
+    /// When the log is synced: after every entry, or once per batch (group commit).
+    pub sync: SyncMode,
+}
+
+/// When a node syncs its log ([`LogStore::sync`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum SyncMode {
+    /// After every appended or replicated entry (a `RamLog`'s sync is free).
+    #[default]
+    EachEntry,
+    /// Group commit: appends and replicated entries are synced once, in the next
+    /// [`Node::poll_transmit`] (before any acknowledgement or entry that depends on them
+    /// leaves) or [`Node::handle_timeout`]. One `fsync` covers everything that arrived in
+    /// between; nothing is acknowledged or counted before it.
+    Batched,
 }
 
 impl Default for NodeConfig {
     fn default() -> Self {
-        NodeConfig { election: Config::default(), ack_policy: AckPolicy::default(), window: 32 }
+        NodeConfig {
+            election: Config::default(),
+            ack_policy: AckPolicy::default(),
+            window: 32,
+            sync: SyncMode::EachEntry,
+        }
     }
 }
 
@@ -212,6 +233,8 @@ pub struct NodeStats {
     pub pending_overflows: u32,
     /// Messages not sent because the peer has not accepted this node's handshake.
     pub unconnected_drops: u32,
+    /// Acknowledgements not sent because the batch they depended on failed to sync.
+    pub unsynced_acks: u32,
     /// Events not queued (the caller did not drain them).
     pub event_overflows: u32,
     /// Ignored inputs, by reason.
@@ -500,6 +523,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     /// The next message to send: election messages first, then acknowledgements and sync
     /// messages, then log entries (round-robin over the replicas, within each one's window).
     pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
+        self.sync_batch();
         // A node removed by a change still in flight, or joining, introduces itself as such.
         if self.identity().is_none() {
             self.greet = MemberSet::EMPTY;
@@ -549,6 +573,11 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
                 continue;
             }
             let message = match pending {
+                Pending::Ack { vlsn } if vlsn > self.synced => {
+                    // Group commit: its sync failed; the master resyncs this replica.
+                    self.stats.unsynced_acks = self.stats.unsynced_acks.saturating_add(1);
+                    continue;
+                }
                 Pending::Ack { vlsn } => Message::Core(MessageRef::Ack { vlsn }),
                 Pending::SyncNack { vlsn } => Message::Ext(Extension::SyncNack { vlsn }),
                 Pending::Position { vlsn, log_term } => {
@@ -903,16 +932,31 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         if entry_type == ENTRY_MEMBERSHIP {
             self.apply_membership_entry(vlsn, data);
         }
+        if entry_type != ENTRY_DTVLSN {
+            self.last_payload = vlsn;
+        }
+        if self.config.sync == SyncMode::Batched {
+            return Ok(vlsn); // synced, streamed and counted from the next poll_transmit
+        }
         if !self.sync_log() {
             // The entry stays in the log and is streamed once a later sync persists it.
             return Err(AppendError::Storage);
         }
-        if entry_type != ENTRY_DTVLSN {
-            self.last_payload = vlsn;
-        }
         self.publish_position();
         self.advance_commit();
         Ok(vlsn)
+    }
+
+    /// Group commit: syncs what was appended since the last sync, then counts it.
+    fn sync_batch(&mut self) {
+        if self.config.sync == SyncMode::Batched && self.synced < self.log.last_vlsn() {
+            if self.sync_log() {
+                self.publish_position();
+                self.advance_commit();
+            } else {
+                self.stream.synced = false;
+            }
+        }
     }
 
     /// Syncs the log; the own acknowledgement only moves when that succeeded.
@@ -1136,7 +1180,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         }
         self.stream.next = vlsn.saturating_add(1);
         self.stream.run_term = term;
-        if !self.sync_log() {
+        if self.config.sync == SyncMode::EachEntry && !self.sync_log() {
             self.stream.synced = false;
             return;
         }

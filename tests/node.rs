@@ -267,6 +267,31 @@ fn the_master_knows_each_replicas_position_and_round_trip() {
 }
 
 #[test]
+fn group_commit_syncs_once_and_acknowledges_the_batch_cumulatively() {
+    use harp::node::SyncMode;
+    let config = NodeConfig { sync: SyncMode::Batched, ..NodeConfig::default() };
+    let mut b = node_with("b", config, Log::new());
+    deliver(&mut b, 10, "a", core(MessageRef::ElectionResult { master: "a", term: 1 }));
+    deliver(&mut b, 11, "a", Message::Ext(Extension::SyncPoint { vlsn: 0, log_term: 0 }));
+    sent(&mut b);
+    deliver(&mut b, 12, "a", entry(1, ENTRY_TERM_START, &term_start(1)));
+    deliver(&mut b, 12, "a", entry(2, 7, b"x"));
+    deliver(&mut b, 12, "a", entry(3, 7, b"y"));
+    assert_eq!(b.log().last_vlsn(), 3, "appended at once");
+    assert_eq!(sent(&mut b), ["a <- Ack { vlsn: 3 }"], "one sync, one cumulative ack");
+
+    let mut a = master_a(config);
+    let v = a.append(7, b"x").unwrap();
+    a.append(7, b"y").unwrap();
+    assert_eq!(a.durable_vlsn(), 0);
+    let out = sent(&mut a);
+    assert!(
+        out.contains(&format!("b <- LogEntry {{ vlsn: {}, entry_type: 7, data: [120] }}", v)),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn secondaries_acks_never_count() {
     let mut a = master_a(NodeConfig::default());
     a.append(7, b"x").unwrap();

@@ -381,6 +381,10 @@ impl Sim {
     fn config_for(&self, i: usize) -> NodeConfig {
         let mut config = NodeConfig { election: self.opts.election, ..NodeConfig::default() };
         config.election.designated_primary = self.designated == Some(member(i));
+        // Group commit on about half the nodes (by the seed's bits): both modes, and mixed.
+        if (self.report.seed >> (i % 16)) & 1 == 1 {
+            config.sync = crate::node::SyncMode::Batched;
+        }
         config
     }
 

@@ -79,6 +79,9 @@ pub struct HostConfig {
     /// The largest message accepted from a peer, bytes.
     #[serde(default = "max_frame")]
     pub max_frame: usize,
+    /// Entries in flight (sent, not yet acknowledged) per replica at most.
+    #[serde(default = "window")]
+    pub window: u64,
 }
 
 fn electable() -> NodeType {
@@ -98,6 +101,9 @@ fn election_timeout() -> u64 {
 }
 fn max_frame() -> usize {
     1 << 20
+}
+fn window() -> u64 {
+    1024
 }
 
 mod node_type {
@@ -154,6 +160,7 @@ impl HostConfig {
             heartbeat_ms: heartbeat(),
             election_timeout_ms: election_timeout(),
             max_frame: max_frame(),
+            window: window(),
         }
     }
 
@@ -238,6 +245,9 @@ impl HostConfig {
             || self.peers.iter().any(|p| p.node_type == NodeType::Electable);
         if !any_electable {
             bail!("the group has no electable member: no master could ever be elected");
+        }
+        if self.window == 0 {
+            bail!("window must be at least 1");
         }
         if self.max_frame < 1024 {
             bail!("max_frame must be at least 1024 bytes");

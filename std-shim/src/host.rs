@@ -47,9 +47,11 @@ use crate::store::{FileLog, FileStore};
 pub const MAX_MEMBERS: usize = 7;
 /// The entry type of application entries written through [`Host::append`].
 pub const APP_ENTRY: u8 = 1;
-/// Frames waiting to be written to one peer at most; beyond, frames are dropped and counted
-/// (the protocol resends after a stall) rather than blocking the node thread.
-const WRITE_QUEUE: usize = 8192;
+/// Batches of frames waiting to be written to one peer at most (a batch is what one turn of
+/// the node thread sends the peer; the window bounds the entries among them). Beyond, a
+/// batch is dropped and counted (the protocol resends after a stall) rather than blocking
+/// the node thread.
+const WRITE_QUEUE: usize = 256;
 /// Frames and requests waiting for the node thread at most (readers block beyond: TCP
 /// backpressure).
 const INPUT_QUEUE: usize = 4096;
@@ -62,9 +64,20 @@ type ConnId = u64;
 
 /// A request to the node thread.
 enum Input {
-    Up { conn: ConnId, peer: Option<MemberId>, tx: SyncSender<Vec<u8>>, socket: TcpStream },
-    Frame { conn: ConnId, body: Vec<u8> },
-    Down { conn: ConnId },
+    Up {
+        conn: ConnId,
+        peer: Option<MemberId>,
+        tx: SyncSender<Vec<u8>>,
+        socket: TcpStream,
+    },
+    /// Whole frames' bodies, as one read delivered them.
+    Frames {
+        conn: ConnId,
+        bodies: Vec<Vec<u8>>,
+    },
+    Down {
+        conn: ConnId,
+    },
     Admin(Request, Sender<Reply>),
     Subscribe(Sender<Notice>),
 }
@@ -212,7 +225,9 @@ impl Host {
                 ..Config::default()
             },
             ack_policy: config.ack_policy()?,
-            ..NodeConfig::default()
+            window: config.window,
+            // Group commit: one fsync per batch of appends or replicated entries.
+            sync: harp::node::SyncMode::Batched,
         };
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -440,7 +455,11 @@ impl Worker {
                     self.node.connect(peer);
                 }
             }
-            Input::Frame { conn, body } => self.on_frame(conn, &body),
+            Input::Frames { conn, bodies } => {
+                for body in bodies {
+                    self.on_frame(conn, &body);
+                }
+            }
             Input::Down { conn } => {
                 if let Some(c) = self.conns.remove(&conn) {
                     if let Some(peer) = c.peer {
@@ -533,15 +552,22 @@ impl Worker {
         }
     }
 
+    /// Encodes everything the node has to send, one buffer of frames per peer (one queue
+    /// item, one wake-up of its writer), and queues it.
     fn send_all(&mut self) {
-        let mut out: Vec<(MemberId, Vec<u8>)> = Vec::new();
+        let mut out: Vec<Option<Vec<u8>>> = vec![None; MAX_MEMBERS];
         while let Some(t) = self.node.poll_transmit() {
-            let mut buf = vec![0u8; stream::frame_len(t.message)];
-            if let Ok(n) = stream::encode_frame(t.message, &mut buf) {
-                buf.truncate(n);
-                out.push((t.to, buf));
+            let Some(buf) = out.get_mut(t.to.index()) else { continue };
+            let buf = buf.get_or_insert_with(Vec::new);
+            let at = buf.len();
+            buf.resize(at + stream::frame_len(t.message), 0);
+            match stream::encode_frame(t.message, &mut buf[at..]) {
+                Ok(n) => buf.truncate(at + n),
+                Err(_) => buf.truncate(at),
             }
         }
+        let out =
+            out.into_iter().enumerate().filter_map(|(i, b)| Some((MemberId::new(i as u8), b?)));
         for (to, frame) in out {
             let Some(conn) = self.by_peer.get(to.index()).copied().flatten() else { continue };
             let Some(c) = self.conns.get(&conn) else { continue };
@@ -829,15 +855,24 @@ fn read_loop(mut socket: TcpStream, conn: ConnId, links: &Links) -> io::Result<(
                 .push(&mut input)
                 .map_err(|e| io::Error::other(format!("bad preamble: {e}")))?;
         }
+        let mut bodies = Vec::new();
+        let mut failed = None;
         while greeted && !input.is_empty() {
             match decoder.push_frame(&mut input) {
-                Ok(Some(body)) => {
-                    let frame = Input::Frame { conn, body: body.to_vec() };
-                    links.input.send(frame).map_err(|_| io::Error::other("node stopped"))?;
-                }
+                Ok(Some(body)) => bodies.push(body.to_vec()),
                 Ok(None) => break,
-                Err(e) => return Err(io::Error::other(format!("bad frame: {e}"))),
+                Err(e) => {
+                    failed = Some(io::Error::other(format!("bad frame: {e}")));
+                    break;
+                }
             }
+        }
+        if !bodies.is_empty() {
+            let frames = Input::Frames { conn, bodies };
+            links.input.send(frames).map_err(|_| io::Error::other("node stopped"))?;
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
         let idle = greeted && decoder.is_idle();
         partial_since = if idle { None } else { partial_since.or(Some(Instant::now())) };

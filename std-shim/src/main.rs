@@ -172,7 +172,7 @@ impl NodeArgs {
             ack_policy: self.ack_policy,
             heartbeat_ms: self.heartbeat_ms,
             election_timeout_ms: self.election_timeout_ms,
-            max_frame: 1 << 20,
+            ..HostConfig::new("", "", "0.0.0.0:0".parse()?, Default::default())
         };
         config.validate()?;
         Ok(config)
