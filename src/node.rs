@@ -547,7 +547,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         }
         if let Some((to, vlsn)) = self.next_history_notice() {
             // Membership entries are validated before they are appended, so this decodes.
-            return match self.log.entry(vlsn).map(|e| MessageRef::decode(e.data)) {
+            return match self.log.entry(vlsn).map(|e| crate::wire::decode_core(e.data)) {
                 Some(Ok(change @ MessageRef::GroupChange { .. })) => {
                     self.transmit(to, Message::Core(change))
                 }
@@ -1455,7 +1455,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
 
     /// Applies the membership change recorded at `vlsn`.
     fn apply_membership_entry(&mut self, vlsn: u64, data: &[u8]) {
-        let Ok(MessageRef::GroupChange { change_type, node }) = MessageRef::decode(data) else {
+        let Ok(MessageRef::GroupChange { change_type, node }) = crate::wire::decode_core(data) else {
             return self.malformed();
         };
         let mut next = self.election.members().clone();
@@ -1475,7 +1475,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         while v <= self.log.last_vlsn() {
             if let Some(entry) = self.log.entry(v).filter(|e| e.entry_type == ENTRY_MEMBERSHIP) {
                 if let Ok(MessageRef::GroupChange { change_type, node }) =
-                    MessageRef::decode(entry.data)
+                    crate::wire::decode_core(entry.data)
                 {
                     let _ = members.apply(change_type, &node);
                 }

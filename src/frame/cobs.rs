@@ -140,7 +140,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> CobsDecoder<B> {
     /// it is not empty. Returns `Ok(None)` when `input` ran out inside a frame.
     pub fn push(&mut self, input: &mut &[u8]) -> Result<Option<MessageRef<'_>>, FrameError> {
         match self.push_frame(input)? {
-            Some(body) => Ok(Some(MessageRef::decode(body)?)),
+            Some(body) => Ok(Some(wire::decode_core(body)?)),
             None => Ok(None),
         }
     }
@@ -168,7 +168,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> CobsDecoder<B> {
         reader: &mut R,
     ) -> Result<Option<MessageRef<'_>>, ReadError<R::Error>> {
         match self.read_frame_from(reader)? {
-            Some(body) => Ok(Some(MessageRef::decode(body).map_err(FrameError::from)?)),
+            Some(body) => Ok(Some(wire::decode_core(body).map_err(FrameError::from)?)),
             None => Ok(None),
         }
     }

@@ -161,7 +161,7 @@ impl<'a> Message<'a> {
                 r.finish()?;
                 Ok(Message::Ext(ext))
             }
-            _ => MessageRef::decode(bytes).map(Message::Core),
+            _ => super::decode_core(bytes).map(Message::Core),
         }
     }
 

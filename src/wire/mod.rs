@@ -20,6 +20,14 @@ pub use ext::{Extension, Message};
 use codec::{IoSink, Reader};
 
 /// A sink writing through an `embedded_io::Write` (for the framing module).
+/// [`MessageRef::decode`] out of line, for the crate's own callers (framing, the node,
+/// [`Message::decode`]): one copy of the decoder in a firmware image, while applications
+/// still get it inlined.
+#[inline(never)]
+pub(crate) fn decode_core(bytes: &[u8]) -> Result<MessageRef<'_>, Error> {
+    MessageRef::decode(bytes)
+}
+
 pub(crate) fn codec_io_sink<W: embedded_io::Write>(
     writer: &mut W,
 ) -> impl Sink<Error = WriteError<W::Error>> + '_ {
@@ -306,6 +314,7 @@ impl<'a> MessageRef<'a> {
     /// Decodes one message that fills `bytes` exactly, borrowing its strings and payload.
     ///
     /// Never panics and never allocates, whatever the input.
+    #[inline]
     pub fn decode(bytes: &'a [u8]) -> Result<Self, Error> {
         let mut r = Reader::new(bytes);
         let msg = Self::decode_fields(&mut r)?;
