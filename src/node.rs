@@ -1455,7 +1455,8 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
 
     /// Applies the membership change recorded at `vlsn`.
     fn apply_membership_entry(&mut self, vlsn: u64, data: &[u8]) {
-        let Ok(MessageRef::GroupChange { change_type, node }) = crate::wire::decode_core(data) else {
+        let Ok(MessageRef::GroupChange { change_type, node }) = crate::wire::decode_core(data)
+        else {
             return self.malformed();
         };
         let mut next = self.election.members().clone();
