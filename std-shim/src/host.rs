@@ -385,7 +385,6 @@ struct Worker {
     stop: Arc<AtomicBool>,
     dropped_frames: u64,
     refused: u64,
-    frame: Vec<u8>,
 }
 
 impl Worker {
@@ -410,7 +409,6 @@ impl Worker {
             stop,
             dropped_frames: 0,
             refused: 0,
-            frame: Vec::new(),
         }
     }
 
@@ -534,21 +532,22 @@ impl Worker {
 
     /// Encodes `msg` as a stream frame onto `conn`'s write queue.
     fn write(&mut self, conn: ConnId, msg: &Message<'_>) {
+        let mut frame = vec![0u8; stream::frame_len(msg)];
+        if let Ok(n) = stream::encode_frame(msg, &mut frame) {
+            frame.truncate(n);
+            self.enqueue(conn, frame);
+        }
+    }
+
+    /// Puts bytes on `conn`'s write queue; a full queue drops them, counted and logged.
+    fn enqueue(&mut self, conn: ConnId, bytes: Vec<u8>) {
         let Some(c) = self.conns.get(&conn) else { return };
-        self.frame.resize(stream::frame_len(msg), 0);
-        let Ok(n) = stream::encode_frame(msg, &mut self.frame) else { return };
-        match c.tx.try_send(self.frame[..n].to_vec()) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                self.dropped_frames += 1;
-                if self.dropped_frames.is_power_of_two() {
-                    warn!(
-                        dropped = self.dropped_frames,
-                        "a peer's write queue is full: frames dropped"
-                    );
-                }
+        if let Err(TrySendError::Full(_)) = c.tx.try_send(bytes) {
+            self.dropped_frames += 1;
+            if self.dropped_frames.is_power_of_two() {
+                let peer = c.peer.map(|p| self.peer_name(p)).unwrap_or_default();
+                warn!(dropped = self.dropped_frames, peer, "write queue full: frames dropped");
             }
-            Err(TrySendError::Disconnected(_)) => {}
         }
     }
 
@@ -568,14 +567,9 @@ impl Worker {
         }
         let out =
             out.into_iter().enumerate().filter_map(|(i, b)| Some((MemberId::new(i as u8), b?)));
-        for (to, frame) in out {
-            let Some(conn) = self.by_peer.get(to.index()).copied().flatten() else { continue };
-            let Some(c) = self.conns.get(&conn) else { continue };
-            if let Err(TrySendError::Full(_)) = c.tx.try_send(frame) {
-                self.dropped_frames += 1;
-                if self.dropped_frames.is_power_of_two() {
-                    warn!(dropped = self.dropped_frames, peer = %self.peer_name(to), "write queue full: frames dropped");
-                }
+        for (to, frames) in out {
+            if let Some(conn) = self.by_peer.get(to.index()).copied().flatten() {
+                self.enqueue(conn, frames);
             }
         }
     }
@@ -623,9 +617,7 @@ impl Worker {
 
     fn report_durable(&mut self) {
         let durable = self.node.durable_vlsn().min(self.node.log().last_vlsn());
-        let vlsns: Vec<u64> =
-            self.waiters.iter().filter(|w| w.last <= durable).map(|w| w.last).collect();
-        if !vlsns.is_empty() {
+        if self.waiters.iter().any(|w| w.last <= durable) {
             let (done, waiting): (Vec<Waiter>, Vec<Waiter>) =
                 self.waiters.drain(..).partition(|w| w.last <= durable);
             self.waiters = waiting;
