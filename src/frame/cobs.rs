@@ -26,7 +26,7 @@
 
 use ::cobs::{max_encoding_length, CobsEncoder, DecodeResult, DecoderState};
 
-use super::{check_crc, FrameError, Phase, ReadError};
+use super::{check_crc, decode_body, FrameError, Phase, ReadError};
 use crate::wire::{self, Checksummed, Message, MessageRef, Sink, WriteError};
 
 const CRC_LEN: usize = 4;
@@ -139,10 +139,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> CobsDecoder<B> {
     /// and returns its message. `input` is advanced past what was consumed; call again while
     /// it is not empty. Returns `Ok(None)` when `input` ran out inside a frame.
     pub fn push(&mut self, input: &mut &[u8]) -> Result<Option<MessageRef<'_>>, FrameError> {
-        match self.push_frame(input)? {
-            Some(body) => Ok(Some(wire::decode_core(body)?)),
-            None => Ok(None),
-        }
+        decode_body(self.push_frame(input)?)
     }
 
     /// As [`push`](Self::push), but returns the frame's checked body undecoded (decode it
@@ -167,10 +164,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> CobsDecoder<B> {
         &mut self,
         reader: &mut R,
     ) -> Result<Option<MessageRef<'_>>, ReadError<R::Error>> {
-        match self.read_frame_from(reader)? {
-            Some(body) => Ok(Some(wire::decode_core(body).map_err(FrameError::from)?)),
-            None => Ok(None),
-        }
+        Ok(decode_body(self.read_frame_from(reader)?)?)
     }
 
     /// As [`read_from`](Self::read_from), but returns the frame's checked body undecoded.

@@ -17,7 +17,12 @@ pub mod stream;
 
 use core::fmt;
 
-use crate::wire;
+use crate::wire::{self, MessageRef};
+
+/// Decodes a checked frame body as a reference message (`None` stays `None`).
+fn decode_body(body: Option<&[u8]>) -> Result<Option<MessageRef<'_>>, FrameError> {
+    body.map(wire::decode_core).transpose().map_err(FrameError::from)
+}
 
 /// A framing error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -27,7 +27,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use super::{check_crc, FrameError, Phase, ReadError};
+use super::{check_crc, decode_body, FrameError, Phase, ReadError};
 use crate::wire::{self, Checksummed, Message, MessageRef, Sink, SliceSink, WriteError};
 
 /// The four magic bytes every harp connection starts with.
@@ -207,10 +207,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> StreamDecoder<B> {
     /// its message. `input` is advanced past what was consumed; call again while it is not
     /// empty. Returns `Ok(None)` when `input` ran out inside a frame.
     pub fn push(&mut self, input: &mut &[u8]) -> Result<Option<MessageRef<'_>>, FrameError> {
-        match self.push_frame(input)? {
-            Some(body) => Ok(Some(wire::decode_core(body)?)),
-            None => Ok(None),
-        }
+        decode_body(self.push_frame(input)?)
     }
 
     /// As [`push`](Self::push), but returns the frame's checked body undecoded (decode it
@@ -240,10 +237,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> StreamDecoder<B> {
         &mut self,
         reader: &mut R,
     ) -> Result<Option<MessageRef<'_>>, ReadError<R::Error>> {
-        match self.read_frame_from(reader)? {
-            Some(body) => Ok(Some(wire::decode_core(body).map_err(FrameError::from)?)),
-            None => Ok(None),
-        }
+        Ok(decode_body(self.read_frame_from(reader)?)?)
     }
 
     /// As [`read_from`](Self::read_from), but returns the frame's checked body undecoded.
