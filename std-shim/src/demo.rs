@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::host::{admin_request, Reply, Request, Status};
 
@@ -258,12 +258,4 @@ pub fn run(entries: usize) -> Result<()> {
     );
     drop(dir);
     Ok(())
-}
-
-/// `anyhow` for a missing master name in a reply (used by `harp append`).
-pub fn not_master(master: Option<String>) -> anyhow::Error {
-    match master {
-        Some(m) => anyhow!("not the master; the master is {m}"),
-        None => anyhow!("not the master, and no master is known"),
-    }
 }

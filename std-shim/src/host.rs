@@ -22,7 +22,6 @@
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -921,9 +920,4 @@ pub fn admin_request(addr: &str, request: &Request, timeout: Duration) -> Result
         .read_line(&mut line)
         .with_context(|| format!("reading the reply from {addr}"))?;
     serde_json::from_str(&line).with_context(|| format!("bad reply {line:?}"))
-}
-
-/// Whether a data directory looks like a node's (for tools).
-pub fn is_data_dir(dir: &Path) -> bool {
-    dir.join("log").is_dir()
 }

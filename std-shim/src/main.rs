@@ -206,9 +206,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("{v}");
                 }
             }
-            Reply::Error { error, master } if error == "not the master" => {
-                return Err(harp_std::demo::not_master(master));
-            }
+            Reply::Error { error, master } if error == "not the master" => match master {
+                Some(m) => anyhow::bail!("not the master; the master is {m}"),
+                None => anyhow::bail!("not the master, and no master is known"),
+            },
             Reply::Error { error, .. } => anyhow::bail!("{error}"),
             other => anyhow::bail!("unexpected reply {other:?}"),
         },
