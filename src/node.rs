@@ -742,8 +742,11 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         }
     }
 
-    /// The link to `peer` is gone: both directions must be handshaken again.
+    /// The link to `peer` is gone: both directions must be handshaken again. If `peer` was
+    /// this replica's master, the election no longer waits the random extra on top of the
+    /// election timeout ([`Election::master_link_lost`]).
     pub fn disconnect(&mut self, peer: MemberId) {
+        self.election.master_link_lost(peer);
         self.inbound.remove(peer);
         self.outbound.remove(peer);
         self.greet.remove(peer);

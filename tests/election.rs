@@ -289,6 +289,25 @@ fn an_old_master_learns_of_the_new_one_and_steps_down() {
 }
 
 #[test]
+fn losing_the_masters_link_drops_the_random_part_of_the_wait() {
+    let mut c = node("c");
+    deliver(&mut c, 10, "b", MessageRef::ElectionResult { master: "b", term: 2 });
+    events(&mut c);
+    let timeout = Config::default().election_timeout_ms;
+    let full = c.poll_timeout().unwrap();
+    assert!(full > 10 + timeout, "a randomised wait: {full}");
+    c.master_link_lost(id(c.members(), "a")); // not the master: no change
+    assert_eq!(c.poll_timeout(), Some(full));
+    c.master_link_lost(id(c.members(), "b"));
+    assert_eq!(c.poll_timeout(), Some(10 + timeout));
+    c.handle_timeout(10 + timeout);
+    assert_eq!(events(&mut c), [Event::ElectionStarted { term: 3 }]);
+    // A heartbeat from a master restores the randomised wait.
+    deliver(&mut c, 20, "b", MessageRef::ElectionResult { master: "b", term: 4 });
+    assert!(c.poll_timeout().unwrap() >= 20 + timeout);
+}
+
+#[test]
 fn a_replica_answers_an_old_masters_heartbeat_with_the_current_result() {
     let mut c = node_in(group(), "c", Config::default(), store_with(2, Some(2)));
     deliver(&mut c, 10, "b", MessageRef::ElectionResult { master: "b", term: 2 });

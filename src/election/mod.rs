@@ -291,6 +291,8 @@ pub struct Election<S, const N: usize> {
     /// Members whose vote for this node in the current term arrived.
     votes: MemberSet,
     election_deadline: u64,
+    /// The random part of `election_deadline` (dropped when the master's link breaks).
+    election_jitter: u64,
     /// As master: the newest heartbeat timestamp each member echoed.
     acked: [u64; N],
     /// As master: each member's last measured heartbeat round trip, in ms.
@@ -366,6 +368,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
             log_terms: [(0, 0); N],
             votes: MemberSet::EMPTY,
             election_deadline: 0,
+            election_jitter: 0,
             acked: [0; N],
             round_trips: [None; N],
             told: [0; N],
@@ -774,6 +777,20 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         }
     }
 
+    /// The transport lost its link to `peer`. If `peer` is this follower's master, the
+    /// master has probably crashed (a dead process's sockets close at once), so the wait
+    /// drops to the shortest silence allowed: `election_timeout_ms` after the master was
+    /// last heard, without the random extra. Split votes need no jitter to resolve here:
+    /// every voter votes for the best-ranked proposal it heard, so followers that start
+    /// together still agree. Nothing else changes, so a link that merely flapped costs at
+    /// most an election its master can win again; a heartbeat restores the full wait.
+    pub fn master_link_lost(&mut self, peer: MemberId) {
+        if self.phase == (Phase::Follower { master: Some(peer) }) {
+            self.election_deadline = self.election_deadline.saturating_sub(self.election_jitter);
+            self.election_jitter = 0;
+        }
+    }
+
     fn check_election_timer(&mut self, now: u64) {
         if now < self.election_deadline {
             return;
@@ -791,7 +808,8 @@ impl<S: StableStore, const N: usize> Election<S, N> {
 
     fn reset_election_timer(&mut self, now: u64) {
         let timeout = self.config.election_timeout_ms;
-        let wait = timeout.saturating_add(self.rng.below(timeout));
+        self.election_jitter = self.rng.below(timeout);
+        let wait = timeout.saturating_add(self.election_jitter);
         self.election_deadline = now.saturating_add(wait);
     }
 
