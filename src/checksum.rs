@@ -7,9 +7,12 @@
 //! |---|---|---|---|
 //! | `crc-no-table` | none (bitwise) | 0 B | slowest |
 //! | *(neither)* | 256 entries | 1 KiB | middle |
-//! | `crc-slice16` | 16 × 256 entries | 16 KiB | fastest (hosted builds use it) |
+//! | `crc-slice16` | 16 × 256 entries | 16 KiB | fastest table |
+//! | `crc-hw` | the CPU's CRC-32C instruction (SSE 4.2, ARMv8 CRC), detected at run time, slice-by-8 fallback | – | fastest by far; needs `std` (hosted builds use it) |
 //!
-//! If both features are on, `crc-slice16` wins. The other two variants stay reachable as
+//! `crc-hw` goes through the `crc32c` crate (the instructions need `unsafe`, which this
+//! crate forbids itself) and wins over the table features; if both table features are on,
+//! `crc-slice16` wins over `crc-no-table`. The other two variants stay reachable as
 //! [`NO_TABLE`], [`TABLE_256`] and [`SLICE_16`] (a `const` costs no flash unless used), which
 //! is how the benchmarks compare them in one run.
 //!
@@ -40,17 +43,53 @@ pub const TABLE_256: Crc<u32, Table<1>> = Crc::<u32, Table<1>>::new(&CRC_32_ISCS
 /// CRC-32C with slice-by-16 tables.
 pub const SLICE_16: Crc<u32, Table<16>> = Crc::<u32, Table<16>>::new(&CRC_32_ISCSI);
 
-/// An incremental CRC-32C computation.
-pub type Digest = crc::Digest<'static, u32, Implementation>;
+/// An incremental CRC-32C computation ([`digest`] starts one).
+#[derive(Clone)]
+pub struct Digest(DigestState);
+
+#[cfg(not(feature = "crc-hw"))]
+type DigestState = crc::Digest<'static, u32, Implementation>;
+/// With `crc-hw`: the CRC of the bytes so far.
+#[cfg(feature = "crc-hw")]
+type DigestState = u32;
+
+impl Digest {
+    /// Adds `bytes`.
+    #[inline]
+    pub fn update(&mut self, bytes: &[u8]) {
+        #[cfg(feature = "crc-hw")]
+        {
+            self.0 = crc32c::crc32c_append(self.0, bytes);
+        }
+        #[cfg(not(feature = "crc-hw"))]
+        self.0.update(bytes);
+    }
+
+    /// The CRC-32C of every byte added.
+    #[inline]
+    pub fn finalize(self) -> u32 {
+        #[cfg(feature = "crc-hw")]
+        return self.0;
+        #[cfg(not(feature = "crc-hw"))]
+        self.0.finalize()
+    }
+}
 
 /// The CRC-32C of `bytes`.
+#[inline]
 pub fn crc32c(bytes: &[u8]) -> u32 {
+    #[cfg(feature = "crc-hw")]
+    return crc32c::crc32c(bytes);
+    #[cfg(not(feature = "crc-hw"))]
     CRC32C.checksum(bytes)
 }
 
 /// Starts an incremental CRC-32C.
 pub fn digest() -> Digest {
-    CRC32C.digest()
+    #[cfg(feature = "crc-hw")]
+    return Digest(0);
+    #[cfg(not(feature = "crc-hw"))]
+    Digest(CRC32C.digest())
 }
 
 /// Whether a computed checksum matches the stored one.

@@ -54,6 +54,20 @@ proptest! {
         prop_assert!(dec.is_idle());
     }
 
+    /// `next_frame` (in place when a frame lies whole in the input) gives what `push`
+    /// gives, for any chunking.
+    #[test]
+    fn next_frame_matches_push_for_any_chunking(msgs in proptest::collection::vec(common::message(), 1..6), cuts in proptest::collection::vec(any::<usize>(), 0..40)) {
+        let bytes = stream_bytes(&msgs);
+        let mut dec = StreamDecoder::new(vec![0u8; 8192], 8184);
+        let got = feed_chunks(&bytes, &cuts, |c| {
+            let body = dec.next_frame(c)?;
+            Ok(body.map(|b| ProtocolMessage::decode(b).unwrap()))
+        });
+        prop_assert_eq!(got, msgs);
+        prop_assert!(dec.is_idle());
+    }
+
     #[test]
     fn cobs_frames_survive_any_chunking(msgs in proptest::collection::vec(common::message(), 1..6), cuts in proptest::collection::vec(any::<usize>(), 0..40)) {
         let bytes = cobs_bytes(&msgs);
@@ -110,6 +124,23 @@ fn stream_checksum_mismatch_is_an_error() {
     buf[6] ^= 0x10;
     let mut dec = StreamDecoder::new([0u8; 64], 56);
     assert!(matches!(dec.push(&mut &buf[..n]), Err(FrameError::Checksum { .. })));
+}
+
+#[test]
+fn next_frame_refuses_a_bad_checksum_or_length_in_place_and_stays_failed() {
+    let mut bytes = stream_bytes(&[ProtocolMessage::Ack { vlsn: 1 }]);
+    *bytes.last_mut().unwrap() ^= 1;
+    let mut dec = StreamDecoder::new(vec![0u8; 64], 32);
+    let mut input = &bytes[..];
+    assert!(matches!(dec.next_frame(&mut input), Err(FrameError::Checksum { .. })));
+    let good = stream_bytes(&[ProtocolMessage::Ack { vlsn: 2 }]);
+    let mut input = &good[..];
+    assert!(dec.next_frame(&mut input).is_err(), "failed until reset");
+    dec.reset();
+    assert_eq!(dec.next_frame(&mut input).unwrap().map(|b| b.len()), Some(9));
+    let huge = 33u32.to_le_bytes();
+    let mut input = &huge[..];
+    assert_eq!(dec.next_frame(&mut input), Err(FrameError::TooLarge { len: 33, max: 32 }));
 }
 
 #[test]

@@ -43,6 +43,7 @@ pub const PREAMBLE: [u8; 6] = {
 pub const OVERHEAD: usize = 8;
 
 const HEADER: usize = 4;
+const CRC: usize = 4;
 
 /// Checks a peer's preamble byte by byte, so a peer that does not speak harp is rejected at
 /// its first wrong byte.
@@ -231,6 +232,55 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> StreamDecoder<B> {
         }
     }
 
+    /// As [`push_frame`](Self::push_frame), but a frame that lies whole in `input` (the
+    /// common case on a fast link, where one read holds many frames) is checked and
+    /// returned in place, without a copy through the buffer. Only a frame split across
+    /// inputs is assembled in the buffer. Same results and errors as `push_frame` for any
+    /// chunking.
+    ///
+    /// ```
+    /// use harp::frame::stream::{encode_frame, frame_len, StreamDecoder};
+    /// use harp::MessageRef;
+    ///
+    /// let msg = MessageRef::Ack { vlsn: 7 };
+    /// let mut bytes = [0u8; 32];
+    /// let n = encode_frame(msg, &mut bytes)?;
+    /// let mut dec = StreamDecoder::new([0u8; 64], 32);
+    /// let mut input = &bytes[..n];
+    /// let body = dec.next_frame(&mut input)?.unwrap();
+    /// assert_eq!(MessageRef::decode(body)?, msg);
+    /// assert!(input.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn next_frame<'r, 'i: 'r>(
+        &'r mut self,
+        input: &mut &'i [u8],
+    ) -> Result<Option<&'r [u8]>, FrameError> {
+        self.begin()?;
+        let whole: &'i [u8] = input;
+        if let (0, Some(header)) = (self.filled, whole.first_chunk::<HEADER>()) {
+            let len = u32::from_le_bytes(*header);
+            let body = match usize::try_from(len) {
+                Ok(body) if body <= self.max_frame => body,
+                _ => {
+                    return self
+                        .fail(FrameError::TooLarge { len: u64::from(len), max: self.max_frame })
+                }
+            };
+            let covered_end = HEADER.saturating_add(body);
+            if let Some((frame, rest)) = whole.split_at_checked(covered_end.saturating_add(CRC)) {
+                let (covered, crc) = frame.split_at(covered_end);
+                let stored = crc.first_chunk::<CRC>().map_or(0, |b| u32::from_le_bytes(*b));
+                if let Err(e) = check_crc(covered, stored) {
+                    return self.fail(e);
+                }
+                *input = rest;
+                return Ok(covered.get(HEADER..));
+            }
+        }
+        self.push_frame(input)
+    }
+
     /// Reads exactly one frame from `reader` (never reading past it) and returns its
     /// message, or `Ok(None)` if the stream ended cleanly before the frame's first byte.
     pub fn read_from<R: embedded_io::Read>(
@@ -303,7 +353,6 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> StreamDecoder<B> {
         Err(e)
     }
 
-    /// Checks the complete frame's CRC and decodes its message.
     /// Checks the complete frame's CRC and returns its body.
     fn finish_frame(&mut self) -> Result<&[u8], FrameError> {
         let len = self.body.unwrap_or(0);

@@ -150,9 +150,10 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn percentile(mut v: Vec<f64>, p: usize) -> f64 {
+/// The `p`th percentile (nearest rank above); `None` for no samples.
+fn percentile(mut v: Vec<f64>, p: usize) -> Option<f64> {
     v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() - 1) * p).div_ceil(100)]
+    v.get((v.len().checked_sub(1)? * p).div_ceil(100)).copied()
 }
 
 /// Median µs of appending one entry until durable.
@@ -286,10 +287,12 @@ pub fn run(entries: usize, failover_runs: usize) -> Result<()> {
     );
     let fo = failovers(failover_runs)?;
     let (p50, p99) = (percentile(fo.clone(), 50), percentile(fo.clone(), 99));
-    eprintln!(
-        "failover (kill -9 to a new master, {} runs): p50 {p50:.0} ms, p99 {p99:.0} ms",
-        fo.len()
-    );
+    if let (Some(p50), Some(p99)) = (p50, p99) {
+        eprintln!(
+            "failover (kill -9 to a new master, {} runs): p50 {p50:.0} ms, p99 {p99:.0} ms",
+            fo.len()
+        );
+    }
     println!(
         "{}",
         serde_json::json!({
@@ -299,8 +302,8 @@ pub fn run(entries: usize, failover_runs: usize) -> Result<()> {
             "commit_us": commit.round(),
             "tcp_rtt_us": rtt.round(),
             "commit_round_trips": (commit / rtt * 10.0).round() / 10.0,
-            "failover_ms_p50": p50.round(),
-            "failover_ms_p99": p99.round(),
+            "failover_ms_p50": p50.map(f64::round),
+            "failover_ms_p99": p99.map(f64::round),
             "failover_runs": fo.len(),
         })
     );

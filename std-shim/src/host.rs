@@ -2,13 +2,16 @@
 //!
 //! All protocol decisions stay in the core; this module moves bytes, time and storage:
 //!
-//! - **one node thread** owns the [`Node`] and sleeps in `recv_timeout` until a peer frame,
-//!   an admin request or the node's next deadline (an idle node uses no CPU);
+//! - **one node thread** owns the [`Node`] and every socket: it sleeps in a `mio` poll until
+//!   a socket is ready, an admin request arrives or the node's next deadline (an idle node
+//!   uses no CPU), reads whole frames straight into `Node::handle` and writes what the node
+//!   transmits straight to the sockets, without blocking (no thread hand-off on the
+//!   replication path);
 //! - **one TCP connection per peer pair**: the member with the smaller name dials (with
 //!   backoff 100 ms → 2 s), the other accepts; each connection starts with the harp preamble,
-//!   then stream frames (length, message, CRC-32C), `TCP_NODELAY`, a writer thread with a
-//!   buffered socket and a bounded queue, and a reader thread that hands whole frames to the
-//!   node thread through a bounded channel (backpressure, bounded memory);
+//!   then stream frames (length, message, CRC-32C), `TCP_NODELAY`, a bounded output buffer
+//!   per connection; a peer that does not read is not read from either past TCP's window
+//!   (backpressure, bounded memory);
 //! - an inbound connection is bound to a member by its first message, which must be a
 //!   `Handshake` the node accepts ([`Node::check_handshake`]); anything else closes it with a
 //!   log line: a wrong preamble, a frame over `max_frame` (checked before it is buffered), a
@@ -20,10 +23,11 @@
 //! [`Host::status`], [`Host::shutdown`].
 
 use std::collections::HashMap;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -36,6 +40,8 @@ use harp::node::{Node, NodeConfig, NodeEvent};
 use harp::replication::LogStore;
 use harp::wire::Message;
 use harp::MessageRef;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
@@ -46,16 +52,29 @@ use crate::store::{FileLog, FileStore};
 pub const MAX_MEMBERS: usize = 7;
 /// The entry type of application entries written through [`Host::append`].
 pub const APP_ENTRY: u8 = 1;
-/// Batches of frames waiting to be written to one peer at most (a batch is what one turn of
-/// the node thread sends the peer; the window bounds the entries among them). Beyond, a
-/// batch is dropped and counted (the protocol resends after a stall) rather than blocking
-/// the node thread.
-const WRITE_QUEUE: usize = 256;
-/// Frames and requests waiting for the node thread at most (readers block beyond: TCP
-/// backpressure).
-const INPUT_QUEUE: usize = 4096;
+/// Unsent bytes per connection at most (the replication window bounds the entries among
+/// them). Beyond, a frame is dropped and counted (the protocol resends after a stall)
+/// rather than blocking the node thread.
+const WRITE_LIMIT: usize = 16 << 20;
+/// Admin requests waiting for the node thread at most (their senders block beyond).
+const INPUT_QUEUE: usize = 1024;
+/// Inbound connections not yet bound to a member by a `Handshake`, at most; beyond, a new
+/// one is refused at once, so a flood of connections cannot exhaust memory. Each must
+/// handshake within `SLOW_FRAME`, so idle ones cannot hold the slots either. (Members'
+/// links are not counted: at most one per member.)
+const MAX_UNBOUND: usize = 32;
 /// A peer that leaves a frame unfinished this long is cut off.
 const SLOW_FRAME: Duration = Duration::from_secs(5);
+/// An outbound connect that has not completed after this long is abandoned (and retried).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Redial backoff: from this, doubling after each failure...
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// ... up to this.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Bytes taken from a socket per `read`.
+const READ_CHUNK: usize = 64 * 1024;
+const WAKER: Token = Token(0);
+const LISTENER: Token = Token(1);
 const SEGMENT_BYTES: u64 = 64 << 20;
 
 type HostNode = Node<FileStore, FileLog, MAX_MEMBERS>;
@@ -63,20 +82,6 @@ type ConnId = u64;
 
 /// A request to the node thread.
 enum Input {
-    Up {
-        conn: ConnId,
-        peer: Option<MemberId>,
-        tx: SyncSender<Vec<u8>>,
-        socket: TcpStream,
-    },
-    /// Whole frames' bodies, as one read delivered them.
-    Frames {
-        conn: ConnId,
-        bodies: Vec<Vec<u8>>,
-    },
-    Down {
-        conn: ConnId,
-    },
     Admin(Request, Sender<Reply>),
     Subscribe(Sender<Notice>),
 }
@@ -196,10 +201,9 @@ pub enum Notice {
 
 /// A running hosted node (see the [module docs](self)).
 pub struct Host {
-    input: SyncSender<Input>,
+    input: Inbox,
     node_thread: Option<JoinHandle<Result<()>>>,
     stop: Arc<AtomicBool>,
-    listen: SocketAddr,
 }
 
 impl Host {
@@ -234,33 +238,61 @@ impl Host {
             ^ u64::from(std::process::id());
         let node = Node::new(members.clone(), me, node_config, store, log, seed, 0)
             .map_err(|e| anyhow!("starting the node: {e:?}"))?;
-        let listener = TcpListener::bind(config.listen)
+        let mut listener = TcpListener::bind(config.listen)
             .with_context(|| format!("binding {}", config.listen))?;
         let admin = match config.admin {
-            Some(addr) => {
-                Some(TcpListener::bind(addr).with_context(|| format!("binding admin {addr}"))?)
-            }
+            Some(addr) => Some(
+                std::net::TcpListener::bind(addr)
+                    .with_context(|| format!("binding admin {addr}"))?,
+            ),
             None => None,
         };
-        let (input, inputs) = mpsc::sync_channel(INPUT_QUEUE);
+        let poll = Poll::new()?;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, inputs) = mpsc::sync_channel(INPUT_QUEUE);
+        let input = Inbox { tx, waker };
         let stop = Arc::new(AtomicBool::new(false));
-        let links = Links { input: input.clone(), stop: stop.clone(), max_frame: config.max_frame };
-        spawn_listener(listener, links.clone());
+        let mut dials = Vec::new();
         for (id, member) in members.iter().filter(|(id, _)| *id != me) {
             if config.name.as_str() < member.name.as_str() {
                 let addr = address_of(&config, &member.name)?;
-                spawn_dialer(id, member.name.to_string(), addr, links.clone());
+                let name = member.name.to_string();
+                let (next_attempt, backoff) = (Instant::now(), MIN_BACKOFF);
+                dials.push(Dial { peer: id, name, addr, conn: None, next_attempt, backoff });
             }
         }
         if let Some(admin) = admin {
             spawn_admin(admin, input.clone(), stop.clone());
         }
-        let name = config.name.clone();
-        let worker = Worker::new(node, members, name, stop.clone());
+        let notified = node.durable_vlsn();
+        let worker = Worker {
+            node,
+            members,
+            name: config.name.clone(),
+            start: Instant::now(),
+            poll,
+            listener,
+            inputs,
+            max_frame: config.max_frame,
+            conns: HashMap::new(),
+            next_conn: 2, // tokens 0 and 1 are the waker and the listener
+            by_peer: [None; MAX_MEMBERS],
+            dials,
+            read_buf: vec![0u8; READ_CHUNK],
+            frames: Vec::new(),
+            waiters: Vec::new(),
+            subscribers: Vec::new(),
+            notified,
+            role: None,
+            stop: stop.clone(),
+            dropped_frames: 0,
+            refused: 0,
+        };
         let node_thread = thread::Builder::new()
             .name(format!("harp-node-{}", config.name))
-            .spawn(move || worker.run(inputs))?;
-        Ok(Host { input, node_thread: Some(node_thread), stop, listen: config.listen })
+            .spawn(move || worker.run())?;
+        Ok(Host { input, node_thread: Some(node_thread), stop })
     }
 
     /// Appends `entries` on this node (it must be the master) and waits until all are
@@ -284,14 +316,14 @@ impl Host {
     /// Durable application entries and role changes, from now on.
     pub fn subscribe(&self) -> Result<Receiver<Notice>> {
         let (tx, rx) = mpsc::channel();
-        self.input.send(Input::Subscribe(tx)).map_err(|_| anyhow!("the node has stopped"))?;
+        self.input.send(Input::Subscribe(tx))?;
         Ok(rx)
     }
 
     /// Asks the node thread.
     pub fn ask(&self, request: Request) -> Result<Reply> {
         let (tx, rx) = mpsc::channel();
-        self.input.send(Input::Admin(request, tx)).map_err(|_| anyhow!("the node has stopped"))?;
+        self.input.send(Input::Admin(request, tx))?;
         rx.recv().map_err(|_| anyhow!("the node stopped before answering"))
     }
 
@@ -308,7 +340,6 @@ impl Host {
             None => Ok(()),
         };
         self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect_timeout(&self.listen, Duration::from_millis(100)); // wake accept
         result
     }
 }
@@ -316,6 +347,7 @@ impl Host {
 impl Drop for Host {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+        let _ = self.input.waker.wake();
     }
 }
 
@@ -358,10 +390,89 @@ fn role_name(role: Role) -> &'static str {
 
 // ----- the node thread -----
 
+/// One TCP connection, owned by the node thread.
 struct Conn {
-    tx: SyncSender<Vec<u8>>,
-    peer: Option<MemberId>,
     socket: TcpStream,
+    /// The member it is bound to (dialed, or named by an accepted `Handshake`).
+    peer: Option<MemberId>,
+    /// Set while an outbound connect is in progress: when it started.
+    connecting: Option<Instant>,
+    opened: Instant,
+    /// The index in `Worker::dials` of the dial that opened it.
+    dial: Option<usize>,
+    preamble: PreambleReader,
+    greeted: bool,
+    decoder: StreamDecoder<Vec<u8>>,
+    /// Since when a frame has been left unfinished.
+    partial_since: Option<Instant>,
+    /// Bytes not yet taken by the socket (from `out_at` on).
+    out: Vec<u8>,
+    out_at: usize,
+}
+
+impl Conn {
+    fn new(socket: TcpStream, max_frame: usize) -> Self {
+        Conn {
+            socket,
+            peer: None,
+            connecting: None,
+            opened: Instant::now(),
+            dial: None,
+            preamble: PreambleReader::new(),
+            greeted: false,
+            decoder: StreamDecoder::new(vec![0u8; max_frame + stream::OVERHEAD], max_frame),
+            partial_since: None,
+            out: PREAMBLE.to_vec(),
+            out_at: 0,
+        }
+    }
+
+    fn pending(&self) -> usize {
+        self.out.len().saturating_sub(self.out_at)
+    }
+
+    /// Writes what the socket takes without blocking; an error means the link is dead.
+    fn flush(&mut self) -> io::Result<()> {
+        if self.connecting.is_some() {
+            return Ok(());
+        }
+        while self.out_at < self.out.len() {
+            match self.socket.write(&self.out[self.out_at..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.out_at += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.out_at == self.out.len() {
+            self.out.clear();
+            self.out_at = 0;
+        } else if self.out_at > self.out.len() / 2 {
+            self.out.drain(..self.out_at);
+            self.out_at = 0;
+        }
+        Ok(())
+    }
+}
+
+/// A peer this node dials (the member with the smaller name dials).
+struct Dial {
+    peer: MemberId,
+    name: String,
+    addr: SocketAddr,
+    conn: Option<ConnId>,
+    next_attempt: Instant,
+    backoff: Duration,
+}
+
+/// What a frame did to its connection's binding.
+enum Bound {
+    Unchanged,
+    /// An accepted `Handshake` bound it to this member.
+    Peer(MemberId),
+    /// Refused: close it, after sending these bytes.
+    Refused(&'static str, Vec<u8>),
 }
 
 struct Waiter {
@@ -375,8 +486,17 @@ struct Worker {
     members: Membership<MAX_MEMBERS>,
     name: String,
     start: Instant,
+    poll: Poll,
+    listener: TcpListener,
+    inputs: Receiver<Input>,
+    max_frame: usize,
     conns: HashMap<ConnId, Conn>,
+    next_conn: ConnId,
     by_peer: [Option<ConnId>; MAX_MEMBERS],
+    dials: Vec<Dial>,
+    read_buf: Vec<u8>,
+    /// Frames encoded in one turn of `send_all`.
+    frames: Vec<u8>,
     waiters: Vec<Waiter>,
     subscribers: Vec<Sender<Notice>>,
     notified: u64,
@@ -387,52 +507,40 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(
-        node: HostNode,
-        members: Membership<MAX_MEMBERS>,
-        name: String,
-        stop: Arc<AtomicBool>,
-    ) -> Self {
-        let notified = node.durable_vlsn();
-        Worker {
-            node,
-            members,
-            name,
-            start: Instant::now(),
-            conns: HashMap::new(),
-            by_peer: [None; MAX_MEMBERS],
-            waiters: Vec::new(),
-            subscribers: Vec::new(),
-            notified,
-            role: None,
-            stop,
-            dropped_frames: 0,
-            refused: 0,
-        }
-    }
-
     fn now(&self) -> u64 {
         self.start.elapsed().as_millis() as u64
     }
 
-    fn run(mut self, inputs: Receiver<Input>) -> Result<()> {
+    fn run(mut self) -> Result<()> {
+        let mut events = Events::with_capacity(256);
         let mut stopped = false;
-        while !stopped {
-            let now = self.now();
-            let wait = self.node.poll_timeout().map_or(1000, |t| t.saturating_sub(now)).min(1000);
-            match inputs.recv_timeout(Duration::from_millis(wait)) {
-                Ok(input) => self.on_input(input),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
+        while !stopped && !self.stop.load(Ordering::SeqCst) {
+            let wait = self.wait();
+            if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e.into());
+                }
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => {}
+                    LISTENER => self.accept(),
+                    Token(id) => self.on_ready(id as ConnId, event),
+                }
+            }
+            while let Ok(input) = self.inputs.try_recv() {
+                self.on_input(input);
             }
             let now = self.now();
             if self.node.poll_timeout().is_some_and(|t| t <= now) {
                 self.node.handle_timeout(now);
             }
+            self.check_links();
             self.send_all();
             stopped = self.after_events();
         }
-        for conn in self.conns.values() {
+        for (_, mut conn) in self.conns.drain() {
+            let _ = conn.flush();
             let _ = conn.socket.shutdown(Shutdown::Both);
         }
         for w in self.waiters.drain(..) {
@@ -443,34 +551,229 @@ impl Worker {
         Ok(())
     }
 
+    /// How long the poll may sleep: until the node's deadline, the next dial, or a second
+    /// (the granularity of the connect and slow-frame checks).
+    fn wait(&self) -> Duration {
+        let now = self.now();
+        let node = self.node.poll_timeout().map_or(1000, |t| t.saturating_sub(now)).min(1000);
+        let dial = self
+            .dials
+            .iter()
+            .filter(|d| d.conn.is_none())
+            .map(|d| d.next_attempt.saturating_duration_since(Instant::now()))
+            .min()
+            .unwrap_or(Duration::MAX);
+        Duration::from_millis(node).min(dial)
+    }
+
     fn on_input(&mut self, input: Input) {
         match input {
-            Input::Up { conn, peer, tx, socket } => {
-                self.conns.insert(conn, Conn { tx, peer: None, socket });
-                if let Some(peer) = peer {
-                    self.bind(conn, peer);
-                    self.node.connect(peer);
-                }
-            }
-            Input::Frames { conn, bodies } => {
-                for body in bodies {
-                    self.on_frame(conn, &body);
-                }
-            }
-            Input::Down { conn } => {
-                if let Some(c) = self.conns.remove(&conn) {
-                    if let Some(peer) = c.peer {
-                        if self.by_peer.get(peer.index()).copied().flatten() == Some(conn) {
-                            self.by_peer[peer.index()] = None;
-                            self.node.disconnect(peer);
-                            info!(peer = %self.peer_name(peer), "link down");
-                        }
-                    }
-                }
-            }
             Input::Admin(request, reply) => self.on_admin(request, reply),
             Input::Subscribe(tx) => self.subscribers.push(tx),
         }
+    }
+
+    // ----- links -----
+
+    fn register(&mut self, mut conn: Conn) -> Option<ConnId> {
+        let id = self.next_conn;
+        self.next_conn += 1;
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        match self.poll.registry().register(&mut conn.socket, Token(id as usize), interest) {
+            Ok(()) => {
+                self.conns.insert(id, conn);
+                Some(id)
+            }
+            Err(e) => {
+                warn!(%e, "could not watch a connection");
+                None
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((socket, from)) => {
+                    if self.conns.values().filter(|c| c.peer.is_none()).count() >= MAX_UNBOUND {
+                        warn!(%from, limit = MAX_UNBOUND, "refused a connection: too many without a handshake");
+                        self.refused += 1;
+                        continue;
+                    }
+                    let _ = socket.set_nodelay(true);
+                    debug!(%from, "accepted a connection");
+                    self.register(Conn::new(socket, self.max_frame));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    warn!(%e, "accept failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Dials every peer whose backoff has passed, and cuts connects and frames that take
+    /// too long.
+    fn check_links(&mut self) {
+        let now = Instant::now();
+        for i in 0..self.dials.len() {
+            let d = &self.dials[i];
+            if d.conn.is_some() || d.next_attempt > now {
+                continue;
+            }
+            let (addr, name) = (d.addr, d.name.clone());
+            let opened = match TcpStream::connect(addr) {
+                Ok(socket) => {
+                    let mut conn = Conn::new(socket, self.max_frame);
+                    conn.peer = Some(d.peer);
+                    conn.connecting = Some(now);
+                    conn.dial = Some(i);
+                    self.register(conn)
+                }
+                Err(e) => {
+                    debug!(peer = %name, %e, "connect failed; retrying");
+                    None
+                }
+            };
+            let d = &mut self.dials[i];
+            d.conn = opened;
+            if opened.is_none() {
+                d.next_attempt = now + d.backoff;
+                d.backoff = (d.backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+        let late: Vec<(ConnId, &'static str)> = self
+            .conns
+            .iter()
+            .filter_map(|(&id, c)| {
+                if c.connecting.is_some_and(|t| now.duration_since(t) > CONNECT_TIMEOUT) {
+                    Some((id, "connect timed out"))
+                } else if c.partial_since.is_some_and(|t| now.duration_since(t) > SLOW_FRAME) {
+                    Some((id, "a frame left unfinished for 5 s (slow or stuck peer)"))
+                } else if c.peer.is_none() && now.duration_since(c.opened) > SLOW_FRAME {
+                    Some((id, "no handshake within 5 s"))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (id, reason) in late {
+            self.drop_conn(id, reason);
+        }
+    }
+
+    fn on_ready(&mut self, id: ConnId, event: &mio::event::Event) {
+        if event.is_writable() && !self.finish_connect(id) {
+            return;
+        }
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            self.read(id);
+        }
+        if let Some(c) = self.conns.get_mut(&id) {
+            if let Err(e) = c.flush() {
+                self.drop_conn(id, &e.to_string());
+            }
+        }
+    }
+
+    /// Completes an outbound connect; false if the connection is gone.
+    fn finish_connect(&mut self, id: ConnId) -> bool {
+        let Some(c) = self.conns.get_mut(&id) else { return false };
+        if c.connecting.is_none() {
+            return true;
+        }
+        if let Ok(Some(e)) | Err(e) = c.socket.take_error() {
+            self.drop_conn(id, &format!("connect failed: {e}"));
+            return false;
+        }
+        match c.socket.peer_addr() {
+            Ok(addr) => {
+                c.connecting = None;
+                let _ = c.socket.set_nodelay(true);
+                let peer = c.peer;
+                let dial = c.dial;
+                if let Some(d) = dial.and_then(|i| self.dials.get_mut(i)) {
+                    d.backoff = MIN_BACKOFF;
+                    info!(peer = %d.name, %addr, "connected");
+                }
+                if let Some(peer) = peer {
+                    self.bind(id, peer);
+                    self.node.connect(peer);
+                }
+                true
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => true, // not yet
+            Err(e) => {
+                self.drop_conn(id, &format!("connect failed: {e}"));
+                false
+            }
+        }
+    }
+
+    /// Reads until the socket has nothing more, handing every whole frame to the node as
+    /// it is cut (in place in the read buffer when it lies whole there).
+    fn read(&mut self, id: ConnId) {
+        // The connection leaves the map while its frames are handled, so the node and the
+        // connection can be borrowed together.
+        let Some(mut c) = self.conns.remove(&id) else { return };
+        let mut buf = std::mem::take(&mut self.read_buf);
+        let end = loop {
+            if c.connecting.is_some() {
+                break None;
+            }
+            let n = match c.socket.read(&mut buf) {
+                Ok(0) => break Some("closed by the peer".to_string()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break None,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => break Some(e.to_string()),
+            };
+            if let Err(reason) = self.on_bytes(id, &mut c, &buf[..n]) {
+                break Some(reason);
+            }
+        };
+        self.read_buf = buf;
+        self.conns.insert(id, c);
+        if let Some(reason) = end {
+            self.drop_conn(id, &reason);
+        }
+    }
+
+    /// Handles the frames in `input`; an error ends the connection.
+    fn on_bytes(&mut self, id: ConnId, c: &mut Conn, mut input: &[u8]) -> Result<(), String> {
+        if !c.greeted {
+            c.greeted = c.preamble.push(&mut input).map_err(|e| {
+                self.refused += 1;
+                e.to_string()
+            })?;
+        }
+        while c.greeted && !input.is_empty() {
+            match c.decoder.next_frame(&mut input) {
+                Ok(Some(body)) => {
+                    let peer = c.peer;
+                    match self.on_frame(id, peer, body) {
+                        Bound::Peer(member) => {
+                            c.peer = Some(member);
+                        }
+                        Bound::Refused(reason, answer) => {
+                            c.out.extend_from_slice(&answer);
+                            return Err(reason.into());
+                        }
+                        Bound::Unchanged => {}
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.refused += 1;
+                    return Err(format!("bad frame: {e}"));
+                }
+            }
+        }
+        let idle = c.greeted && c.decoder.is_idle();
+        c.partial_since = if idle { None } else { c.partial_since.or(Some(Instant::now())) };
+        Ok(())
     }
 
     fn bind(&mut self, conn: ConnId, peer: MemberId) {
@@ -486,89 +789,132 @@ impl Worker {
         self.members.known(id).map_or_else(|| format!("#{}", id.index()), |m| m.name.to_string())
     }
 
-    fn on_frame(&mut self, conn: ConnId, body: &[u8]) {
-        let Some(peer) = self.conns.get(&conn).map(|c| c.peer) else { return };
+    /// Hands one frame from connection `conn` (bound to `peer`, if known) to the node. An
+    /// unbound connection's first frame must be a `Handshake` the node accepts.
+    fn on_frame(&mut self, conn: ConnId, peer: Option<MemberId>, body: &[u8]) -> Bound {
         let msg = match Message::decode(body) {
             Ok(msg) => msg,
             Err(e) => {
                 debug!(%e, "ignored a message that does not decode");
-                return;
+                return Bound::Unchanged;
             }
         };
         let now = self.now();
         match (peer, msg) {
-            (Some(peer), msg) => self.node.handle(now, peer, &msg),
+            (Some(peer), msg) => {
+                self.node.handle(now, peer, &msg);
+                Bound::Unchanged
+            }
             (None, Message::Core(MessageRef::Handshake { node_name, group_name, node_type })) => {
                 match self.node.check_handshake(node_name, group_name, node_type) {
                     Ok(id) => {
-                        self.bind(conn, id);
+                        if let Some(slot) = self.by_peer.get_mut(id.index()) {
+                            *slot = Some(conn);
+                        }
                         self.node.connect(id);
                         self.node.handle(now, id, &msg);
+                        Bound::Peer(id)
                     }
                     Err(reason) => {
                         warn!(node_name, group_name, reason, "refused a connection's handshake");
                         self.refused += 1;
                         let answer =
                             MessageRef::HandshakeResponse { accepted: false, reason: Some(reason) };
-                        self.write(conn, &Message::Core(answer));
-                        self.close(conn);
+                        let mut frame = vec![0u8; stream::frame_len(answer)];
+                        let n = stream::encode_frame(answer, &mut frame).unwrap_or(0);
+                        frame.truncate(n);
+                        Bound::Refused("handshake refused", frame)
                     }
                 }
             }
             (None, other) => {
                 warn!(message = ?other, "refused a connection that did not start with a handshake");
                 self.refused += 1;
-                self.close(conn);
+                Bound::Refused("no handshake", Vec::new())
             }
         }
     }
 
-    fn close(&mut self, conn: ConnId) {
-        if let Some(c) = self.conns.remove(&conn) {
-            let _ = c.socket.shutdown(Shutdown::Both);
-        }
+    /// Whether `conn` is the live link of `peer`.
+    fn is_link(&self, conn: ConnId, peer: Option<MemberId>) -> bool {
+        peer.and_then(|p| self.by_peer.get(p.index()).copied().flatten()) == Some(conn)
     }
 
-    /// Encodes `msg` as a stream frame onto `conn`'s write queue.
-    fn write(&mut self, conn: ConnId, msg: &Message<'_>) {
-        let mut frame = vec![0u8; stream::frame_len(msg)];
-        if let Ok(n) = stream::encode_frame(msg, &mut frame) {
-            frame.truncate(n);
-            self.enqueue(conn, frame);
+    /// Closes a connection (flushing what the socket takes at once), tells the node if it
+    /// was a member's link, and schedules the redial if this node dialed it.
+    fn drop_conn(&mut self, id: ConnId, reason: &str) {
+        let Some(mut c) = self.conns.remove(&id) else { return };
+        let _ = c.flush();
+        let _ = self.poll.registry().deregister(&mut c.socket);
+        let _ = c.socket.shutdown(Shutdown::Both);
+        if let Some(d) = c.dial.and_then(|i| self.dials.get_mut(i)) {
+            d.conn = None;
+            d.next_attempt = Instant::now() + d.backoff;
+            d.backoff = (d.backoff * 2).min(MAX_BACKOFF);
         }
-    }
-
-    /// Puts bytes on `conn`'s write queue; a full queue drops them, counted and logged.
-    fn enqueue(&mut self, conn: ConnId, bytes: Vec<u8>) {
-        let Some(c) = self.conns.get(&conn) else { return };
-        if let Err(TrySendError::Full(_)) = c.tx.try_send(bytes) {
-            self.dropped_frames += 1;
-            if self.dropped_frames.is_power_of_two() {
-                let peer = c.peer.map(|p| self.peer_name(p)).unwrap_or_default();
-                warn!(dropped = self.dropped_frames, peer, "write queue full: frames dropped");
+        match c.peer {
+            Some(peer) if self.is_link(id, Some(peer)) => {
+                self.by_peer[peer.index()] = None;
+                self.node.disconnect(peer);
+                info!(peer = %self.peer_name(peer), reason, "link down");
             }
+            Some(peer) if c.connecting.is_some() => {
+                debug!(peer = %self.peer_name(peer), reason, "connect failed; retrying");
+            }
+            _ => warn!(reason, "closed an inbound connection"),
         }
     }
 
-    /// Encodes everything the node has to send, one buffer of frames per peer (one queue
-    /// item, one wake-up of its writer), and queues it.
+    /// Encodes everything the node has to send straight into each peer's output, then
+    /// writes every output the socket takes. A log entry streamed to several replicas in
+    /// one turn is framed (and checksummed) once.
     fn send_all(&mut self) {
-        let mut out: Vec<Option<Vec<u8>>> = vec![None; MAX_MEMBERS];
+        let mut touched = [false; MAX_MEMBERS];
+        let mut framed: HashMap<u64, Range<usize>> = HashMap::new();
+        let mut frames = std::mem::take(&mut self.frames);
         while let Some(t) = self.node.poll_transmit() {
-            let Some(buf) = out.get_mut(t.to.index()) else { continue };
-            let buf = buf.get_or_insert_with(Vec::new);
-            let at = buf.len();
-            buf.resize(at + stream::frame_len(t.message), 0);
-            match stream::encode_frame(t.message, &mut buf[at..]) {
-                Ok(n) => buf.truncate(at + n),
-                Err(_) => buf.truncate(at),
+            let Some(conn) = self.by_peer.get(t.to.index()).copied().flatten() else { continue };
+            let Some(c) = self.conns.get_mut(&conn) else { continue };
+            let entry = match t.message {
+                Message::Core(MessageRef::LogEntry { vlsn, .. }) => Some(vlsn),
+                _ => None,
+            };
+            let frame = match entry.and_then(|v| framed.get(&v)) {
+                Some(span) => &frames[span.clone()],
+                None => {
+                    let at = frames.len();
+                    frames.resize(at + stream::frame_len(t.message), 0);
+                    match stream::encode_frame(t.message, &mut frames[at..]) {
+                        Ok(n) => frames.truncate(at + n),
+                        Err(_) => frames.truncate(at),
+                    }
+                    if let Some(vlsn) = entry {
+                        framed.insert(vlsn, at..frames.len());
+                    }
+                    &frames[at..]
+                }
+            };
+            if c.pending().saturating_add(frame.len()) > WRITE_LIMIT {
+                self.dropped_frames += 1;
+                if self.dropped_frames.is_power_of_two() {
+                    warn!(dropped = self.dropped_frames, "write buffer full: frames dropped");
+                }
+                continue;
+            }
+            c.out.extend_from_slice(frame);
+            if entry.is_none() {
+                frames.truncate(frames.len() - frame.len());
+            }
+            if let Some(flag) = touched.get_mut(t.to.index()) {
+                *flag = true;
             }
         }
-        let out =
-            out.into_iter().enumerate().filter_map(|(i, b)| Some((MemberId::new(i as u8), b?)));
-        for (to, frames) in out {
-            if let Some(conn) = self.by_peer.get(to.index()).copied().flatten() {
-                self.enqueue(conn, frames);
+        frames.clear();
+        self.frames = frames;
+        for (i, _) in touched.iter().enumerate().filter(|(_, t)| **t) {
+            let Some(conn) = self.by_peer[i] else { continue };
+            if let Some(Err(e)) = self.conns.get_mut(&conn).map(Conn::flush) {
+                self.drop_conn(conn, &e.to_string());
             }
         }
     }
@@ -722,157 +1068,23 @@ impl Worker {
     }
 }
 
-// ----- connections -----
-
-#[derive(Clone)]
-struct Links {
-    input: SyncSender<Input>,
-    stop: Arc<AtomicBool>,
-    max_frame: usize,
-}
-
-fn next_conn() -> ConnId {
-    use std::sync::atomic::AtomicU64;
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
-fn spawn_listener(listener: TcpListener, links: Links) {
-    let _ = thread::Builder::new().name("harp-listen".into()).spawn(move || {
-        for stream in listener.incoming() {
-            if links.stop.load(Ordering::SeqCst) {
-                return;
-            }
-            match stream {
-                Ok(socket) => {
-                    let links = links.clone();
-                    let _ = thread::Builder::new().name("harp-conn".into()).spawn(move || {
-                        let from = socket.peer_addr().ok();
-                        if let Err(e) = run_conn(socket, None, &links) {
-                            warn!(?from, reason = %e, "closed an inbound connection");
-                        }
-                    });
-                }
-                Err(e) => warn!(%e, "accept failed"),
-            }
-        }
-    });
-}
-
-fn spawn_dialer(peer: MemberId, name: String, addr: SocketAddr, links: Links) {
-    let _ = thread::Builder::new().name(format!("harp-dial-{name}")).spawn(move || {
-        let mut backoff = Duration::from_millis(100);
-        while !links.stop.load(Ordering::SeqCst) {
-            match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
-                Ok(socket) => {
-                    backoff = Duration::from_millis(100);
-                    info!(peer = %name, %addr, "connected");
-                    if let Err(e) = run_conn(socket, Some(peer), &links) {
-                        info!(peer = %name, reason = %e, "link to peer closed");
-                    }
-                }
-                Err(e) => debug!(peer = %name, %e, "connect failed; retrying"),
-            }
-            thread::sleep(backoff);
-            backoff = (backoff * 2).min(Duration::from_secs(2));
-        }
-    });
-}
-
-/// Runs one connection: a writer thread, and this thread reading frames until the
-/// connection ends; the node thread hears of it going up and down.
-fn run_conn(socket: TcpStream, peer: Option<MemberId>, links: &Links) -> io::Result<()> {
-    socket.set_nodelay(true)?;
-    socket.set_read_timeout(Some(Duration::from_secs(1)))?;
-    socket.set_write_timeout(Some(Duration::from_secs(10)))?;
-    let conn = next_conn();
-    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(WRITE_QUEUE);
-    let writer = socket.try_clone()?;
-    thread::Builder::new().name("harp-write".into()).spawn(move || write_loop(writer, rx))?;
-    let up = Input::Up { conn, peer, tx, socket: socket.try_clone()? };
-    links.input.send(up).map_err(|_| io::Error::other("node stopped"))?;
-    let result = read_loop(socket, conn, links);
-    let _ = links.input.send(Input::Down { conn });
-    result
-}
-
-fn write_loop(socket: TcpStream, rx: Receiver<Vec<u8>>) {
-    let mut out = BufWriter::with_capacity(64 * 1024, &socket);
-    let result = (|| -> io::Result<()> {
-        out.write_all(&PREAMBLE)?;
-        out.flush()?;
-        while let Ok(frame) = rx.recv() {
-            out.write_all(&frame)?;
-            while let Ok(more) = rx.try_recv() {
-                out.write_all(&more)?;
-            }
-            out.flush()?;
-        }
-        Ok(())
-    })();
-    if let Err(e) = result {
-        debug!(%e, "write side closed");
-    }
-    let _ = socket.shutdown(Shutdown::Both);
-}
-
-fn read_loop(mut socket: TcpStream, conn: ConnId, links: &Links) -> io::Result<()> {
-    let mut preamble = PreambleReader::new();
-    let mut greeted = false;
-    let mut decoder =
-        StreamDecoder::new(vec![0u8; links.max_frame + stream::OVERHEAD], links.max_frame);
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut partial_since: Option<Instant> = None;
-    loop {
-        if links.stop.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        let n = match socket.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                if partial_since.is_some_and(|t| t.elapsed() > SLOW_FRAME) {
-                    return Err(io::Error::other(
-                        "a frame left unfinished for 5 s (slow or stuck peer)",
-                    ));
-                }
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        let mut input = &buf[..n];
-        if !greeted {
-            greeted = preamble
-                .push(&mut input)
-                .map_err(|e| io::Error::other(format!("bad preamble: {e}")))?;
-        }
-        let mut bodies = Vec::new();
-        let mut failed = None;
-        while greeted && !input.is_empty() {
-            match decoder.push_frame(&mut input) {
-                Ok(Some(body)) => bodies.push(body.to_vec()),
-                Ok(None) => break,
-                Err(e) => {
-                    failed = Some(io::Error::other(format!("bad frame: {e}")));
-                    break;
-                }
-            }
-        }
-        if !bodies.is_empty() {
-            let frames = Input::Frames { conn, bodies };
-            links.input.send(frames).map_err(|_| io::Error::other("node stopped"))?;
-        }
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        let idle = greeted && decoder.is_idle();
-        partial_since = if idle { None } else { partial_since.or(Some(Instant::now())) };
-    }
-}
-
 // ----- the admin address -----
 
-fn spawn_admin(listener: TcpListener, input: SyncSender<Input>, stop: Arc<AtomicBool>) {
+/// The way into the node thread: a bounded channel, and a waker for its poll.
+#[derive(Clone)]
+struct Inbox {
+    tx: SyncSender<Input>,
+    waker: Arc<Waker>,
+}
+
+impl Inbox {
+    fn send(&self, input: Input) -> Result<()> {
+        self.tx.send(input).map_err(|_| anyhow!("the node has stopped"))?;
+        self.waker.wake().map_err(|e| anyhow!("waking the node: {e}"))
+    }
+}
+
+fn spawn_admin(listener: std::net::TcpListener, input: Inbox, stop: Arc<AtomicBool>) {
     let _ = thread::Builder::new().name("harp-admin".into()).spawn(move || {
         for stream in listener.incoming() {
             if stop.load(Ordering::SeqCst) {
@@ -889,14 +1101,14 @@ fn spawn_admin(listener: TcpListener, input: SyncSender<Input>, stop: Arc<Atomic
     });
 }
 
-fn serve_admin(socket: TcpStream, input: &SyncSender<Input>) -> Result<()> {
+fn serve_admin(socket: std::net::TcpStream, input: &Inbox) -> Result<()> {
     socket.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut line = String::new();
     BufReader::new(socket.try_clone()?).take(1 << 20).read_line(&mut line)?;
     let reply = match serde_json::from_str::<Request>(&line) {
         Ok(request) => {
             let (tx, rx) = mpsc::channel();
-            input.send(Input::Admin(request, tx)).map_err(|_| anyhow!("node stopped"))?;
+            input.send(Input::Admin(request, tx))?;
             rx.recv().map_err(|_| anyhow!("node stopped"))?
         }
         Err(e) => Reply::Error { error: format!("bad request: {e}"), master: None },
@@ -910,7 +1122,7 @@ fn serve_admin(socket: TcpStream, input: &SyncSender<Input>) -> Result<()> {
 /// append` and `harp shutdown` do).
 pub fn admin_request(addr: &str, request: &Request, timeout: Duration) -> Result<Reply> {
     let addr: SocketAddr = addr.parse().with_context(|| format!("bad address {addr:?}"))?;
-    let socket = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+    let socket = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
         .with_context(|| format!("connecting to {addr}"))?;
     socket.set_read_timeout(Some(timeout))?;
     let mut out = &socket;

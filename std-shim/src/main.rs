@@ -75,10 +75,11 @@ enum Command {
     },
     /// Hosted benchmarks beside raw-TCP baselines in the same run (one JSON line).
     Bench {
-        /// 1 KiB entries for the throughput run.
-        #[arg(long, default_value_t = 40_000)]
+        /// 1 KiB entries for the throughput run (200 MB: about a second, long enough for a
+        /// steady state rather than the first burst).
+        #[arg(long, default_value_t = 200_000)]
         entries: usize,
-        /// Failover runs (kill -9 of the master).
+        /// Failover runs (kill -9 of the master); 0 skips the failover benchmark.
         #[arg(long, default_value_t = 20)]
         failovers: usize,
     },

@@ -10,11 +10,13 @@
 //! (little-endian; the CRC-32C covers everything before it). Opening the log reads every
 //! segment: a record cut short or failing its CRC at the end of the last segment is a torn
 //! write from a crash and is truncated away (reported in [`Recovery`]); anything wrong
-//! elsewhere is [`LogError::Corrupt`], never silently dropped. The retained entries are also
-//! kept in memory, so reads never touch the disk.
+//! elsewhere is [`LogError::Corrupt`], never silently dropped. Each retained segment is also
+//! kept in memory, byte for byte as on disk, so reads never touch the disk and an append
+//! allocates nothing: the record is built in the segment's buffer, and `sync` writes the
+//! unwritten tail of that buffer to the file.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use harp::checksum::crc32c;
@@ -94,17 +96,26 @@ pub struct Recovery {
 struct Segment {
     first_vlsn: u64,
     path: PathBuf,
-    len: u64,
+    /// The segment's records, as in the file once `written` reaches `bytes.len()`.
+    bytes: Vec<u8>,
+    /// How many of `bytes` the file holds.
+    written: usize,
 }
 
+/// A retained entry: where its record sits in memory.
 struct Held {
     meta: EntryMeta,
     entry_type: u8,
-    data: Vec<u8>,
-    /// The segment (index into `segments`) and byte offset of the record.
+    /// The segment (index into `segments`), the record's byte offset in it, and the data's
+    /// length.
     segment: usize,
-    offset: u64,
+    offset: usize,
+    len: usize,
 }
+
+/// Unwritten bytes of the last segment beyond which an append writes them to the file
+/// without waiting for `sync` (what a `BufWriter` would do).
+const WRITE_CHUNK: usize = 64 * 1024;
 
 /// A [`LogStore`] in segment files (see the [module docs](self)).
 pub struct FileLog {
@@ -112,7 +123,8 @@ pub struct FileLog {
     durability: Durability,
     segment_bytes: u64,
     segments: Vec<Segment>,
-    writer: Option<BufWriter<File>>,
+    /// The last segment's file, opened for appending.
+    file: Option<File>,
     held: std::collections::VecDeque<Held>,
     /// The VLSN of `held[0]` (or the next VLSN when empty).
     first: u64,
@@ -140,7 +152,7 @@ impl FileLog {
             durability,
             segment_bytes: segment_bytes.max(4096),
             segments: Vec::new(),
-            writer: None,
+            file: None,
             held: Default::default(),
             first: names.first().map_or(1, |(first, _)| *first),
         };
@@ -178,14 +190,8 @@ impl FileLog {
                     if held.0 != expected {
                         return Err(corrupt(offset, "VLSN out of sequence"));
                     }
-                    let (_, meta, entry_type, data) = held;
-                    self.held.push_back(Held {
-                        meta,
-                        entry_type,
-                        data,
-                        segment: index,
-                        offset: offset as u64,
-                    });
+                    let (_, meta, entry_type, len) = held;
+                    self.held.push_back(Held { meta, entry_type, segment: index, offset, len });
                     offset += size;
                 }
                 Err(what) if last => {
@@ -195,13 +201,16 @@ impl FileLog {
                     file.set_len(offset as u64)?;
                     file.sync_all()?;
                     let _ = what;
-                    self.segments.push(Segment { first_vlsn, path, len: offset as u64 });
+                    bytes.truncate(offset);
+                    let written = bytes.len();
+                    self.segments.push(Segment { first_vlsn, path, bytes, written });
                     return Ok(torn);
                 }
                 Err(what) => return Err(corrupt(offset, what)),
             }
         }
-        self.segments.push(Segment { first_vlsn, path, len: bytes.len() as u64 });
+        let written = bytes.len();
+        self.segments.push(Segment { first_vlsn, path, bytes, written });
         Ok(0)
     }
 
@@ -231,31 +240,39 @@ impl FileLog {
         Ok(())
     }
 
-    fn writer(&mut self, vlsn: u64, record_len: u64) -> Result<&mut BufWriter<File>, LogError> {
-        let roll = self
-            .segments
-            .last()
-            .is_none_or(|s| s.len > 0 && s.len + record_len > self.segment_bytes);
-        if roll {
+    /// Starts a new segment at `vlsn` if the last one cannot take `record_len` more bytes.
+    fn roll(&mut self, vlsn: u64, record_len: usize) -> Result<(), LogError> {
+        let full = self.segments.last().is_none_or(|s| {
+            !s.bytes.is_empty() && (s.bytes.len() + record_len) as u64 > self.segment_bytes
+        });
+        if full {
             self.flush(true)?;
             let path = self.dir.join(format!("{vlsn:020}.seg"));
             let file = OpenOptions::new().create(true).append(true).open(&path)?;
             self.sync_dir()?;
-            self.segments.push(Segment { first_vlsn: vlsn, path, len: 0 });
-            self.writer = Some(BufWriter::with_capacity(64 * 1024, file));
-        } else if self.writer.is_none() {
-            let path = self.segments.last().map(|s| s.path.clone()).unwrap_or_default();
-            let file = OpenOptions::new().append(true).open(path)?;
-            self.writer = Some(BufWriter::with_capacity(64 * 1024, file));
+            let bytes = Vec::with_capacity(usize::try_from(self.segment_bytes).unwrap_or(0));
+            self.segments.push(Segment { first_vlsn: vlsn, path, bytes, written: 0 });
+            self.file = Some(file);
         }
-        self.writer.as_mut().ok_or(LogError::Io(io::Error::other("no segment")))
+        Ok(())
     }
 
+    /// Writes the last segment's unwritten bytes to its file (and syncs it if `durable`
+    /// and the durability asks for it).
     fn flush(&mut self, durable: bool) -> Result<(), LogError> {
-        if let Some(w) = self.writer.as_mut() {
-            w.flush()?;
-            if durable && self.durability == Durability::Fsync {
-                w.get_ref().sync_data()?;
+        let Some(segment) = self.segments.last_mut() else { return Ok(()) };
+        if segment.written < segment.bytes.len() {
+            if self.file.is_none() {
+                self.file = Some(OpenOptions::new().append(true).open(&segment.path)?);
+            }
+            if let Some(file) = self.file.as_mut() {
+                file.write_all(&segment.bytes[segment.written..])?;
+                segment.written = segment.bytes.len();
+            }
+        }
+        if durable && self.durability == Durability::Fsync {
+            if let Some(file) = self.file.as_ref() {
+                file.sync_data()?;
             }
         }
         Ok(())
@@ -269,7 +286,8 @@ impl FileLog {
     }
 }
 
-type Parsed = (u64, EntryMeta, u8, Vec<u8>);
+/// (VLSN, meta, entry type, data length) of a record.
+type Parsed = (u64, EntryMeta, u8, usize);
 
 /// One record from the front of `bytes`, and its size; or what is wrong with it.
 fn parse_record(bytes: &[u8]) -> Result<(Parsed, usize), &'static str> {
@@ -291,28 +309,30 @@ fn parse_record(bytes: &[u8]) -> Result<(Parsed, usize), &'static str> {
     }
     let meta = EntryMeta { term: u64_at(12), dtvlsn: u64_at(20) };
     let entry_type = header.get(28).copied().unwrap_or(0);
-    let data = body.get(HEADER..).unwrap_or_default().to_vec();
-    Ok(((u64_at(4), meta, entry_type, data), size))
+    Ok(((u64_at(4), meta, entry_type, len), size))
 }
 
+/// Appends the record of one entry to `out`.
 fn encode_record(
+    out: &mut Vec<u8>,
     vlsn: u64,
     meta: EntryMeta,
     entry_type: u8,
     data: &[u8],
-) -> Result<Vec<u8>, LogError> {
+) -> Result<(), LogError> {
     let len = u32::try_from(data.len())
         .map_err(|_| LogError::Io(io::Error::other("entry over 4 GiB")))?;
-    let mut out = Vec::with_capacity(HEADER + data.len() + CRC);
+    let start = out.len();
+    out.reserve(HEADER + data.len() + CRC);
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&vlsn.to_le_bytes());
     out.extend_from_slice(&meta.term.to_le_bytes());
     out.extend_from_slice(&meta.dtvlsn.to_le_bytes());
     out.push(entry_type);
     out.extend_from_slice(data);
-    let crc = crc32c(&out);
+    let crc = crc32c(&out[start..]);
     out.extend_from_slice(&crc.to_le_bytes());
-    Ok(out)
+    Ok(())
 }
 
 impl LogStore for FileLog {
@@ -329,7 +349,10 @@ impl LogStore for FileLog {
     fn entry(&self, vlsn: u64) -> Option<Entry<'_>> {
         let index = usize::try_from(vlsn.checked_sub(self.first)?).ok()?;
         let held = self.held.get(index)?;
-        Some(Entry { meta: held.meta, entry_type: held.entry_type, data: &held.data })
+        let start = held.offset.checked_add(HEADER)?;
+        let data =
+            self.segments.get(held.segment)?.bytes.get(start..start.checked_add(held.len)?)?;
+        Some(Entry { meta: held.meta, entry_type: held.entry_type, data })
     }
 
     fn append(
@@ -343,17 +366,19 @@ impl LogStore for FileLog {
         if vlsn != expected {
             return Err(LogError::Gap { expected, got: vlsn });
         }
-        let record = encode_record(vlsn, meta, entry_type, data)?;
-        let size = record.len() as u64;
-        self.writer(vlsn, size)?.write_all(&record)?;
+        self.roll(vlsn, HEADER + data.len() + CRC)?;
         let segment = self.segments.len() - 1;
         let last = self.segments.last_mut().ok_or(LogError::Io(io::Error::other("no segment")))?;
-        let offset = last.len;
-        last.len += size;
+        let offset = last.bytes.len();
+        encode_record(&mut last.bytes, vlsn, meta, entry_type, data)?;
+        let unwritten = last.bytes.len() - last.written;
         if self.held.is_empty() {
             self.first = vlsn;
         }
-        self.held.push_back(Held { meta, entry_type, data: data.to_vec(), segment, offset });
+        self.held.push_back(Held { meta, entry_type, segment, offset, len: data.len() });
+        if unwritten >= WRITE_CHUNK {
+            self.flush(false)?;
+        }
         Ok(())
     }
 
@@ -362,20 +387,21 @@ impl LogStore for FileLog {
             return Ok(()); // before the retained log: nothing held there to drop
         };
         let Some(cut) = self.held.get(index).map(|h| (h.segment, h.offset)) else { return Ok(()) };
-        self.flush(false)?;
-        self.writer = None;
         let (segment, offset) = cut;
+        self.file = None;
         for gone in self.segments.drain(segment + 1..) {
             fs::remove_file(&gone.path)?;
         }
         if let Some(s) = self.segments.get_mut(segment) {
-            let mut file = OpenOptions::new().write(true).open(&s.path)?;
-            file.set_len(offset)?;
-            file.seek(SeekFrom::End(0))?;
-            if self.durability == Durability::Fsync {
-                file.sync_all()?;
+            s.bytes.truncate(offset);
+            if s.written > offset {
+                let file = OpenOptions::new().write(true).open(&s.path)?;
+                file.set_len(offset as u64)?;
+                if self.durability == Durability::Fsync {
+                    file.sync_all()?;
+                }
+                s.written = offset;
             }
-            s.len = offset;
         }
         self.held.truncate(index);
         self.sync_dir()?;

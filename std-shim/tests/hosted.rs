@@ -312,6 +312,18 @@ fn bad_input_is_refused_with_a_log_line_and_the_group_keeps_serving() {
     slow.extend_from_slice(&100u32.to_le_bytes());
     slow.extend_from_slice(&[9; 10]); // 10 of 100 bytes, then silence
     assert!(closed_after(addr, &slow, Duration::from_secs(8)), "a slow client");
+    // A flood of silent connections: beyond 32 without a handshake they are refused at
+    // once, and the rest are cut after 5 s, so they cannot lock the group's links out.
+    let mut flood: Vec<TcpStream> = (0..32).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    assert!(closed_after(addr, &[], Duration::from_secs(1)), "the 33rd is refused at once");
+    assert!(closed_after(addr, &[], Duration::from_secs(1)), "and so is the 34th");
+    let mut buf = [0u8; 64];
+    let first = &mut flood[0];
+    first.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    let preamble = first.read(&mut buf).unwrap();
+    assert!(preamble > 0, "the node greets with its preamble");
+    assert_eq!(first.read(&mut buf).unwrap_or(0), 0, "a silent connection is cut after 5 s");
+    drop(flood);
 
     let log = g.log_text(target);
     for expected in [
@@ -321,6 +333,8 @@ fn bad_input_is_refused_with_a_log_line_and_the_group_keeps_serving() {
         "wrong group name",
         "not a member",
         "unfinished",
+        "too many without a handshake",
+        "no handshake within 5 s",
     ] {
         assert!(log.contains(expected), "no log line with {expected:?} in:\n{log}");
     }
