@@ -281,6 +281,7 @@ impl Host {
             dials,
             read_buf: vec![0u8; READ_CHUNK],
             frames: Vec::new(),
+            framed: HashMap::new(),
             waiters: Vec::new(),
             subscribers: Vec::new(),
             notified,
@@ -495,8 +496,10 @@ struct Worker {
     by_peer: [Option<ConnId>; MAX_MEMBERS],
     dials: Vec<Dial>,
     read_buf: Vec<u8>,
-    /// Frames encoded in one turn of `send_all`.
+    /// Frames encoded in one turn of `send_all`...
     frames: Vec<u8>,
+    /// ... and where each log entry's frame is among them, by VLSN.
+    framed: HashMap<u64, Range<usize>>,
     waiters: Vec<Waiter>,
     subscribers: Vec<Sender<Notice>>,
     notified: u64,
@@ -870,7 +873,7 @@ impl Worker {
     /// one turn is framed (and checksummed) once.
     fn send_all(&mut self) {
         let mut touched = [false; MAX_MEMBERS];
-        let mut framed: HashMap<u64, Range<usize>> = HashMap::new();
+        let mut framed = std::mem::take(&mut self.framed);
         let mut frames = std::mem::take(&mut self.frames);
         while let Some(t) = self.node.poll_transmit() {
             let Some(conn) = self.by_peer.get(t.to.index()).copied().flatten() else { continue };
@@ -910,7 +913,9 @@ impl Worker {
             }
         }
         frames.clear();
+        framed.clear();
         self.frames = frames;
+        self.framed = framed;
         for (i, _) in touched.iter().enumerate().filter(|(_, t)| **t) {
             let Some(conn) = self.by_peer[i] else { continue };
             if let Some(Err(e)) = self.conns.get_mut(&conn).map(Conn::flush) {
