@@ -65,6 +65,9 @@ const INPUT_QUEUE: usize = 1024;
 const MAX_UNBOUND: usize = 32;
 /// A peer that leaves a frame unfinished this long is cut off.
 const SLOW_FRAME: Duration = Duration::from_secs(5);
+/// A connection whose socket takes none of the bytes waiting for it this long is cut (the
+/// peer stopped reading); the link is redialled or re-accepted and the stream resyncs.
+const WRITE_STALL: Duration = Duration::from_secs(10);
 /// An outbound connect that has not completed after this long is abandoned (and retried).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Redial backoff: from this, doubling after each failure...
@@ -409,6 +412,8 @@ struct Conn {
     /// Bytes not yet taken by the socket (from `out_at` on).
     out: Vec<u8>,
     out_at: usize,
+    /// Since when bytes have been waiting without the socket taking any.
+    stalled_since: Option<Instant>,
 }
 
 impl Conn {
@@ -425,6 +430,7 @@ impl Conn {
             partial_since: None,
             out: PREAMBLE.to_vec(),
             out_at: 0,
+            stalled_since: None,
         }
     }
 
@@ -437,6 +443,7 @@ impl Conn {
         if self.connecting.is_some() {
             return Ok(());
         }
+        let before = self.out_at;
         while self.out_at < self.out.len() {
             match self.socket.write(&self.out[self.out_at..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -446,6 +453,11 @@ impl Conn {
                 Err(e) => return Err(e),
             }
         }
+        self.stalled_since = match (self.pending(), self.out_at > before) {
+            (0, _) => None,
+            (_, true) => Some(Instant::now()),
+            (_, false) => self.stalled_since.or(Some(Instant::now())),
+        };
         if self.out_at == self.out.len() {
             self.out.clear();
             self.out_at = 0;
@@ -655,6 +667,8 @@ impl Worker {
                     Some((id, "connect timed out"))
                 } else if c.partial_since.is_some_and(|t| now.duration_since(t) > SLOW_FRAME) {
                     Some((id, "a frame left unfinished for 5 s (slow or stuck peer)"))
+                } else if c.stalled_since.is_some_and(|t| now.duration_since(t) > WRITE_STALL) {
+                    Some((id, "the peer took none of our bytes for 10 s"))
                 } else if c.peer.is_none() && now.duration_since(c.opened) > SLOW_FRAME {
                     Some((id, "no handshake within 5 s"))
                 } else {
@@ -1137,4 +1151,39 @@ pub fn admin_request(addr: &str, request: &Request, timeout: Duration) -> Result
         .read_line(&mut line)
         .with_context(|| format!("reading the reply from {addr}"))?;
     serde_json::from_str(&line).with_context(|| format!("bad reply {line:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection whose peer stops reading is marked stalled (and `check_links` cuts it
+    /// after `WRITE_STALL`); once the peer reads everything, it is not.
+    #[test]
+    fn a_peer_that_stops_reading_stalls_the_connection() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let socket = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        let mut conn = Conn::new(TcpStream::from_std(socket), 1024);
+        conn.out.extend(std::iter::repeat_n(7u8, 64 << 20));
+        conn.flush().unwrap();
+        assert!(conn.pending() > 0, "64 MiB do not fit in the socket buffers");
+        let since = conn.stalled_since.expect("bytes wait");
+        conn.flush().unwrap();
+        assert_eq!(conn.stalled_since, Some(since), "no progress: the stall clock keeps running");
+        let reader = thread::spawn(move || {
+            let mut sink = vec![0u8; 1 << 20];
+            let mut total = 0;
+            while total < PREAMBLE.len() + (64 << 20) {
+                total += peer.read(&mut sink).unwrap();
+            }
+        });
+        while conn.pending() > 0 {
+            conn.flush().unwrap();
+            thread::sleep(Duration::from_millis(1));
+        }
+        reader.join().unwrap();
+        assert_eq!(conn.stalled_since, None);
+    }
 }
