@@ -193,27 +193,46 @@ impl MemberSet {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Membership<const N: usize> {
     name: String<NAME_CAP>,
-    /// Member slots; a removed member leaves an empty slot, so ids stay stable.
-    slots: heapless::Vec<Option<Member>, N>,
-    /// Per slot: the member removed from it, still recognised (a removal can be undone by a
-    /// failover, and the master holding the shorter log must still be followed).
-    former: heapless::Vec<Option<Member>, N>,
+    /// Member slots; a removed member leaves its slot (so ids stay stable), still recognised
+    /// there until another member takes the slot.
+    slots: heapless::Vec<Slot, N>,
+}
+
+/// One member slot. A removed member stays recognised (a removal can be undone by a
+/// failover, and the master holding the shorter log must still be followed) until the slot
+/// is reused; holding it in the slot rather than beside it halves a membership's RAM.
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+enum Slot {
+    Current(Member),
+    Former(Member),
+}
+
+impl Slot {
+    fn current(&self) -> Option<&Member> {
+        match self {
+            Slot::Current(m) => Some(m),
+            Slot::Former(_) => None,
+        }
+    }
+
+    fn known(&self) -> &Member {
+        match self {
+            Slot::Current(m) | Slot::Former(m) => m,
+        }
+    }
 }
 
 impl<const N: usize> Membership<N> {
     /// An empty membership of a group with no name.
     pub const fn new() -> Self {
-        Membership {
-            name: String::new(),
-            slots: heapless::Vec::new(),
-            former: heapless::Vec::new(),
-        }
+        Membership { name: String::new(), slots: heapless::Vec::new() }
     }
 
     /// An empty membership of the group called `name` (handshakes must name it).
     pub fn named(name: &str) -> Result<Self, MembershipError> {
         let name = String::try_from(name).map_err(|_| MembershipError::NameTooLong)?;
-        Ok(Membership { name, slots: heapless::Vec::new(), former: heapless::Vec::new() })
+        Ok(Membership { name, slots: heapless::Vec::new() })
     }
 
     /// The group's name.
@@ -229,56 +248,44 @@ impl<const N: usize> Membership<N> {
         if self.iter().any(|(_, m)| m.node_id == member.node_id) {
             return Err(MembershipError::DuplicateNodeId);
         }
-        if let Some(index) = self.slots.iter().position(Option::is_none) {
+        if let Some(index) = self.slots.iter().position(|s| s.current().is_none()) {
             let id = u8::try_from(index).map_err(|_| MembershipError::Full)?;
             if let Some(slot) = self.slots.get_mut(index) {
-                *slot = Some(member);
-            }
-            if let Some(former) = self.former.get_mut(index) {
-                *former = None;
+                *slot = Slot::Current(member);
             }
             return Ok(MemberId(id));
         }
         let id =
             u8::try_from(self.slots.len()).ok().filter(|&i| i < 32).ok_or(MembershipError::Full)?;
-        self.slots.push(Some(member)).map_err(|_| MembershipError::Full)?;
+        self.slots.push(Slot::Current(member)).map_err(|_| MembershipError::Full)?;
         Ok(MemberId(id))
     }
 
     /// Removes the member `id` (its slot stays empty until another member is added).
     pub fn remove(&mut self, id: MemberId) -> Result<Member, MembershipError> {
-        let member = self
-            .slots
-            .get_mut(id.index())
-            .and_then(Option::take)
-            .ok_or(MembershipError::NotAMember)?;
-        while self.former.len() <= id.index() {
-            if self.former.push(None).is_err() {
-                break;
-            }
-        }
-        if let Some(former) = self.former.get_mut(id.index()) {
-            *former = Some(member.clone());
-        }
+        let slot = self.slots.get_mut(id.index()).ok_or(MembershipError::NotAMember)?;
+        let Slot::Current(member) = slot else { return Err(MembershipError::NotAMember) };
+        let member = member.clone();
+        *slot = Slot::Former(member.clone());
         Ok(member)
     }
 
     /// The id the next [`add`](Self::add) will give.
     pub fn next_slot(&self) -> Option<MemberId> {
-        let index = self.slots.iter().position(Option::is_none).unwrap_or(self.slots.len());
+        let index =
+            self.slots.iter().position(|s| s.current().is_none()).unwrap_or(self.slots.len());
         u8::try_from(index).ok().filter(|&i| usize::from(i) < N.min(32)).map(MemberId)
     }
 
     /// The member with this id, or the one removed from its slot (still recognised).
     pub fn known(&self, id: MemberId) -> Option<&Member> {
-        self.get(id).or_else(|| self.former.get(id.index()).and_then(Option::as_ref))
+        self.slots.get(id.index()).map(Slot::known)
     }
 
     /// The id of the member, or removed member, called `name`.
     pub fn known_id_of(&self, name: &str) -> Option<MemberId> {
         self.id_of(name).or_else(|| {
-            let index =
-                self.former.iter().position(|m| m.as_ref().is_some_and(|m| m.name == name))?;
+            let index = self.slots.iter().position(|s| s.known().name == name)?;
             u8::try_from(index).ok().map(MemberId)
         })
     }
@@ -286,11 +293,9 @@ impl<const N: usize> Membership<N> {
     /// Replaces the type and address of the member with `member`'s name and node id.
     pub fn update(&mut self, member: &Member) -> Result<MemberId, MembershipError> {
         let id = self.id_of(&member.name).ok_or(MembershipError::NotAMember)?;
-        let slot = self
-            .slots
-            .get_mut(id.index())
-            .and_then(Option::as_mut)
-            .ok_or(MembershipError::NotAMember)?;
+        let Some(Slot::Current(slot)) = self.slots.get_mut(id.index()) else {
+            return Err(MembershipError::NotAMember);
+        };
         if slot.node_id != member.node_id {
             return Err(MembershipError::NotAMember);
         }
@@ -305,7 +310,7 @@ impl<const N: usize> Membership<N> {
 
     /// The member with this id.
     pub fn get(&self, id: MemberId) -> Option<&Member> {
-        self.slots.get(id.index()).and_then(Option::as_ref)
+        self.slots.get(id.index()).and_then(Slot::current)
     }
 
     /// The id of the member called `name`.
@@ -330,7 +335,7 @@ impl<const N: usize> Membership<N> {
 
     /// Every member with its id.
     pub fn iter(&self) -> impl Iterator<Item = (MemberId, &Member)> {
-        self.slots.iter().zip(0u8..).filter_map(|(m, i)| m.as_ref().map(|m| (MemberId(i), m)))
+        self.slots.iter().zip(0u8..).filter_map(|(s, i)| s.current().map(|m| (MemberId(i), m)))
     }
 
     /// Every member, as a set.
@@ -341,9 +346,8 @@ impl<const N: usize> Membership<N> {
     /// Every member and every removed member still recognised (a removal can be undone
     /// until it is durable), as a set.
     pub fn all_known(&self) -> MemberSet {
-        let mut set = self.all();
-        let removed = self.former.iter().zip(0u8..).filter(|(m, _)| m.is_some());
-        removed.for_each(|(_, i)| set.insert(MemberId(i)));
+        let mut set = MemberSet::EMPTY;
+        (0u8..).take(self.slots.len()).for_each(|i| set.insert(MemberId(i)));
         set
     }
 

@@ -38,13 +38,15 @@ use crate::GroupChangeType;
 use crate::{MessageRef, NodeType};
 use core::fmt;
 
-/// How many small replication messages (acks, sync points) wait to be sent at most.
-pub const PENDING_CAPACITY: usize = 16;
+/// How many small replication messages (acks, sync points) wait to be sent at most. A
+/// newer ack to the same master replaces one waiting, so a handful suffices; the simulator
+/// reports every overflow (`harp sim`: `overflows`), and none occur on its seeds.
+pub const PENDING_CAPACITY: usize = 8;
 /// The longest shutdown reason kept, in bytes (longer ones are cut at a character boundary).
 pub const REASON_CAP: usize = 64;
 
 /// How many node events wait for [`Node::poll_event`] at most.
-pub const NODE_EVENT_CAPACITY: usize = 16;
+pub const NODE_EVENT_CAPACITY: usize = 8;
 
 /// A node's configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -332,18 +334,16 @@ pub struct Node<S, L, const N: usize> {
     greet: MemberSet,
     greeted_at: u64,
     /// Peers to answer a `Handshake` from, with the refusal reason (None: accepted).
-    answers: heapless::Deque<(MemberId, Option<&'static str>), PENDING_CAPACITY>,
+    answers: heapless::Deque<(MemberId, Option<&'static str>), N>,
     /// The membership this node was configured with; changes in its log apply on top.
     base: Membership<N>,
-    /// A node started to join: who it is, until the log makes it a member.
-    joining: Option<Member>,
     /// As master: the membership change in flight (its VLSN) and who asked for it.
     change: Option<(u64, Option<MemberId>)>,
     /// `GroupChangeResponse`s to send.
-    change_answers: heapless::Deque<(MemberId, bool), PENDING_CAPACITY>,
+    change_answers: heapless::Deque<(MemberId, bool), N>,
     /// As master: members without a log (monitors, arbiters) being sent the membership
     /// history as `GroupChange` notices, and the VLSN to continue from.
-    history_to: heapless::Deque<(MemberId, u64), PENDING_CAPACITY>,
+    history_to: heapless::Deque<(MemberId, u64), N>,
     /// As master: when the membership history was last sent to members without a log.
     history_at: u64,
     /// As master: the DTVLSN that has not advanced while entries wait, and since when (an
@@ -366,7 +366,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     ) -> Result<Self, StartError<S::Error>> {
         let base = members.clone();
         let election = Election::new(members, me, config.election, stable, seed, now)?;
-        Ok(Self::assemble(election, base, None, config, log))
+        Ok(Self::assemble(election, base, config, log))
     }
 
     /// A node joining the group as `own`, which `members` (the group before the addition)
@@ -385,16 +385,10 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         let base = members.clone();
         let mut election = Election::new_learner(members, config.election, stable, seed, now)?;
         election.set_joining(Some(own.clone()));
-        Ok(Self::assemble(election, base, Some(own), config, log))
+        Ok(Self::assemble(election, base, config, log))
     }
 
-    fn assemble(
-        election: Election<S, N>,
-        base: Membership<N>,
-        joining: Option<Member>,
-        config: NodeConfig,
-        log: L,
-    ) -> Self {
+    fn assemble(election: Election<S, N>, base: Membership<N>, config: NodeConfig, log: L) -> Self {
         let durable = log.meta(log.last_vlsn()).map_or(0, |m| m.dtvlsn);
         let synced = log.last_vlsn();
         let mut node = Node {
@@ -418,7 +412,6 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             greeted_at: 0,
             answers: heapless::Deque::new(),
             base,
-            joining,
             change: None,
             change_answers: heapless::Deque::new(),
             history_to: heapless::Deque::new(),
@@ -510,7 +503,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     /// removal can still be undone), else the member it joins as.
     fn identity(&self) -> Option<&Member> {
         let me = self.election.me();
-        self.election.members().known(me).or_else(|| self.base.get(me)).or(self.joining.as_ref())
+        self.election.members().known(me).or_else(|| self.base.get(me)).or(self.election.joining())
     }
 
     /// Whether this node keeps a log (by its [`identity`](Self::identity)).
@@ -682,6 +675,12 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     }
 
     fn emit(&mut self, event: NodeEvent) {
+        // A failing store reports once until the application drains the events
+        // (`NodeStats::storage_failures` counts every failure): a store that fails every
+        // sync must not crowd out the events that say what the group is doing.
+        if event == NodeEvent::StorageFailed && self.events.iter().any(|e| *e == event) {
+            return;
+        }
         if self.events.push_back(event).is_err() {
             self.stats.event_overflows = self.stats.event_overflows.saturating_add(1);
         }
@@ -817,6 +816,8 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
                 self.greet.insert(from);
             }
         }
+        // One answer per peer: a repeated handshake is answered once, with the last verdict.
+        self.answers.retain(|(id, _)| *id != from);
         if self.answers.push_back((from, verdict)).is_err() {
             self.stats.pending_overflows = self.stats.pending_overflows.saturating_add(1);
         }
@@ -1518,7 +1519,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         }
         let was_member = self.election.members().get(self.election.me()).is_some();
         // A joining node is found by name: until its Add applies it sits in a free slot.
-        if let Some(own) = self.joining.as_ref() {
+        if let Some(own) = self.election.joining() {
             let slot = members.id_of(&own.name).or_else(|| members.next_slot());
             if let Some(slot) = slot {
                 self.election.set_me(slot);

@@ -865,3 +865,86 @@ fn a_joining_node_becomes_a_member_through_the_log() {
     assert!(d.election().votes_now());
     assert_eq!(sent(&mut d).last().map(String::as_str), Some("a <- Ack { vlsn: 2 }"));
 }
+
+// ----- bounded queues -----
+
+#[test]
+fn a_repeated_handshake_is_answered_once() {
+    let mut b = fresh("b");
+    let hello =
+        MessageRef::Handshake { node_name: "a", group_name: "g", node_type: NodeType::Electable };
+    deliver(&mut b, 1, "a", core(hello));
+    deliver(&mut b, 2, "a", core(hello));
+    assert_eq!(
+        sent(&mut b),
+        [
+            r#"a <- Handshake { node_name: "b", group_name: "g", node_type: Electable }"#,
+            "a <- HandshakeResponse { accepted: true, reason: None }",
+        ]
+    );
+}
+
+/// A RamLog whose syncs fail while `failing` is set.
+struct FlakyLog {
+    inner: Log,
+    failing: bool,
+}
+
+impl LogStore for FlakyLog {
+    type Error = &'static str;
+
+    fn first_vlsn(&self) -> u64 {
+        self.inner.first_vlsn()
+    }
+
+    fn last_vlsn(&self) -> u64 {
+        self.inner.last_vlsn()
+    }
+
+    fn entry(&self, vlsn: u64) -> Option<harp::replication::Entry<'_>> {
+        self.inner.entry(vlsn)
+    }
+
+    fn append(
+        &mut self,
+        vlsn: u64,
+        meta: EntryMeta,
+        t: u8,
+        data: &[u8],
+    ) -> Result<(), &'static str> {
+        self.inner.append(vlsn, meta, t, data).map_err(|_| "append")
+    }
+
+    fn truncate(&mut self, vlsn: u64) -> Result<(), &'static str> {
+        self.inner.truncate(vlsn).map_err(|_| "truncate")
+    }
+
+    fn sync(&mut self) -> Result<(), &'static str> {
+        if self.failing {
+            Err("the disk is gone")
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[test]
+fn a_failing_store_is_reported_once_until_the_events_are_drained() {
+    let mut group = Membership::<7>::named("g").unwrap();
+    let me = group.add(Member::new("solo", NodeType::Electable, 1, 1).unwrap()).unwrap();
+    let log = FlakyLog { inner: Log::new(), failing: false };
+    let mut solo = Node::new(group, me, NodeConfig::default(), RamStore::new(), log, 1, 0).unwrap();
+    let deadline = solo.poll_timeout().unwrap();
+    solo.handle_timeout(deadline);
+    assert_eq!(solo.role(), Role::Master);
+    while solo.poll_event().is_some() {}
+    solo.log_mut().failing = true;
+    for data in [&b"x"[..], b"y", b"z"] {
+        assert_eq!(solo.append(1, data), Err(AppendError::Storage));
+    }
+    let events: Vec<NodeEvent> = std::iter::from_fn(|| solo.poll_event()).collect();
+    assert_eq!(events, [NodeEvent::StorageFailed]);
+    assert_eq!(solo.stats().storage_failures, 3, "every failure is counted");
+    assert_eq!(solo.append(1, b"w"), Err(AppendError::Storage));
+    assert_eq!(solo.poll_event(), Some(NodeEvent::StorageFailed), "reported again once drained");
+}

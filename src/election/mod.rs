@@ -547,6 +547,11 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         self.members.get(self.me).or(self.joining.as_ref()).unwrap_or_else(|| unreachable_member())
     }
 
+    /// Who this node joins the group as, until the log makes it a member.
+    pub(crate) fn joining(&self) -> Option<&Member> {
+        self.joining.as_ref()
+    }
+
     /// Marks this node as joining the group as `own` (it votes when asked, as Raft servers
     /// do, so a group whose log already counts it can elect a master).
     pub fn set_joining(&mut self, own: Option<Member>) {

@@ -5,7 +5,7 @@ use crate::membership::{MemberId, MemberSet};
 
 /// How many envelopes the outbox holds; a broadcast is one envelope. Every input produces at
 /// most three, so a caller that drains after each input never fills it.
-pub const OUTBOX_CAPACITY: usize = 16;
+pub const OUTBOX_CAPACITY: usize = 8;
 
 /// A message the election will send, before names are filled in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

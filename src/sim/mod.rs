@@ -31,7 +31,7 @@ use crate::membership::{Member, MemberId, Membership};
 use crate::node::{Node, NodeConfig, NodeEvent};
 use crate::replication::{EntryMeta, LogStore, ENTRY_TERM_START};
 use crate::rng::SplitMix64;
-use crate::storage::ElectionRecord;
+use crate::storage::{ElectionRecord, StableStore};
 use crate::wire::{Extension, Message};
 use crate::{MessageRef, NodeType};
 use alloc::format;
@@ -172,6 +172,9 @@ pub struct Report {
     pub membership_changes: u32,
     /// Positions arbiters acknowledged (asked when data nodes left entries undurable).
     pub arbiter_acks: u64,
+    /// Messages or events a node's fixed queues had no room for, over every node life: how
+    /// well the capacities fit.
+    pub overflows: Overflows,
     /// For every graceful shutdown of a master: ms until some node became master again.
     pub graceful_failovers_ms: Vec<u64>,
     /// Milliseconds from the end of the faults to a master every member follows.
@@ -245,6 +248,38 @@ pub struct Sim {
     clean_crash_at: Option<u64>,
     graceful_at: Option<u64>,
     recovered_at: Option<u64>,
+}
+
+/// What fixed queues had no room for (the node's and its election's counters, summed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Overflows {
+    /// `NodeStats::pending_overflows`: acks, answers and notices not queued.
+    pub pending: u64,
+    /// `NodeStats::event_overflows`.
+    pub node_events: u64,
+    /// `election::Stats::outbox_overflows`.
+    pub outbox: u64,
+    /// `election::Stats::event_overflows`.
+    pub election_events: u64,
+}
+
+impl Overflows {
+    fn of<S: StableStore, L: LogStore, const N: usize>(node: &Node<S, L, N>) -> Self {
+        let (n, e) = (node.stats(), node.election().stats());
+        Overflows {
+            pending: n.pending_overflows.into(),
+            node_events: n.event_overflows.into(),
+            outbox: e.outbox_overflows.into(),
+            election_events: e.event_overflows.into(),
+        }
+    }
+
+    fn add(&mut self, other: Overflows) {
+        self.pending += other.pending;
+        self.node_events += other.node_events;
+        self.outbox += other.outbox;
+        self.election_events += other.election_events;
+    }
 }
 
 /// Runs one seed to the end and reports what happened.
@@ -497,6 +532,9 @@ impl Sim {
                     "replica logs did not converge within {bound} ms of recovery"
                 ));
             }
+        }
+        for node in self.hosts.iter().filter_map(|h| h.node.as_ref()) {
+            self.report.overflows.add(Overflows::of(node));
         }
         self.report.durable_entries = self.checker.durable_entries();
         self.report.delivered = self.net.delivered;
@@ -887,6 +925,7 @@ impl Sim {
         self.net.break_links(i);
         let Some(host) = self.hosts.get_mut(i) else { return };
         let was_master = node.role() == Role::Master;
+        self.report.overflows.add(Overflows::of(&node));
         let (mut store, mut log) = node.into_stores();
         store.fail_writes = false;
         log.fail_sync = false;
@@ -1164,6 +1203,8 @@ pub struct Summary {
     pub membership_changes: u64,
     /// Arbiter acknowledgements, all seeds.
     pub arbiter_acks: u64,
+    /// Queue overflows (see [`Report::overflows`]), all seeds.
+    pub overflows: Overflows,
 }
 
 impl Summary {
@@ -1186,6 +1227,7 @@ impl Summary {
         self.lost_durable += report.lost_durable;
         self.membership_changes += u64::from(report.membership_changes);
         self.arbiter_acks += report.arbiter_acks;
+        self.overflows.add(report.overflows);
     }
 
     /// Adds another summary (from another thread).
@@ -1205,6 +1247,7 @@ impl Summary {
         self.lost_durable += other.lost_durable;
         self.membership_changes += other.membership_changes;
         self.arbiter_acks += other.arbiter_acks;
+        self.overflows.add(other.overflows);
     }
 
     /// Why the sweep proves nothing, if it saw no crash, partition, election or durable entry.

@@ -50,6 +50,12 @@ pub fn summary_json(summary: &Summary, elapsed_s: f64) -> String {
         "lost_durable": summary.lost_durable,
         "membership_changes": summary.membership_changes,
         "arbiter_acks": summary.arbiter_acks,
+        "overflows": {
+            "pending": summary.overflows.pending,
+            "node_events": summary.overflows.node_events,
+            "outbox": summary.overflows.outbox,
+            "election_events": summary.overflows.election_events,
+        },
         "vacuous": summary.vacuous(),
         "elapsed_s": (elapsed_s * 10.0).round() / 10.0,
     })
