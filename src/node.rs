@@ -678,7 +678,8 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         // A failing store reports once until the application drains the events
         // (`NodeStats::storage_failures` counts every failure): a store that fails every
         // sync must not crowd out the events that say what the group is doing.
-        if event == NodeEvent::StorageFailed && self.events.iter().any(|e| *e == event) {
+        let failed = |e: &NodeEvent| matches!(e, NodeEvent::StorageFailed);
+        if failed(&event) && self.events.iter().any(failed) {
             return;
         }
         if self.events.push_back(event).is_err() {

@@ -700,7 +700,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
 
     /// Starts (or restarts) taking part, as a follower that knows no master.
     pub fn start(&mut self, now: u64) {
-        if self.phase == Phase::Stopped {
+        if matches!(self.phase, Phase::Stopped) {
             self.phase = Phase::Follower { master: None };
             self.reset_election_timer(now);
         }
@@ -1094,7 +1094,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
 
     /// Handles a message from member `from` received at `now`.
     pub fn handle(&mut self, now: u64, from: MemberId, msg: &MessageRef<'_>) {
-        if self.phase == Phase::Stopped {
+        if matches!(self.phase, Phase::Stopped) {
             return;
         }
         // A member removed by a change still in flight is recognised: if the change is undone

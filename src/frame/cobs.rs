@@ -145,7 +145,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> CobsDecoder<B> {
     /// As [`push`](Self::push), but returns the frame's checked body undecoded (decode it
     /// with [`Message::decode`] to accept harp's extensions too).
     pub fn push_frame(&mut self, input: &mut &[u8]) -> Result<Option<&[u8]>, FrameError> {
-        if self.phase == Phase::Delivered {
+        if matches!(self.phase, Phase::Delivered) {
             self.reset();
         }
         while let Some((&byte, rest)) = input.split_first() {
@@ -172,7 +172,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> CobsDecoder<B> {
         &mut self,
         reader: &mut R,
     ) -> Result<Option<&[u8]>, ReadError<R::Error>> {
-        if self.phase == Phase::Delivered {
+        if matches!(self.phase, Phase::Delivered) {
             self.reset();
         }
         loop {

@@ -194,7 +194,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> StreamDecoder<B> {
 
     /// Whether no frame is partly received (a clean place for the stream to end).
     pub fn is_idle(&self) -> bool {
-        self.filled == 0 || self.phase == Phase::Delivered
+        self.filled == 0 || matches!(self.phase, Phase::Delivered)
     }
 
     /// Forgets any partial frame and any error.
