@@ -237,6 +237,9 @@ pub enum MessageRef<'a> {
     },
 }
 
+/// A `LogEntry`'s bytes before its payload: tag, VLSN, entry type, payload length.
+const LOG_ENTRY_HEADER: usize = 1 + 8 + 1 + 4;
+
 /// Bytes of a `str` or `bytes` field: the u32 prefix and the contents (saturating).
 fn field_len(len: usize) -> usize {
     len.saturating_add(4)
@@ -316,10 +319,30 @@ impl<'a> MessageRef<'a> {
     /// Never panics and never allocates, whatever the input.
     #[inline]
     pub fn decode(bytes: &'a [u8]) -> Result<Self, Error> {
+        if let Some(entry) = Self::decode_log_entry(bytes) {
+            return Ok(entry);
+        }
         let mut r = Reader::new(bytes);
         let msg = Self::decode_fields(&mut r)?;
         r.finish()?;
         Ok(msg)
+    }
+
+    /// The replication stream's fast path: a well-formed `LogEntry` in one header check.
+    /// Anything else (other tags, and every malformed entry, for its precise error) takes
+    /// the field-by-field path.
+    #[inline]
+    fn decode_log_entry(bytes: &'a [u8]) -> Option<Self> {
+        let (head, data) = bytes.split_first_chunk::<LOG_ENTRY_HEADER>()?;
+        let [5, v0, v1, v2, v3, v4, v5, v6, v7, entry_type, l0, l1, l2, l3] = *head else {
+            return None;
+        };
+        let len = usize::try_from(u32::from_le_bytes([l0, l1, l2, l3])).ok()?;
+        (len == data.len()).then_some(MessageRef::LogEntry {
+            vlsn: u64::from_le_bytes([v0, v1, v2, v3, v4, v5, v6, v7]),
+            entry_type,
+            data,
+        })
     }
 
     #[inline]
@@ -385,16 +408,20 @@ impl<'a> MessageRef<'a> {
     /// Encodes into the front of `buf` and returns the number of bytes written.
     ///
     /// A buffer shorter than [`encoded_len`](Self::encoded_len) is
-    /// [`Error::BufferTooSmall`], stating the size required; nothing is written then.
+    /// [`Error::BufferTooSmall`], stating the size required; the buffer may then hold a
+    /// prefix of the encoding (the size is computed only on that error path, so a
+    /// successful encode walks the message once).
     #[inline]
     pub fn encode_into(&self, buf: &mut [u8]) -> Result<usize, Error> {
-        let required = self.encoded_len();
-        if buf.len() < required {
-            return Err(Error::BufferTooSmall { required, available: buf.len() });
-        }
+        let available = buf.len();
         let mut sink = SliceSink::new(buf);
-        self.emit(&mut sink)?;
-        Ok(sink.position())
+        match self.emit(&mut sink) {
+            Ok(()) => Ok(sink.position()),
+            Err(Error::BufferTooSmall { .. }) => {
+                Err(Error::BufferTooSmall { required: self.encoded_len(), available })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Appends the encoding to a `heapless::Vec`; on error the vector is unchanged.
