@@ -138,3 +138,49 @@ fn an_invalid_node_configuration_stops_with_one_line_before_anything_starts() {
     let (ok, _, err) = harp(&["node", "--config", toml.to_str().unwrap()]);
     assert!(!ok && err.contains("favourite_colour"), "{err}");
 }
+
+/// `harp node`, then `harp status`, `harp append` and `harp shutdown` against its admin
+/// address, each as its own process (a one-member group: it elects itself).
+#[test]
+fn status_append_and_shutdown_drive_a_running_node() {
+    use std::time::{Duration, Instant};
+    let port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (listen, admin) = (port().to_string(), port().to_string());
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("n1");
+    let mut node = Command::new(env!("CARGO_BIN_EXE_harp"))
+        .args(["node", "--name", "n1", "--group", "g", "--listen", &listen, "--admin", &admin])
+        .args(["--durability", "os", "--data-dir", data.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let (ok, out, _) = harp(&["status", &admin]);
+        if ok && out.contains(r#""role":"master""#) {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "no master: {out}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    for key in ["name", "role", "term", "master", "vlsn", "dtvlsn", "peers"] {
+        assert!(status.get(key).is_some(), "status has {key}: {status}");
+    }
+    let (ok, out, err) = harp(&["append", &admin, "alpha", "beta"]);
+    assert!(ok, "append failed: {err}");
+    let vlsns: Vec<u64> = out.lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(vlsns.len(), 2);
+    assert_eq!(vlsns[1], vlsns[0] + 1, "consecutive VLSNs: {out}");
+    let (ok, _, err) = harp(&["shutdown", &admin]);
+    assert!(ok, "shutdown failed: {err}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = node.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "the node did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "the node exits 0 after a graceful shutdown: {exit}");
+}
