@@ -239,7 +239,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> StreamDecoder<B> {
     /// chunking.
     ///
     /// ```
-    /// use harp::frame::stream::{encode_frame, frame_len, StreamDecoder};
+    /// use harp::frame::stream::{encode_frame, StreamDecoder};
     /// use harp::MessageRef;
     ///
     /// let msg = MessageRef::Ack { vlsn: 7 };
@@ -268,8 +268,10 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> StreamDecoder<B> {
                 }
             };
             let covered_end = HEADER.saturating_add(body);
-            if let Some((frame, rest)) = whole.split_at_checked(covered_end.saturating_add(CRC)) {
-                let (covered, crc) = frame.split_at(covered_end);
+            let split = whole
+                .split_at_checked(covered_end.saturating_add(CRC))
+                .and_then(|(frame, rest)| Some((frame.split_at_checked(covered_end)?, rest)));
+            if let Some(((covered, crc), rest)) = split {
                 let stored = crc.first_chunk::<CRC>().map_or(0, |b| u32::from_le_bytes(*b));
                 if let Err(e) = check_crc(covered, stored) {
                     return self.fail(e);

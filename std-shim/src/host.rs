@@ -760,6 +760,7 @@ impl Worker {
 
     /// Handles the frames in `input`; an error ends the connection.
     fn on_bytes(&mut self, id: ConnId, c: &mut Conn, mut input: &[u8]) -> Result<(), String> {
+        let now = self.now();
         if !c.greeted {
             c.greeted = c.preamble.push(&mut input).map_err(|e| {
                 self.refused += 1;
@@ -770,7 +771,7 @@ impl Worker {
             match c.decoder.next_frame(&mut input) {
                 Ok(Some(body)) => {
                     let peer = c.peer;
-                    match self.on_frame(id, peer, body) {
+                    match self.on_frame(now, id, peer, body) {
                         Bound::Peer(member) => {
                             c.peer = Some(member);
                         }
@@ -808,7 +809,7 @@ impl Worker {
 
     /// Hands one frame from connection `conn` (bound to `peer`, if known) to the node. An
     /// unbound connection's first frame must be a `Handshake` the node accepts.
-    fn on_frame(&mut self, conn: ConnId, peer: Option<MemberId>, body: &[u8]) -> Bound {
+    fn on_frame(&mut self, now: u64, conn: ConnId, peer: Option<MemberId>, body: &[u8]) -> Bound {
         let msg = match Message::decode(body) {
             Ok(msg) => msg,
             Err(e) => {
@@ -816,7 +817,6 @@ impl Worker {
                 return Bound::Unchanged;
             }
         };
-        let now = self.now();
         match (peer, msg) {
             (Some(peer), msg) => {
                 self.node.handle(now, peer, &msg);
