@@ -818,8 +818,9 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             }
         }
         // One answer per peer: a repeated handshake is answered once, with the last verdict.
-        self.answers.retain(|(id, _)| *id != from);
-        if self.answers.push_back((from, verdict)).is_err() {
+        if let Some(waiting) = self.answers.iter_mut().find(|(id, _)| *id == from) {
+            waiting.1 = verdict;
+        } else if self.answers.push_back((from, verdict)).is_err() {
             self.stats.pending_overflows = self.stats.pending_overflows.saturating_add(1);
         }
     }
@@ -1564,8 +1565,10 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             return;
         }
         let first = self.log.first_vlsn();
-        self.history_to.retain(|(id, _)| *id != peer);
-        if self.history_to.push_back((peer, first)).is_err() {
+        // One entry per peer: a peer queued again starts over from the first change.
+        if let Some(queued) = self.history_to.iter_mut().find(|(id, _)| *id == peer) {
+            queued.1 = first;
+        } else if self.history_to.push_back((peer, first)).is_err() {
             self.stats.pending_overflows = self.stats.pending_overflows.saturating_add(1);
         }
     }

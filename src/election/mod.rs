@@ -776,7 +776,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     /// The master announced it is shutting down (`Shutdown`): elect at once instead of
     /// waiting for the heartbeat timeout. Ignored unless `from` is this node's master.
     pub fn master_left(&mut self, now: u64, from: MemberId) {
-        if self.phase == (Phase::Follower { master: Some(from) }) {
+        if self.follows(from) {
             self.election_deadline = now;
             self.check_election_timer(now);
         }
@@ -790,10 +790,15 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     /// together still agree. Nothing else changes, so a link that merely flapped costs at
     /// most an election its master can win again; a heartbeat restores the full wait.
     pub fn master_link_lost(&mut self, peer: MemberId) {
-        if self.phase == (Phase::Follower { master: Some(peer) }) {
+        if self.follows(peer) {
             self.election_deadline = self.election_deadline.saturating_sub(self.election_jitter);
             self.election_jitter = 0;
         }
+    }
+
+    /// Whether this node is a follower of `master`.
+    fn follows(&self, master: MemberId) -> bool {
+        matches!(self.phase, Phase::Follower { master: Some(m) } if m == master)
     }
 
     fn check_election_timer(&mut self, now: u64) {
@@ -1023,7 +1028,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     }
 
     fn follow(&mut self, now: u64, master: MemberId) {
-        if self.phase != (Phase::Follower { master: Some(master) }) {
+        if !self.follows(master) {
             self.phase = Phase::Follower { master: Some(master) };
             self.emit(Event::MasterKnown { master, term: self.term });
         }
