@@ -307,6 +307,14 @@ enum Pending {
     },
 }
 
+/// Takes the first member's pending item from a per-member table, with that member.
+fn take_first<T, const N: usize>(table: &mut [Option<T>; N]) -> Option<(MemberId, T)> {
+    table.iter_mut().enumerate().find_map(|(i, slot)| {
+        let item = slot.take()?;
+        Some((MemberId::new(u8::try_from(i).ok()?), item))
+    })
+}
+
 /// A node of a group of at most `N` members, with stable store `S` and log store `L`.
 pub struct Node<S, L, const N: usize> {
     election: Election<S, N>,
@@ -334,7 +342,9 @@ pub struct Node<S, L, const N: usize> {
     greet: MemberSet,
     greeted_at: u64,
     /// Peers to answer a `Handshake` from, with the refusal reason (None: accepted).
-    answers: heapless::Deque<(MemberId, Option<&'static str>), N>,
+    /// Per member: the answer to its `Handshake` still to send (the refusal reason, or
+    /// `None` for an acceptance); one per member, the last verdict.
+    answers: [Option<Option<&'static str>>; N],
     /// The membership this node was configured with; changes in its log apply on top.
     base: Membership<N>,
     /// As master: the membership change in flight (its VLSN) and who asked for it.
@@ -343,7 +353,7 @@ pub struct Node<S, L, const N: usize> {
     change_answers: heapless::Deque<(MemberId, bool), N>,
     /// As master: members without a log (monitors, arbiters) being sent the membership
     /// history as `GroupChange` notices, and the VLSN to continue from.
-    history_to: heapless::Deque<(MemberId, u64), N>,
+    history_to: [Option<u64>; N],
     /// As master: when the membership history was last sent to members without a log.
     history_at: u64,
     /// As master: the DTVLSN that has not advanced while entries wait, and since when (an
@@ -410,11 +420,11 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             outbound: MemberSet::EMPTY,
             greet: MemberSet::EMPTY,
             greeted_at: 0,
-            answers: heapless::Deque::new(),
+            answers: [None; N],
             base,
             change: None,
             change_answers: heapless::Deque::new(),
-            history_to: heapless::Deque::new(),
+            history_to: [None; N],
             history_at: 0,
             stalled: None,
             events: heapless::Deque::new(),
@@ -533,7 +543,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         if let Some((to, accepted)) = self.change_answers.pop_front() {
             return self.transmit(to, Message::Core(MessageRef::GroupChangeResponse { accepted }));
         }
-        if let Some((to, refusal)) = self.answers.pop_front() {
+        if let Some((to, refusal)) = take_first(&mut self.answers) {
             let message =
                 MessageRef::HandshakeResponse { accepted: refusal.is_none(), reason: refusal };
             return self.transmit(to, Message::Core(message));
@@ -818,10 +828,8 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             }
         }
         // One answer per peer: a repeated handshake is answered once, with the last verdict.
-        if let Some(waiting) = self.answers.iter_mut().find(|(id, _)| *id == from) {
-            waiting.1 = verdict;
-        } else if self.answers.push_back((from, verdict)).is_err() {
-            self.stats.pending_overflows = self.stats.pending_overflows.saturating_add(1);
+        if let Some(answer) = self.answers.get_mut(from.index()) {
+            *answer = Some(verdict);
         }
     }
 
@@ -1565,11 +1573,9 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             return;
         }
         let first = self.log.first_vlsn();
-        // One entry per peer: a peer queued again starts over from the first change.
-        if let Some(queued) = self.history_to.iter_mut().find(|(id, _)| *id == peer) {
-            queued.1 = first;
-        } else if self.history_to.push_back((peer, first)).is_err() {
-            self.stats.pending_overflows = self.stats.pending_overflows.saturating_add(1);
+        // One cursor per peer: a peer queued again starts over from the first change.
+        if let Some(cursor) = self.history_to.get_mut(peer.index()) {
+            *cursor = Some(first);
         }
     }
 
@@ -1578,13 +1584,14 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     /// that a failover drops.
     fn next_history_notice(&mut self) -> Option<(MemberId, u64)> {
         let last = self.log.last_vlsn().min(self.durable);
-        while let Some((to, from)) = self.history_to.pop_front() {
-            let mut v = from;
+        for (i, cursor) in self.history_to.iter_mut().enumerate() {
+            let Some(mut v) = cursor.take() else { continue };
             while v <= last && self.log.entry(v).is_some_and(|e| e.entry_type != ENTRY_MEMBERSHIP) {
                 v = v.saturating_add(1);
             }
+            let to = MemberId::new(u8::try_from(i).unwrap_or(u8::MAX));
             if v <= last && self.outbound.contains(to) {
-                let _ = self.history_to.push_front((to, v.saturating_add(1)));
+                *cursor = Some(v.saturating_add(1));
                 return Some((to, v));
             }
         }
