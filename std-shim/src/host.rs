@@ -10,7 +10,8 @@
 //! - **one TCP connection per peer pair**: the member with the smaller name dials (with
 //!   backoff 100 ms → 2 s), the other accepts; each connection starts with the harp preamble,
 //!   then stream frames (length, message, CRC-32C), `TCP_NODELAY`, a bounded output buffer
-//!   per connection; a peer that does not read is not read from either past TCP's window
+//!   per connection, the socket read and written through `embedded-io-adapters` (the
+//!   embedded-io traits the core's framing is written against); a peer that does not read is not read from either past TCP's window
 //!   (backpressure, bounded memory);
 //! - an inbound connection is bound to a member by its first message, which must be a
 //!   `Handshake` the node accepts ([`Node::check_handshake`]); anything else closes it with a
@@ -33,7 +34,9 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
+use embedded_io_adapters::std::FromStd;
 use harp::election::{Config, Role};
+use harp::embedded_io;
 use harp::frame::stream::{self, PreambleReader, StreamDecoder, PREAMBLE};
 use harp::membership::{Member, MemberId, Membership};
 use harp::node::{Node, NodeConfig, NodeEvent};
@@ -396,7 +399,9 @@ fn role_name(role: Role) -> &'static str {
 
 /// One TCP connection, owned by the node thread.
 struct Conn {
-    socket: TcpStream,
+    /// The socket, read and written through the embedded-io traits the core's framing is
+    /// written against.
+    socket: FromStd<TcpStream>,
     /// The member it is bound to (dialed, or named by an accepted `Handshake`).
     peer: Option<MemberId>,
     /// Set while an outbound connect is in progress: when it started.
@@ -419,7 +424,7 @@ struct Conn {
 impl Conn {
     fn new(socket: TcpStream, max_frame: usize) -> Self {
         Conn {
-            socket,
+            socket: FromStd::new(socket),
             peer: None,
             connecting: None,
             opened: Instant::now(),
@@ -445,7 +450,7 @@ impl Conn {
         }
         let before = self.out_at;
         while self.out_at < self.out.len() {
-            match self.socket.write(&self.out[self.out_at..]) {
+            match embedded_io::Write::write(&mut self.socket, &self.out[self.out_at..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.out_at += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -556,7 +561,7 @@ impl Worker {
         }
         for (_, mut conn) in self.conns.drain() {
             let _ = conn.flush();
-            let _ = conn.socket.shutdown(Shutdown::Both);
+            let _ = conn.socket.inner().shutdown(Shutdown::Both);
         }
         for w in self.waiters.drain(..) {
             let _ = w.reply.send(Reply::Error { error: "the node stopped".into(), master: None });
@@ -594,7 +599,7 @@ impl Worker {
         let id = self.next_conn;
         self.next_conn += 1;
         let interest = Interest::READABLE | Interest::WRITABLE;
-        match self.poll.registry().register(&mut conn.socket, Token(id as usize), interest) {
+        match self.poll.registry().register(conn.socket.inner_mut(), Token(id as usize), interest) {
             Ok(()) => {
                 self.conns.insert(id, conn);
                 Some(id)
@@ -701,14 +706,14 @@ impl Worker {
         if c.connecting.is_none() {
             return true;
         }
-        if let Ok(Some(e)) | Err(e) = c.socket.take_error() {
+        if let Ok(Some(e)) | Err(e) = c.socket.inner().take_error() {
             self.drop_conn(id, &format!("connect failed: {e}"));
             return false;
         }
-        match c.socket.peer_addr() {
+        match c.socket.inner().peer_addr() {
             Ok(addr) => {
                 c.connecting = None;
-                let _ = c.socket.set_nodelay(true);
+                let _ = c.socket.inner().set_nodelay(true);
                 let peer = c.peer;
                 let dial = c.dial;
                 if let Some(d) = dial.and_then(|i| self.dials.get_mut(i)) {
@@ -740,7 +745,7 @@ impl Worker {
             if c.connecting.is_some() {
                 break None;
             }
-            let n = match c.socket.read(&mut buf) {
+            let n = match embedded_io::Read::read(&mut c.socket, &mut buf) {
                 Ok(0) => break Some("closed by the peer".to_string()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break None,
@@ -862,8 +867,8 @@ impl Worker {
     fn drop_conn(&mut self, id: ConnId, reason: &str) {
         let Some(mut c) = self.conns.remove(&id) else { return };
         let _ = c.flush();
-        let _ = self.poll.registry().deregister(&mut c.socket);
-        let _ = c.socket.shutdown(Shutdown::Both);
+        let _ = self.poll.registry().deregister(c.socket.inner_mut());
+        let _ = c.socket.inner().shutdown(Shutdown::Both);
         if let Some(d) = c.dial.and_then(|i| self.dials.get_mut(i)) {
             d.conn = None;
             d.next_attempt = Instant::now() + d.backoff;
