@@ -484,6 +484,15 @@ struct Dial {
     backoff: Duration,
 }
 
+impl Dial {
+    /// The link is gone or the connect failed: try again after the backoff, which doubles.
+    fn retry_later(&mut self, now: Instant) {
+        self.conn = None;
+        self.next_attempt = now + self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
 /// What a frame did to its connection's binding.
 enum Bound {
     Unchanged,
@@ -643,25 +652,24 @@ impl Worker {
             if d.conn.is_some() || d.next_attempt > now {
                 continue;
             }
-            let (addr, name) = (d.addr, d.name.clone());
+            let (addr, peer) = (d.addr, d.peer);
             let opened = match TcpStream::connect(addr) {
                 Ok(socket) => {
                     let mut conn = Conn::new(socket, self.max_frame);
-                    conn.peer = Some(d.peer);
+                    conn.peer = Some(peer);
                     conn.connecting = Some(now);
                     conn.dial = Some(i);
                     self.register(conn)
                 }
                 Err(e) => {
-                    debug!(peer = %name, %e, "connect failed; retrying");
+                    debug!(peer = %self.dials[i].name, %e, "connect failed; retrying");
                     None
                 }
             };
             let d = &mut self.dials[i];
-            d.conn = opened;
-            if opened.is_none() {
-                d.next_attempt = now + d.backoff;
-                d.backoff = (d.backoff * 2).min(MAX_BACKOFF);
+            match opened {
+                Some(conn) => d.conn = Some(conn),
+                None => d.retry_later(now),
             }
         }
         let late: Vec<(ConnId, &'static str)> = self
@@ -870,9 +878,7 @@ impl Worker {
         let _ = self.poll.registry().deregister(c.socket.inner_mut());
         let _ = c.socket.inner().shutdown(Shutdown::Both);
         if let Some(d) = c.dial.and_then(|i| self.dials.get_mut(i)) {
-            d.conn = None;
-            d.next_attempt = Instant::now() + d.backoff;
-            d.backoff = (d.backoff * 2).min(MAX_BACKOFF);
+            d.retry_later(Instant::now());
         }
         match c.peer {
             Some(peer) if self.is_link(id, Some(peer)) => {

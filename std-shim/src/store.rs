@@ -180,6 +180,7 @@ impl FileLog {
         File::open(&path)?.read_to_end(&mut bytes)?;
         let index = self.segments.len();
         let mut offset = 0usize;
+        let mut torn = 0u64;
         let corrupt = |offset: usize, what| LogError::Corrupt {
             segment: path.clone(),
             offset: offset as u64,
@@ -196,24 +197,20 @@ impl FileLog {
                     self.held.push_back(Held { meta, entry_type, segment: index, offset, len });
                     offset += size;
                 }
-                Err(what) if last => {
+                Err(_) if last => {
                     // A torn write from a crash: keep what is whole, cut the rest.
-                    let torn = (bytes.len() - offset) as u64;
+                    torn = (bytes.len() - offset) as u64;
                     let file = OpenOptions::new().write(true).open(&path)?;
                     file.set_len(offset as u64)?;
                     file.sync_all()?;
-                    let _ = what;
                     bytes.truncate(offset);
-                    let written = bytes.len();
-                    self.segments.push(Segment { first_vlsn, path, bytes, written });
-                    return Ok(torn);
                 }
                 Err(what) => return Err(corrupt(offset, what)),
             }
         }
         let written = bytes.len();
         self.segments.push(Segment { first_vlsn, path, bytes, written });
-        Ok(0)
+        Ok(torn)
     }
 
     /// The segment files (for tests and tools).
