@@ -1,7 +1,7 @@
 //! Negative vectors: one per error kind (and per place it can arise), each checked for the
 //! exact error, field and offset.
 
-use harp::wire::Error;
+use harp::wire::{Error, Field};
 use harp::{MessageRef, NodeType};
 
 mod util;
@@ -17,7 +17,7 @@ fn decode_err(h: &str) -> Error {
 
 #[test]
 fn empty_input_is_truncated_at_the_tag() {
-    assert_eq!(MessageRef::decode(&[]), Err(Error::Truncated { field: "tag", offset: 0 }));
+    assert_eq!(MessageRef::decode(&[]), Err(Error::Truncated { field: Field::Tag, offset: 0 }));
 }
 
 #[test]
@@ -30,37 +30,37 @@ fn unknown_tags() {
 #[test]
 fn truncated_inside_each_kind_of_field() {
     // u64
-    assert_eq!(decode_err("06 e70300"), Error::Truncated { field: "Ack.vlsn", offset: 1 });
+    assert_eq!(decode_err("06 e70300"), Error::Truncated { field: Field::AckVlsn, offset: 1 });
     // a length prefix
-    assert_eq!(decode_err("0c 0000"), Error::Truncated { field: "Shutdown.reason", offset: 1 });
+    assert_eq!(decode_err("0c 0000"), Error::Truncated { field: Field::ShutdownReason, offset: 1 });
     // string contents: the offset is the field's (its length prefix)
     assert_eq!(
         decode_err("01 02000000 6e31 05000000 6767"),
-        Error::Truncated { field: "Handshake.group_name", offset: 7 }
+        Error::Truncated { field: Field::HandshakeGroupName, offset: 7 }
     );
     // a trailing u8 enum
     assert_eq!(
         decode_err("01 02000000 6e31 01000000 67"),
-        Error::Truncated { field: "node_type", offset: 12 }
+        Error::Truncated { field: Field::NodeType, offset: 12 }
     );
     // a u16 and a u32 inside RepNode
     assert_eq!(
         decode_err("07 01 01000000 61 03 01000000 68 89"),
-        Error::Truncated { field: "RepNode.port", offset: 13 }
+        Error::Truncated { field: Field::RepNodePort, offset: 13 }
     );
     assert_eq!(
         decode_err("07 01 01000000 61 03 01000000 68 8913 0700"),
-        Error::Truncated { field: "RepNode.node_id", offset: 15 }
+        Error::Truncated { field: Field::RepNodeNodeId, offset: 15 }
     );
     // payload
     assert_eq!(
         decode_err("05 0700000000000000 2a 03000000 dead"),
-        Error::Truncated { field: "LogEntry.data", offset: 10 }
+        Error::Truncated { field: Field::LogEntryData, offset: 10 }
     );
     // a bool
     assert_eq!(
         decode_err("08"),
-        Error::Truncated { field: "GroupChangeResponse.accepted", offset: 1 }
+        Error::Truncated { field: Field::GroupChangeResponseAccepted, offset: 1 }
     );
 }
 
@@ -68,16 +68,16 @@ fn truncated_inside_each_kind_of_field() {
 fn invalid_utf8() {
     assert_eq!(
         decode_err("0c 02000000 c328"),
-        Error::InvalidUtf8 { field: "Shutdown.reason", offset: 5 }
+        Error::InvalidUtf8 { field: Field::ShutdownReason, offset: 5 }
     );
     assert_eq!(
         decode_err("01 02000000 6e31 01000000 ff 00"),
-        Error::InvalidUtf8 { field: "Handshake.group_name", offset: 11 }
+        Error::InvalidUtf8 { field: Field::HandshakeGroupName, offset: 11 }
     );
     // a lone surrogate encoded as UTF-8 is not valid
     assert_eq!(
         decode_err("0b 03000000 eda080 0300000000000000"),
-        Error::InvalidUtf8 { field: "ElectionResult.master", offset: 5 }
+        Error::InvalidUtf8 { field: Field::ElectionResultMaster, offset: 5 }
     );
 }
 
@@ -85,19 +85,19 @@ fn invalid_utf8() {
 fn invalid_bools_and_presence_bytes() {
     assert_eq!(
         decode_err("02 02 00"),
-        Error::InvalidBool { field: "HandshakeResponse.accepted", offset: 1, byte: 2 }
+        Error::InvalidBool { field: Field::HandshakeResponseAccepted, offset: 1, byte: 2 }
     );
     assert_eq!(
         decode_err("02 01 ff"),
-        Error::InvalidBool { field: "HandshakeResponse.reason", offset: 2, byte: 0xff }
+        Error::InvalidBool { field: Field::HandshakeResponseReason, offset: 2, byte: 0xff }
     );
     assert_eq!(
         decode_err("08 80"),
-        Error::InvalidBool { field: "GroupChangeResponse.accepted", offset: 1, byte: 0x80 }
+        Error::InvalidBool { field: Field::GroupChangeResponseAccepted, offset: 1, byte: 0x80 }
     );
     assert_eq!(
         decode_err("0a 02000000 6e32 02 0300000000000000"),
-        Error::InvalidBool { field: "ElectionVote.granted", offset: 7, byte: 2 }
+        Error::InvalidBool { field: Field::ElectionVoteGranted, offset: 7, byte: 2 }
     );
 }
 
@@ -132,11 +132,11 @@ fn huge_lengths_are_truncation_not_overflow() {
     // A 4 GiB - 1 length prefix on a short input: no arithmetic overflow, no allocation.
     assert_eq!(
         decode_err("0c ffffffff 41"),
-        Error::Truncated { field: "Shutdown.reason", offset: 1 }
+        Error::Truncated { field: Field::ShutdownReason, offset: 1 }
     );
     assert_eq!(
         decode_err("05 0100000000000000 00 ffffffff"),
-        Error::Truncated { field: "LogEntry.data", offset: 10 }
+        Error::Truncated { field: Field::LogEntryData, offset: 10 }
     );
 }
 
@@ -190,11 +190,14 @@ fn oversized_fields_are_an_error_on_encode() {
     let msg = harp::ProtocolMessage::LogEntry { vlsn: 1, entry_type: 0, data };
     assert_eq!(
         msg.try_encode(),
-        Err(Error::LengthOverflow { field: "LogEntry.data", offset: 10, len: len as u64 })
+        Err(Error::LengthOverflow { field: Field::LogEntryData, offset: 10, len: len as u64 })
     );
     let mut sink = Vec::new();
     assert!(matches!(
         msg.as_ref().write_to(&mut sink),
-        Err(harp::wire::WriteError::Encode(Error::LengthOverflow { field: "LogEntry.data", .. }))
+        Err(harp::wire::WriteError::Encode(Error::LengthOverflow {
+            field: Field::LogEntryData,
+            ..
+        }))
     ));
 }

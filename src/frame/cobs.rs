@@ -25,9 +25,10 @@
 //! ```
 
 use ::cobs::{max_encoding_length, CobsEncoder, DecodeResult, DecoderState};
+use core::convert::Infallible;
 
 use super::{check_crc, decode_body, FrameError, Phase, ReadError};
-use crate::wire::{self, Checksummed, Message, MessageRef, Sink, WriteError};
+use crate::wire::{self, Message, MessageRef, Sink, WriteError};
 
 const CRC_LEN: usize = 4;
 
@@ -37,27 +38,42 @@ pub fn max_frame_len<'m>(msg: impl Into<Message<'m>>) -> usize {
     max_encoding_length(msg.into().encoded_len().saturating_add(CRC_LEN)).saturating_add(1)
 }
 
-/// Feeds a COBS encoder from the message encoder.
+/// Feeds a COBS encoder and the frame's CRC from the message encoder.
+///
+/// Two choices keep the message encoder small on firmware, where it is instantiated for
+/// this sink: the CRC is updated here, in the one out-of-line `put`, rather than by a
+/// `Checksummed` wrapper that would inline the update at each field's call site; and the
+/// sink records its first failure instead of returning it, so its `Error` is `Infallible`
+/// and the encoder's check after each field compiles to nothing (together ~0.5 KiB).
 struct CobsSink<'b> {
     encoder: CobsEncoder<'b>,
+    digest: crate::checksum::Digest,
+    failure: Option<wire::Error>,
     required: usize,
     available: usize,
     pos: usize,
 }
 
 impl Sink for CobsSink<'_> {
-    type Error = wire::Error;
+    type Error = Infallible;
 
-    fn put(&mut self, bytes: &[u8]) -> Result<(), wire::Error> {
+    fn put(&mut self, bytes: &[u8]) -> Result<(), Infallible> {
+        self.digest.update(bytes);
         self.pos = self.pos.saturating_add(bytes.len());
-        self.encoder.push(bytes).map_err(|_| wire::Error::BufferTooSmall {
-            required: self.required,
-            available: self.available,
-        })
+        if self.failure.is_none() && self.encoder.push(bytes).is_err() {
+            let (required, available) = (self.required, self.available);
+            self.failure = Some(wire::Error::BufferTooSmall { required, available });
+        }
+        Ok(())
     }
 
     fn position(&self) -> usize {
         self.pos
+    }
+
+    fn refuse(&mut self, e: wire::Error) -> Result<(), Infallible> {
+        self.failure.get_or_insert(e);
+        Ok(())
     }
 }
 
@@ -69,17 +85,23 @@ pub fn encode_frame<'m>(msg: impl Into<Message<'m>>, buf: &mut [u8]) -> Result<u
     let msg = msg.into();
     let required = max_frame_len(msg);
     let available = buf.len();
-    let (_, body) = buf
-        .split_last_mut()
-        .filter(|_| available >= required)
-        .ok_or(wire::Error::BufferTooSmall { required, available })?;
-    let mut sink = CobsSink { encoder: CobsEncoder::new(body), required, available, pos: 0 };
-    let mut checksummed = Checksummed { inner: &mut sink, digest: crate::checksum::digest() };
-    msg.emit(&mut checksummed)?;
-    let crc = checksummed.digest.finalize();
-    sink.put(&crc.to_le_bytes())?;
+    let too_small = wire::Error::BufferTooSmall { required, available };
+    let Some((_, body)) = buf.split_last_mut().filter(|_| available >= required) else {
+        return Err(too_small);
+    };
+    let digest = crate::checksum::digest();
+    let encoder = CobsEncoder::new(body);
+    let mut sink = CobsSink { encoder, digest, failure: None, required, available, pos: 0 };
+    let Ok(()) = msg.emit(&mut sink);
+    let crc = sink.digest.clone().finalize();
+    let Ok(()) = sink.put(&crc.to_le_bytes());
+    if let Some(failure) = sink.failure {
+        return Err(failure);
+    }
     let n = sink.encoder.finalize();
-    let delimiter = buf.get_mut(n).ok_or(wire::Error::BufferTooSmall { required, available })?;
+    let Some(delimiter) = buf.get_mut(n) else {
+        return Err(too_small);
+    };
     *delimiter = 0;
     Ok(n.saturating_add(1))
 }

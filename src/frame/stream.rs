@@ -28,7 +28,7 @@
 //! ```
 
 use super::{check_crc, decode_body, FrameError, Phase, ReadError};
-use crate::wire::{self, Checksummed, Message, MessageRef, Sink, SliceSink, WriteError};
+use crate::wire::{self, Checksummed, Field, Message, MessageRef, Sink, SliceSink, WriteError};
 
 /// The four magic bytes every harp connection starts with.
 pub const MAGIC: [u8; 4] = *b"HARP";
@@ -114,10 +114,10 @@ pub fn frame_len<'m>(msg: impl Into<Message<'m>>) -> usize {
     msg.into().encoded_len().saturating_add(OVERHEAD)
 }
 
-fn frame_header<E: From<wire::Error>>(msg: &Message<'_>) -> Result<[u8; HEADER], E> {
+fn frame_header(msg: &Message<'_>) -> Result<[u8; HEADER], wire::Error> {
     let len = msg.encoded_len();
     let len = u32::try_from(len).map_err(|_| wire::Error::LengthOverflow {
-        field: "frame length",
+        field: Field::FrameLength,
         offset: 0,
         len: u64::try_from(len).unwrap_or(u64::MAX),
     })?;
@@ -126,7 +126,10 @@ fn frame_header<E: From<wire::Error>>(msg: &Message<'_>) -> Result<[u8; HEADER],
 
 /// Puts header, message and CRC into a sink.
 fn emit_frame<S: Sink>(msg: &Message<'_>, sink: &mut S) -> Result<(), S::Error> {
-    let header = frame_header::<S::Error>(msg)?;
+    let header = match frame_header(msg) {
+        Ok(header) => header,
+        Err(e) => return sink.refuse(e),
+    };
     let mut crc = crate::checksum::digest();
     crc.update(&header);
     sink.put(&header)?;

@@ -195,6 +195,9 @@ impl<const E: usize, const B: usize> LogStore for RamLog<E, B> {
         self.first
     }
 
+    // Out of line: the node asks at ~20 places, and two saturating u64 operations inlined
+    // at each cost ~0.3 KiB of firmware flash.
+    #[inline(never)]
     fn last_vlsn(&self) -> u64 {
         (self.first.saturating_add(self.headers.len() as u64)).saturating_sub(1)
     }

@@ -3,7 +3,7 @@
 //! The reader never adds a length read from the wire to a position: it keeps the unread
 //! suffix and splits it with `split_at_checked`, so no input overflows on any target width.
 
-use super::error::{Error, WriteError};
+use super::error::{Error, Field, WriteError};
 use super::{GroupChangeType, NodeType};
 
 /// Reads primitives from a message, tracking the offset for error reports.
@@ -25,44 +25,46 @@ impl<'a> Reader<'a> {
     }
 
     #[inline]
-    fn take(&mut self, n: usize, field: &'static str, offset: usize) -> Result<&'a [u8], Error> {
-        let (head, tail) =
-            self.rest.split_at_checked(n).ok_or(Error::Truncated { field, offset })?;
+    fn take(&mut self, n: usize, field: Field, offset: usize) -> Result<&'a [u8], Error> {
+        let Some((head, tail)) = self.rest.split_at_checked(n) else {
+            return Err(Error::Truncated { field, offset });
+        };
         self.rest = tail;
         Ok(head)
     }
 
     #[inline]
-    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], Error> {
+    fn array<const N: usize>(&mut self, field: Field) -> Result<[u8; N], Error> {
         let offset = self.offset();
-        let (head, tail) =
-            self.rest.split_first_chunk::<N>().ok_or(Error::Truncated { field, offset })?;
+        let Some((head, tail)) = self.rest.split_first_chunk::<N>() else {
+            return Err(Error::Truncated { field, offset });
+        };
         self.rest = tail;
         Ok(*head)
     }
 
     #[inline]
-    pub(crate) fn u8(&mut self, field: &'static str) -> Result<u8, Error> {
+    pub(crate) fn u8(&mut self, field: Field) -> Result<u8, Error> {
         self.array::<1>(field).map(|[b]| b)
     }
 
     #[inline]
-    pub(crate) fn u16(&mut self, field: &'static str) -> Result<u16, Error> {
+    pub(crate) fn u16(&mut self, field: Field) -> Result<u16, Error> {
         self.array(field).map(u16::from_le_bytes)
     }
 
     #[inline]
-    pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, Error> {
+    pub(crate) fn u32(&mut self, field: Field) -> Result<u32, Error> {
         self.array(field).map(u32::from_le_bytes)
     }
 
     #[inline]
-    pub(crate) fn u64(&mut self, field: &'static str) -> Result<u64, Error> {
+    pub(crate) fn u64(&mut self, field: Field) -> Result<u64, Error> {
         self.array(field).map(u64::from_le_bytes)
     }
 
     #[inline]
-    pub(crate) fn bool(&mut self, field: &'static str) -> Result<bool, Error> {
+    pub(crate) fn bool(&mut self, field: Field) -> Result<bool, Error> {
         let offset = self.offset();
         match self.u8(field)? {
             0 => Ok(false),
@@ -73,7 +75,7 @@ impl<'a> Reader<'a> {
 
     /// `[len: u32 LE][len bytes]`.
     #[inline]
-    pub(crate) fn bytes(&mut self, field: &'static str) -> Result<&'a [u8], Error> {
+    pub(crate) fn bytes(&mut self, field: Field) -> Result<&'a [u8], Error> {
         let offset = self.offset();
         let len = self.u32(field)?;
         let n = usize::try_from(len).map_err(|_| Error::LengthOverflow {
@@ -85,7 +87,7 @@ impl<'a> Reader<'a> {
     }
 
     #[inline]
-    pub(crate) fn str(&mut self, field: &'static str) -> Result<&'a str, Error> {
+    pub(crate) fn str(&mut self, field: Field) -> Result<&'a str, Error> {
         let bytes = self.bytes(field)?;
         // The string's bytes end at the current offset.
         let offset = self.offset().saturating_sub(bytes.len());
@@ -93,7 +95,7 @@ impl<'a> Reader<'a> {
     }
 
     #[inline]
-    pub(crate) fn option_str(&mut self, field: &'static str) -> Result<Option<&'a str>, Error> {
+    pub(crate) fn option_str(&mut self, field: Field) -> Result<Option<&'a str>, Error> {
         if self.bool(field)? {
             self.str(field).map(Some)
         } else {
@@ -104,14 +106,14 @@ impl<'a> Reader<'a> {
     #[inline]
     pub(crate) fn node_type(&mut self) -> Result<NodeType, Error> {
         let offset = self.offset();
-        let code = self.u8("node_type")?;
+        let code = self.u8(Field::NodeType)?;
         NodeType::from_code(code).ok_or(Error::UnknownNodeType { offset, code })
     }
 
     #[inline]
     pub(crate) fn change_type(&mut self) -> Result<GroupChangeType, Error> {
         let offset = self.offset();
-        let code = self.u8("change_type")?;
+        let code = self.u8(Field::ChangeType)?;
         GroupChangeType::from_code(code).ok_or(Error::UnknownChangeType { offset, code })
     }
 
@@ -128,13 +130,19 @@ impl<'a> Reader<'a> {
 /// A destination for encoded bytes. The encoder is written once against this trait and
 /// serves slices, heapless vectors, `embedded_io` writers, CRC digests and COBS encoders.
 pub(crate) trait Sink {
-    type Error: From<Error>;
+    /// What a failed `put` returns. A sink that can record the failure and report it after
+    /// the message (the COBS encoder) uses `Infallible`, so the encoder's checks after each
+    /// field compile to nothing.
+    type Error;
 
     /// Appends `bytes`.
     fn put(&mut self, bytes: &[u8]) -> Result<(), Self::Error>;
 
     /// How many bytes were put so far (for error offsets).
     fn position(&self) -> usize;
+
+    /// The message cannot be encoded (`e` says why); the encoder stops after this.
+    fn refuse(&mut self, e: Error) -> Result<(), Self::Error>;
 
     #[inline]
     fn put_u8(&mut self, v: u8) -> Result<(), Self::Error> {
@@ -148,12 +156,11 @@ pub(crate) trait Sink {
 
     /// `[len: u32 LE][bytes]`; a length above `u32::MAX` is an error, never a truncation.
     #[inline]
-    fn put_bytes(&mut self, v: &[u8], field: &'static str) -> Result<(), Self::Error> {
-        let len = u32::try_from(v.len()).map_err(|_| Error::LengthOverflow {
-            field,
-            offset: self.position(),
-            len: u64::try_from(v.len()).unwrap_or(u64::MAX),
-        })?;
+    fn put_bytes(&mut self, v: &[u8], field: Field) -> Result<(), Self::Error> {
+        let Ok(len) = u32::try_from(v.len()) else {
+            let len = u64::try_from(v.len()).unwrap_or(u64::MAX);
+            return self.refuse(Error::LengthOverflow { field, offset: self.position(), len });
+        };
         self.put(&len.to_le_bytes())?;
         self.put(v)
     }
@@ -192,6 +199,11 @@ impl Sink for SliceSink<'_> {
     fn position(&self) -> usize {
         self.capacity.saturating_sub(self.rest.len())
     }
+
+    #[inline]
+    fn refuse(&mut self, e: Error) -> Result<(), Error> {
+        Err(e)
+    }
 }
 
 /// Writes through an `embedded_io::Write`.
@@ -214,6 +226,11 @@ impl<W: embedded_io::Write> Sink for IoSink<'_, W> {
     fn position(&self) -> usize {
         self.written
     }
+
+    #[inline]
+    fn refuse(&mut self, e: Error) -> Result<(), Self::Error> {
+        Err(WriteError::Encode(e))
+    }
 }
 
 /// Feeds a CRC-32C digest while forwarding to an inner sink.
@@ -235,6 +252,11 @@ impl<S: Sink> Sink for Checksummed<'_, S> {
     fn position(&self) -> usize {
         self.inner.position()
     }
+
+    #[inline]
+    fn refuse(&mut self, e: Error) -> Result<(), S::Error> {
+        self.inner.refuse(e)
+    }
 }
 
 #[cfg(feature = "alloc")]
@@ -250,5 +272,10 @@ impl Sink for alloc::vec::Vec<u8> {
     #[inline]
     fn position(&self) -> usize {
         self.len()
+    }
+
+    #[inline]
+    fn refuse(&mut self, e: Error) -> Result<(), Error> {
+        Err(e)
     }
 }

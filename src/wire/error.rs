@@ -4,7 +4,7 @@ use core::fmt;
 
 /// A codec error: what is wrong and where.
 ///
-/// `field` names the message field being read or written (`"Handshake.group_name"`) and
+/// `field` names the message field being read or written ([`Field::HandshakeGroupName`]) and
 /// `offset` is the byte offset of that field from the start of the message, so a bad capture
 /// can be found with a hex dump.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,7 +13,7 @@ pub enum Error {
     /// The input ended inside a field.
     Truncated {
         /// The field being read.
-        field: &'static str,
+        field: Field,
         /// Where the field starts.
         offset: usize,
     },
@@ -25,14 +25,14 @@ pub enum Error {
     /// A string field is not valid UTF-8.
     InvalidUtf8 {
         /// The field being read.
-        field: &'static str,
+        field: Field,
         /// Where the string's bytes start (after its length prefix).
         offset: usize,
     },
     /// A boolean or presence byte is neither `0x00` nor `0x01`.
     InvalidBool {
         /// The field being read.
-        field: &'static str,
+        field: Field,
         /// Where the byte is.
         offset: usize,
         /// The byte found.
@@ -64,7 +64,7 @@ pub enum Error {
     /// size overflows `usize`.
     LengthOverflow {
         /// The field whose length overflows.
-        field: &'static str,
+        field: Field,
         /// Where the field's length prefix is (or would be).
         offset: usize,
         /// The length that does not fit.
@@ -77,6 +77,151 @@ pub enum Error {
         /// The number of bytes the buffer has.
         available: usize,
     },
+}
+
+/// The message field an [`Error`] is about: one byte in the error, its name only when
+/// printed, so firmware that never formats an error links none of the names.
+///
+/// ```
+/// use harp::wire::Field;
+/// assert_eq!(Field::ElectionProposalNodeName.name(), "ElectionProposal.node_name");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Field {
+    /// The tag byte.
+    Tag,
+    /// `Handshake.node_name`.
+    HandshakeNodeName,
+    /// `Handshake.group_name`.
+    HandshakeGroupName,
+    /// A node type byte (`Handshake` and `RepNode`).
+    NodeType,
+    /// `HandshakeResponse.accepted`.
+    HandshakeResponseAccepted,
+    /// `HandshakeResponse.reason`.
+    HandshakeResponseReason,
+    /// `Heartbeat.master_vlsn`.
+    HeartbeatMasterVlsn,
+    /// `Heartbeat.timestamp_ms`.
+    HeartbeatTimestampMs,
+    /// `HeartbeatResponse.replica_vlsn`.
+    HeartbeatResponseReplicaVlsn,
+    /// `HeartbeatResponse.timestamp_ms`.
+    HeartbeatResponseTimestampMs,
+    /// `LogEntry.vlsn`.
+    LogEntryVlsn,
+    /// `LogEntry.entry_type`.
+    LogEntryEntryType,
+    /// `LogEntry.data`.
+    LogEntryData,
+    /// `Ack.vlsn`.
+    AckVlsn,
+    /// `GroupChange.change_type`.
+    ChangeType,
+    /// `RepNode.name`.
+    RepNodeName,
+    /// `RepNode.host`.
+    RepNodeHost,
+    /// `RepNode.port`.
+    RepNodePort,
+    /// `RepNode.node_id`.
+    RepNodeNodeId,
+    /// `GroupChangeResponse.accepted`.
+    GroupChangeResponseAccepted,
+    /// `ElectionProposal.node_name`.
+    ElectionProposalNodeName,
+    /// `ElectionProposal.vlsn`.
+    ElectionProposalVlsn,
+    /// `ElectionProposal.priority`.
+    ElectionProposalPriority,
+    /// `ElectionProposal.term`.
+    ElectionProposalTerm,
+    /// `ElectionProposal.dtvlsn`.
+    ElectionProposalDtvlsn,
+    /// `ElectionVote.voter`.
+    ElectionVoteVoter,
+    /// `ElectionVote.granted`.
+    ElectionVoteGranted,
+    /// `ElectionVote.term`.
+    ElectionVoteTerm,
+    /// `ElectionResult.master`.
+    ElectionResultMaster,
+    /// `ElectionResult.term`.
+    ElectionResultTerm,
+    /// `Shutdown.reason`.
+    ShutdownReason,
+    /// `LogTerm.term`.
+    LogTermTerm,
+    /// `LogTerm.log_term`.
+    LogTermLogTerm,
+    /// `SyncPoint.vlsn`.
+    SyncPointVlsn,
+    /// `SyncPoint.log_term`.
+    SyncPointLogTerm,
+    /// `SyncNack.vlsn`.
+    SyncNackVlsn,
+    /// A stream frame's length prefix (framing, not a message field).
+    FrameLength,
+}
+
+impl Field {
+    /// The field as `Message.field` (as in the reference's field names), or the primitive's
+    /// name for fields shared by several messages (`tag`, `node_type`, `change_type`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Field::Tag => "tag",
+            Field::HandshakeNodeName => "Handshake.node_name",
+            Field::HandshakeGroupName => "Handshake.group_name",
+            Field::NodeType => "node_type",
+            Field::HandshakeResponseAccepted => "HandshakeResponse.accepted",
+            Field::HandshakeResponseReason => "HandshakeResponse.reason",
+            Field::HeartbeatMasterVlsn => "Heartbeat.master_vlsn",
+            Field::HeartbeatTimestampMs => "Heartbeat.timestamp_ms",
+            Field::HeartbeatResponseReplicaVlsn => "HeartbeatResponse.replica_vlsn",
+            Field::HeartbeatResponseTimestampMs => "HeartbeatResponse.timestamp_ms",
+            Field::LogEntryVlsn => "LogEntry.vlsn",
+            Field::LogEntryEntryType => "LogEntry.entry_type",
+            Field::LogEntryData => "LogEntry.data",
+            Field::AckVlsn => "Ack.vlsn",
+            Field::ChangeType => "change_type",
+            Field::RepNodeName => "RepNode.name",
+            Field::RepNodeHost => "RepNode.host",
+            Field::RepNodePort => "RepNode.port",
+            Field::RepNodeNodeId => "RepNode.node_id",
+            Field::GroupChangeResponseAccepted => "GroupChangeResponse.accepted",
+            Field::ElectionProposalNodeName => "ElectionProposal.node_name",
+            Field::ElectionProposalVlsn => "ElectionProposal.vlsn",
+            Field::ElectionProposalPriority => "ElectionProposal.priority",
+            Field::ElectionProposalTerm => "ElectionProposal.term",
+            Field::ElectionProposalDtvlsn => "ElectionProposal.dtvlsn",
+            Field::ElectionVoteVoter => "ElectionVote.voter",
+            Field::ElectionVoteGranted => "ElectionVote.granted",
+            Field::ElectionVoteTerm => "ElectionVote.term",
+            Field::ElectionResultMaster => "ElectionResult.master",
+            Field::ElectionResultTerm => "ElectionResult.term",
+            Field::ShutdownReason => "Shutdown.reason",
+            Field::LogTermTerm => "LogTerm.term",
+            Field::LogTermLogTerm => "LogTerm.log_term",
+            Field::SyncPointVlsn => "SyncPoint.vlsn",
+            Field::SyncPointLogTerm => "SyncPoint.log_term",
+            Field::SyncNackVlsn => "SyncNack.vlsn",
+            Field::FrameLength => "frame length",
+        }
+    }
+}
+
+impl fmt::Debug for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl fmt::Display for Error {

@@ -15,7 +15,7 @@
 //! failure; [`MessageRef::decode`] does the same.
 
 use super::codec::{Reader, Sink, SliceSink};
-use super::error::Error;
+use super::error::{Error, Field};
 use super::MessageRef;
 use core::fmt;
 
@@ -81,14 +81,14 @@ impl Extension {
     fn decode_fields(tag: u8, r: &mut Reader<'_>) -> Result<Self, Error> {
         Ok(match tag {
             13 => Extension::LogTerm {
-                term: r.u64("LogTerm.term")?,
-                log_term: r.u64("LogTerm.log_term")?,
+                term: r.u64(Field::LogTermTerm)?,
+                log_term: r.u64(Field::LogTermLogTerm)?,
             },
             14 => Extension::SyncPoint {
-                vlsn: r.u64("SyncPoint.vlsn")?,
-                log_term: r.u64("SyncPoint.log_term")?,
+                vlsn: r.u64(Field::SyncPointVlsn)?,
+                log_term: r.u64(Field::SyncPointLogTerm)?,
             },
-            15 => Extension::SyncNack { vlsn: r.u64("SyncNack.vlsn")? },
+            15 => Extension::SyncNack { vlsn: r.u64(Field::SyncNackVlsn)? },
             tag => return Err(Error::UnknownTag { tag }),
         })
     }
@@ -156,7 +156,7 @@ impl<'a> Message<'a> {
         match bytes.first() {
             Some(&tag) if tag >= 13 => {
                 let mut r = Reader::new(bytes);
-                r.u8("tag")?;
+                r.u8(Field::Tag)?;
                 let ext = Extension::decode_fields(tag, &mut r)?;
                 r.finish()?;
                 Ok(Message::Ext(ext))

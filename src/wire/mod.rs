@@ -14,7 +14,7 @@ mod error;
 mod ext;
 
 pub(crate) use codec::{Checksummed, Sink, SliceSink};
-pub use error::{Error, WriteError};
+pub use error::{Error, Field, WriteError};
 pub use ext::{Extension, Message};
 
 use codec::{IoSink, Reader};
@@ -347,60 +347,60 @@ impl<'a> MessageRef<'a> {
 
     #[inline]
     fn decode_fields(r: &mut Reader<'a>) -> Result<Self, Error> {
-        Ok(match r.u8("tag")? {
+        Ok(match r.u8(Field::Tag)? {
             1 => MessageRef::Handshake {
-                node_name: r.str("Handshake.node_name")?,
-                group_name: r.str("Handshake.group_name")?,
+                node_name: r.str(Field::HandshakeNodeName)?,
+                group_name: r.str(Field::HandshakeGroupName)?,
                 node_type: r.node_type()?,
             },
             2 => MessageRef::HandshakeResponse {
-                accepted: r.bool("HandshakeResponse.accepted")?,
-                reason: r.option_str("HandshakeResponse.reason")?,
+                accepted: r.bool(Field::HandshakeResponseAccepted)?,
+                reason: r.option_str(Field::HandshakeResponseReason)?,
             },
             3 => MessageRef::Heartbeat {
-                master_vlsn: r.u64("Heartbeat.master_vlsn")?,
-                timestamp_ms: r.u64("Heartbeat.timestamp_ms")?,
+                master_vlsn: r.u64(Field::HeartbeatMasterVlsn)?,
+                timestamp_ms: r.u64(Field::HeartbeatTimestampMs)?,
             },
             4 => MessageRef::HeartbeatResponse {
-                replica_vlsn: r.u64("HeartbeatResponse.replica_vlsn")?,
-                timestamp_ms: r.u64("HeartbeatResponse.timestamp_ms")?,
+                replica_vlsn: r.u64(Field::HeartbeatResponseReplicaVlsn)?,
+                timestamp_ms: r.u64(Field::HeartbeatResponseTimestampMs)?,
             },
             5 => MessageRef::LogEntry {
-                vlsn: r.u64("LogEntry.vlsn")?,
-                entry_type: r.u8("LogEntry.entry_type")?,
-                data: r.bytes("LogEntry.data")?,
+                vlsn: r.u64(Field::LogEntryVlsn)?,
+                entry_type: r.u8(Field::LogEntryEntryType)?,
+                data: r.bytes(Field::LogEntryData)?,
             },
-            6 => MessageRef::Ack { vlsn: r.u64("Ack.vlsn")? },
+            6 => MessageRef::Ack { vlsn: r.u64(Field::AckVlsn)? },
             7 => MessageRef::GroupChange {
                 change_type: r.change_type()?,
                 node: RepNodeRef {
-                    name: r.str("RepNode.name")?,
+                    name: r.str(Field::RepNodeName)?,
                     node_type: r.node_type()?,
-                    host: r.str("RepNode.host")?,
-                    port: r.u16("RepNode.port")?,
-                    node_id: r.u32("RepNode.node_id")?,
+                    host: r.str(Field::RepNodeHost)?,
+                    port: r.u16(Field::RepNodePort)?,
+                    node_id: r.u32(Field::RepNodeNodeId)?,
                 },
             },
             8 => MessageRef::GroupChangeResponse {
-                accepted: r.bool("GroupChangeResponse.accepted")?,
+                accepted: r.bool(Field::GroupChangeResponseAccepted)?,
             },
             9 => MessageRef::ElectionProposal {
-                node_name: r.str("ElectionProposal.node_name")?,
-                vlsn: r.u64("ElectionProposal.vlsn")?,
-                priority: r.u32("ElectionProposal.priority")?,
-                term: r.u64("ElectionProposal.term")?,
-                dtvlsn: r.u64("ElectionProposal.dtvlsn")?,
+                node_name: r.str(Field::ElectionProposalNodeName)?,
+                vlsn: r.u64(Field::ElectionProposalVlsn)?,
+                priority: r.u32(Field::ElectionProposalPriority)?,
+                term: r.u64(Field::ElectionProposalTerm)?,
+                dtvlsn: r.u64(Field::ElectionProposalDtvlsn)?,
             },
             10 => MessageRef::ElectionVote {
-                voter: r.str("ElectionVote.voter")?,
-                granted: r.bool("ElectionVote.granted")?,
-                term: r.u64("ElectionVote.term")?,
+                voter: r.str(Field::ElectionVoteVoter)?,
+                granted: r.bool(Field::ElectionVoteGranted)?,
+                term: r.u64(Field::ElectionVoteTerm)?,
             },
             11 => MessageRef::ElectionResult {
-                master: r.str("ElectionResult.master")?,
-                term: r.u64("ElectionResult.term")?,
+                master: r.str(Field::ElectionResultMaster)?,
+                term: r.u64(Field::ElectionResultTerm)?,
             },
-            12 => MessageRef::Shutdown { reason: r.str("Shutdown.reason")? },
+            12 => MessageRef::Shutdown { reason: r.str(Field::ShutdownReason)? },
             tag => return Err(Error::UnknownTag { tag }),
         })
     }
@@ -458,15 +458,15 @@ impl<'a> MessageRef<'a> {
         s.put_u8(self.tag())?;
         match *self {
             MessageRef::Handshake { node_name, group_name, node_type } => {
-                s.put_bytes(node_name.as_bytes(), "Handshake.node_name")?;
-                s.put_bytes(group_name.as_bytes(), "Handshake.group_name")?;
+                s.put_bytes(node_name.as_bytes(), Field::HandshakeNodeName)?;
+                s.put_bytes(group_name.as_bytes(), Field::HandshakeGroupName)?;
                 s.put_u8(node_type.code())
             }
             MessageRef::HandshakeResponse { accepted, reason } => {
                 s.put_bool(accepted)?;
                 s.put_bool(reason.is_some())?;
                 match reason {
-                    Some(r) => s.put_bytes(r.as_bytes(), "HandshakeResponse.reason"),
+                    Some(r) => s.put_bytes(r.as_bytes(), Field::HandshakeResponseReason),
                     None => Ok(()),
                 }
             }
@@ -478,35 +478,37 @@ impl<'a> MessageRef<'a> {
             MessageRef::LogEntry { vlsn, entry_type, data } => {
                 s.put(&vlsn.to_le_bytes())?;
                 s.put_u8(entry_type)?;
-                s.put_bytes(data, "LogEntry.data")
+                s.put_bytes(data, Field::LogEntryData)
             }
             MessageRef::Ack { vlsn } => s.put(&vlsn.to_le_bytes()),
             MessageRef::GroupChange { change_type, node } => {
                 s.put_u8(change_type.code())?;
-                s.put_bytes(node.name.as_bytes(), "RepNode.name")?;
+                s.put_bytes(node.name.as_bytes(), Field::RepNodeName)?;
                 s.put_u8(node.node_type.code())?;
-                s.put_bytes(node.host.as_bytes(), "RepNode.host")?;
+                s.put_bytes(node.host.as_bytes(), Field::RepNodeHost)?;
                 s.put(&node.port.to_le_bytes())?;
                 s.put(&node.node_id.to_le_bytes())
             }
             MessageRef::GroupChangeResponse { accepted } => s.put_bool(accepted),
             MessageRef::ElectionProposal { node_name, vlsn, priority, term, dtvlsn } => {
-                s.put_bytes(node_name.as_bytes(), "ElectionProposal.node_name")?;
+                s.put_bytes(node_name.as_bytes(), Field::ElectionProposalNodeName)?;
                 s.put(&vlsn.to_le_bytes())?;
                 s.put(&priority.to_le_bytes())?;
                 s.put(&term.to_le_bytes())?;
                 s.put(&dtvlsn.to_le_bytes())
             }
             MessageRef::ElectionVote { voter, granted, term } => {
-                s.put_bytes(voter.as_bytes(), "ElectionVote.voter")?;
+                s.put_bytes(voter.as_bytes(), Field::ElectionVoteVoter)?;
                 s.put_bool(granted)?;
                 s.put(&term.to_le_bytes())
             }
             MessageRef::ElectionResult { master, term } => {
-                s.put_bytes(master.as_bytes(), "ElectionResult.master")?;
+                s.put_bytes(master.as_bytes(), Field::ElectionResultMaster)?;
                 s.put(&term.to_le_bytes())
             }
-            MessageRef::Shutdown { reason } => s.put_bytes(reason.as_bytes(), "Shutdown.reason"),
+            MessageRef::Shutdown { reason } => {
+                s.put_bytes(reason.as_bytes(), Field::ShutdownReason)
+            }
         }
     }
 }
