@@ -40,6 +40,7 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+mod arith;
 pub mod checksum;
 #[cfg(feature = "async")]
 pub mod driver;

@@ -26,6 +26,7 @@
 //! # Ok::<(), harp::membership::MembershipError>(())
 //! ```
 
+use crate::arith::{count, SaturatingU64};
 use crate::election::{Config, Election, Event, Role, StartError, Transmit};
 use crate::membership::{Member, MemberId, MemberSet, Membership};
 use crate::replication::{
@@ -562,7 +563,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
                 return self.election.poll_transmit();
             }
             self.election.skip_transmit();
-            self.stats.unconnected_drops = self.stats.unconnected_drops.saturating_add(1);
+            count(&mut self.stats.unconnected_drops);
         }
         while let Some(to) = self.notify.pop_first() {
             if self.outbound.contains(to) {
@@ -572,13 +573,13 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         }
         while let Some((to, pending)) = self.pending.pop_front() {
             if !self.outbound.contains(to) {
-                self.stats.unconnected_drops = self.stats.unconnected_drops.saturating_add(1);
+                count(&mut self.stats.unconnected_drops);
                 continue;
             }
             let message = match pending {
                 Pending::Ack { vlsn } if vlsn > self.synced => {
                     // Group commit: its sync failed; the master resyncs this replica.
-                    self.stats.unsynced_acks = self.stats.unsynced_acks.saturating_add(1);
+                    count(&mut self.stats.unsynced_acks);
                     continue;
                 }
                 Pending::Ack { vlsn } => Message::Core(MessageRef::Ack { vlsn }),
@@ -636,7 +637,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             if peer.restore {
                 continue;
             }
-            let after = peer.next.saturating_sub(1);
+            let after = peer.next.minus(1);
             // A sync point needs the entry at `after` (or the empty prefix), an entry itself.
             let gone = if peer.need_sync { after != 0 && after < first } else { peer.next < first };
             if gone {
@@ -651,11 +652,9 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
                 self.cursor = index + 1;
                 return Some((id, StreamOut::SyncPoint { vlsn: after, log_term }));
             }
-            if peer.next <= last
-                && peer.next.saturating_sub(peer.matched.saturating_add(1)) < window
-            {
+            if peer.next <= last && peer.next.minus(peer.matched.plus(1)) < window {
                 let vlsn = peer.next;
-                peer.next = vlsn.saturating_add(1);
+                peer.next = vlsn.plus(1);
                 self.cursor = index + 1;
                 return Some((id, StreamOut::Entry { vlsn }));
             }
@@ -676,7 +675,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         let unanswered = (0..N)
             .filter_map(|i| u8::try_from(i).ok().map(MemberId::new))
             .any(|id| others.contains(id) && !self.outbound.contains(id));
-        let greet = self.greeted_at.saturating_add(self.greet_interval());
+        let greet = self.greeted_at.plus(self.greet_interval());
         Some(if unanswered { election.min(greet) } else { election })
     }
 
@@ -693,7 +692,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             return;
         }
         if self.events.push_back(event).is_err() {
-            self.stats.event_overflows = self.stats.event_overflows.saturating_add(1);
+            count(&mut self.stats.event_overflows);
         }
     }
 
@@ -708,7 +707,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             }
         }
         if self.pending.push_back((to, pending)).is_err() {
-            self.stats.pending_overflows = self.stats.pending_overflows.saturating_add(1);
+            count(&mut self.stats.pending_overflows);
         }
     }
 
@@ -733,7 +732,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
                 .election
                 .heartbeat_interval_ms
                 .saturating_mul(crate::election::RESULT_REFRESH);
-            if now >= self.history_at.saturating_add(every) {
+            if now >= self.history_at.plus(every) {
                 self.send_membership_history(now);
             }
         }
@@ -819,8 +818,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             Err(reason) => Some(reason),
         };
         if verdict.is_some() {
-            self.stats.ignored.handshakes_refused =
-                self.stats.ignored.handshakes_refused.saturating_add(1);
+            count(&mut self.stats.ignored.handshakes_refused);
         } else {
             self.inbound.insert(from);
             if !self.outbound.contains(from) {
@@ -835,7 +833,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
 
     fn on_handshake_response(&mut self, from: MemberId, accepted: bool) {
         if self.election.members().known(from).is_none() || from == self.election.me() {
-            self.stats.ignored.not_connected = self.stats.ignored.not_connected.saturating_add(1);
+            count(&mut self.stats.ignored.not_connected);
         } else if accepted {
             if !self.outbound.contains(from) {
                 self.outbound.insert(from);
@@ -851,7 +849,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
 
     /// Re-sends the handshake to peers that have not accepted it yet (it may have been lost).
     fn greet_again(&mut self, now: u64) {
-        if now < self.greeted_at.saturating_add(self.greet_interval()) {
+        if now < self.greeted_at.plus(self.greet_interval()) {
             return;
         }
         self.greeted_at = now;
@@ -879,8 +877,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             }
         }
         let wait = self.config.election.election_timeout_ms.saturating_mul(2);
-        self.shutdown =
-            Some(Shutdown { reason: kept, deadline: now.saturating_add(wait), done: false });
+        self.shutdown = Some(Shutdown { reason: kept, deadline: now.plus(wait), done: false });
         self.check_shutdown(now);
     }
 
@@ -923,7 +920,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             return Err(AppendError::NotMaster { master: self.election.master() });
         }
         let vlsn = self.append_local(entry_type, data)?;
-        self.stats.appended = self.stats.appended.saturating_add(1);
+        self.stats.appended = self.stats.appended.plus(1);
         Ok(vlsn)
     }
 
@@ -984,7 +981,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     }
 
     fn storage_failed(&mut self) {
-        self.stats.storage_failures = self.stats.storage_failures.saturating_add(1);
+        count(&mut self.stats.storage_failures);
         self.emit(NodeEvent::StorageFailed);
     }
 
@@ -994,7 +991,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         let meta = self.log.meta(last).unwrap_or_default();
         self.election.set_log_position(meta.term, last, meta.dtvlsn);
         self.durable = self.durable.max(meta.dtvlsn);
-        let position = if self.stream.synced { self.stream.next.saturating_sub(1) } else { 0 };
+        let position = if self.stream.synced { self.stream.next.minus(1) } else { 0 };
         self.election.set_stream_position(position);
     }
 
@@ -1018,7 +1015,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     /// As new master: write the term-start entry, then sync every replica from there.
     fn begin_term(&mut self, now: u64, term: u64) {
         self.stream = Stream::default();
-        let start = self.log.last_vlsn().saturating_add(1);
+        let start = self.log.last_vlsn().plus(1);
         for peer in self.peers.iter_mut() {
             *peer = Peer { next: start, acked_at: now, need_sync: true, ..Peer::default() };
         }
@@ -1034,8 +1031,8 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         let patience = self.config.election.heartbeat_interval_ms.saturating_mul(2);
         for peer in self.peers.iter_mut().filter(|p| !p.restore) {
             let behind = peer.matched < last;
-            if behind && peer.acked_at.saturating_add(patience) <= now {
-                peer.next = peer.matched.saturating_add(1);
+            if behind && peer.acked_at.plus(patience) <= now {
+                peer.next = peer.matched.plus(1);
                 peer.need_sync = true;
                 peer.acked_at = now;
             }
@@ -1067,8 +1064,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
                 return self.on_handshake_response(from, accepted);
             }
             _ if !self.inbound.contains(from) => {
-                self.stats.ignored.not_connected =
-                    self.stats.ignored.not_connected.saturating_add(1);
+                count(&mut self.stats.ignored.not_connected);
                 return;
             }
             _ => {}
@@ -1091,7 +1087,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             Message::Core(MessageRef::HeartbeatResponse { replica_vlsn, .. })
                 if self.is_master() && replica_vlsn > self.log.last_vlsn() =>
             {
-                self.stats.ignored.impossible = self.stats.ignored.impossible.saturating_add(1);
+                count(&mut self.stats.ignored.impossible);
             }
             Message::Core(MessageRef::Shutdown { .. }) => self.on_peer_shutdown(now, from),
             Message::Core(MessageRef::GroupChange { change_type, node }) => {
@@ -1108,7 +1104,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
 
     fn on_peer_shutdown(&mut self, now: u64, from: MemberId) {
         if self.election.members().known(from).is_none() || from == self.election.me() {
-            self.stats.ignored.not_replica = self.stats.ignored.not_replica.saturating_add(1);
+            count(&mut self.stats.ignored.not_replica);
             return;
         }
         self.emit(NodeEvent::PeerShutdown { member: from });
@@ -1121,7 +1117,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             && self.election.master() == Some(from)
             && self.me_stores_data();
         if !ok {
-            self.stats.ignored.not_master = self.stats.ignored.not_master.saturating_add(1);
+            count(&mut self.stats.ignored.not_master);
         }
         ok
     }
@@ -1136,12 +1132,8 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             if !self.sync_log() {
                 return;
             }
-            self.stream = Stream {
-                master: Some(from),
-                synced: true,
-                next: vlsn.saturating_add(1),
-                run_term: log_term,
-            };
+            self.stream =
+                Stream { master: Some(from), synced: true, next: vlsn.plus(1), run_term: log_term };
             self.queue(from, Pending::Ack { vlsn });
         } else {
             self.stream.synced = false;
@@ -1158,9 +1150,9 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             return last;
         }
         let bad = self.log.meta(vlsn).map_or(0, |m| m.term);
-        let mut x = vlsn.saturating_sub(1);
+        let mut x = vlsn.minus(1);
         while x >= self.log.first_vlsn() && self.log.meta(x).is_some_and(|m| m.term == bad) {
-            x = x.saturating_sub(1);
+            x = x.minus(1);
         }
         x
     }
@@ -1170,13 +1162,13 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             return;
         }
         if !self.stream.synced || vlsn < self.stream.next {
-            self.stats.ignored.out_of_order = self.stats.ignored.out_of_order.saturating_add(1);
+            count(&mut self.stats.ignored.out_of_order);
             return;
         }
         if vlsn > self.stream.next {
             // Entries went missing: ask the master to resume where this log is whole.
             self.stream.synced = false;
-            let hint = self.stream.next.saturating_sub(1);
+            let hint = self.stream.next.minus(1);
             self.queue(from, Pending::SyncNack { vlsn: hint });
             return;
         }
@@ -1192,7 +1184,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         if !self.store_replicated(vlsn, term, entry_type, data) {
             return;
         }
-        self.stream.next = vlsn.saturating_add(1);
+        self.stream.next = vlsn.plus(1);
         self.stream.run_term = term;
         if self.config.sync == SyncMode::EachEntry && !self.sync_log() {
             self.stream.synced = false;
@@ -1203,7 +1195,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     }
 
     fn malformed(&mut self) {
-        self.stats.ignored.impossible = self.stats.ignored.impossible.saturating_add(1);
+        count(&mut self.stats.ignored.impossible);
     }
 
     /// Makes the own entry at `vlsn` the master's: keeps a match, truncates a conflict,
@@ -1221,18 +1213,18 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
                 self.malformed();
                 return false;
             }
-            let dropped = self.log.last_vlsn().saturating_sub(vlsn).saturating_add(1);
+            let dropped = self.log.last_vlsn().minus(vlsn).plus(1);
             if self.log.truncate(vlsn).is_err() {
                 self.storage_failed();
                 return false;
             }
-            self.synced = self.synced.min(vlsn.saturating_sub(1));
+            self.synced = self.synced.min(vlsn.minus(1));
             self.publish_position();
-            self.stats.truncated = self.stats.truncated.saturating_add(dropped);
+            self.stats.truncated = self.stats.truncated.plus(dropped);
             self.emit(NodeEvent::Truncated { from: vlsn });
             self.replay_membership(); // a change in the dropped suffix is undone
         }
-        let prev = self.log.meta(vlsn.saturating_sub(1)).unwrap_or_default();
+        let prev = self.log.meta(vlsn.minus(1)).unwrap_or_default();
         let meta = EntryMeta { term, dtvlsn: recorded_dtvlsn(prev, entry_type, data) };
         let appended = self.log.append(vlsn, meta, entry_type, data);
         self.publish_position();
@@ -1241,7 +1233,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             self.storage_failed();
             return false;
         }
-        self.stats.replicated = self.stats.replicated.saturating_add(1);
+        self.stats.replicated = self.stats.replicated.plus(1);
         if entry_type == ENTRY_MEMBERSHIP {
             self.apply_membership_entry(vlsn, data);
         }
@@ -1254,7 +1246,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             && from != self.election.me()
             && self.member(from).is_some_and(Self::stores_data);
         if !ok {
-            self.stats.ignored.not_replica = self.stats.ignored.not_replica.saturating_add(1);
+            count(&mut self.stats.ignored.not_replica);
             return None;
         }
         self.peers.get_mut(from.index())
@@ -1264,7 +1256,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         let Some(peer) = self.replica_peer(from) else { return };
         if vlsn >= peer.next {
             // An acknowledgement of entries never sent in this term.
-            self.stats.ignored.impossible = self.stats.ignored.impossible.saturating_add(1);
+            count(&mut self.stats.ignored.impossible);
             return;
         }
         if vlsn > peer.matched {
@@ -1295,14 +1287,14 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         };
         let config = self.config.election;
         let Some(log_term) = self.log.meta(target).map(|m| m.term) else { return };
-        if now < since.saturating_add(config.heartbeat_interval_ms) {
+        if now < since.plus(config.heartbeat_interval_ms) {
             return;
         }
         for index in 0..N {
             let Some(id) = u8::try_from(index).ok().map(MemberId::new) else { continue };
             let arbiter = self.member(id).is_some_and(|m| m.node_type == NodeType::Arbiter);
             let Some(peer) = self.peers.get_mut(index) else { continue };
-            let unanswered = now >= peer.asked_at.saturating_add(config.election_timeout_ms);
+            let unanswered = now >= peer.asked_at.plus(config.election_timeout_ms);
             let ask = peer.matched < target && (peer.asked < target || unanswered);
             if arbiter && ask && self.outbound.contains(id) {
                 peer.asked = target;
@@ -1316,7 +1308,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     /// position durably (from then on it votes only for logs that reach it) and answers.
     fn on_position_request(&mut self, from: MemberId, vlsn: u64, log_term: u64) {
         if self.election.master() != Some(from) {
-            self.stats.ignored.not_master = self.stats.ignored.not_master.saturating_add(1);
+            count(&mut self.stats.ignored.not_master);
             return;
         }
         if self.election.acknowledge_position(log_term, vlsn) {
@@ -1329,12 +1321,12 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     fn on_position_ack(&mut self, from: MemberId, vlsn: u64, log_term: u64) {
         let arbiter = self.member(from).is_some_and(|m| m.node_type == NodeType::Arbiter);
         if !arbiter {
-            self.stats.ignored.not_replica = self.stats.ignored.not_replica.saturating_add(1);
+            count(&mut self.stats.ignored.not_replica);
             return;
         }
         let ours = vlsn <= self.synced && self.log.meta(vlsn).is_some_and(|m| m.term == log_term);
         let Some(peer) = self.peers.get_mut(from.index()).filter(|_| ours) else {
-            self.stats.ignored.impossible = self.stats.ignored.impossible.saturating_add(1);
+            count(&mut self.stats.ignored.impossible);
             return;
         };
         peer.matched = peer.matched.max(vlsn);
@@ -1345,7 +1337,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         let last = self.log.last_vlsn();
         let Some(peer) = self.replica_peer(from) else { return };
         let resume = vlsn.min(last);
-        peer.next = resume.saturating_add(1);
+        peer.next = resume.plus(1);
         peer.matched = peer.matched.min(resume);
         peer.need_sync = true;
     }
@@ -1451,7 +1443,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             return;
         }
         if !self.is_master() {
-            self.stats.ignored.not_master = self.stats.ignored.not_master.saturating_add(1);
+            count(&mut self.stats.ignored.not_master);
             self.answer_change(from, false);
             return;
         }
@@ -1463,7 +1455,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
 
     fn answer_change(&mut self, to: MemberId, accepted: bool) {
         if self.change_answers.push_back((to, accepted)).is_err() {
-            self.stats.pending_overflows = self.stats.pending_overflows.saturating_add(1);
+            count(&mut self.stats.pending_overflows);
         }
     }
 
@@ -1495,7 +1487,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
                     let _ = members.apply(change_type, &node);
                 }
             }
-            v = v.saturating_add(1);
+            v = v.plus(1);
         }
         if !members.same_members(self.election.members()) {
             self.install_members(members);
@@ -1513,7 +1505,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
                 _ => false,
             };
             if !same {
-                *peer = Peer { next: synced.saturating_add(1), need_sync: true, ..Peer::default() };
+                *peer = Peer { next: synced.plus(1), need_sync: true, ..Peer::default() };
             }
             // A link is forgotten only when its slot now holds someone else: the link to a
             // removed member stays (its removal may be undone), it just gets no stream.
@@ -1587,11 +1579,11 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         for (i, cursor) in self.history_to.iter_mut().enumerate() {
             let Some(mut v) = cursor.take() else { continue };
             while v <= last && self.log.entry(v).is_some_and(|e| e.entry_type != ENTRY_MEMBERSHIP) {
-                v = v.saturating_add(1);
+                v = v.plus(1);
             }
             let to = MemberId::new(u8::try_from(i).unwrap_or(u8::MAX));
             if v <= last && self.outbound.contains(to) {
-                *cursor = Some(v.saturating_add(1));
+                *cursor = Some(v.plus(1));
                 return Some((to, v));
             }
         }

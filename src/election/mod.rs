@@ -37,6 +37,7 @@ mod rank;
 pub use outbox::OUTBOX_CAPACITY;
 pub use rank::{choose, choose_as, Rank};
 
+use crate::arith::{count, SaturatingU64};
 use crate::membership::{Member, MemberId, MemberSet, Membership};
 use crate::rng::SplitMix64;
 use crate::storage::{ElectionRecord, RecordError, StableStore, MAX_RECORD};
@@ -498,8 +499,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
             .iter()
             .filter(|(_, m)| m.is_voter())
             .filter(|(id, _)| {
-                *id == self.me
-                    || self.acked.get(id.index()).is_some_and(|&a| a.saturating_add(lease) >= now)
+                *id == self.me || self.acked.get(id.index()).is_some_and(|&a| a.plus(lease) >= now)
             })
             .count()
     }
@@ -674,7 +674,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
 
     fn send(&mut self, to: MemberSet, msg: Outgoing) {
         if !self.outbox.push(to, msg) {
-            self.stats.outbox_overflows = self.stats.outbox_overflows.saturating_add(1);
+            count(&mut self.stats.outbox_overflows);
         }
     }
 
@@ -686,7 +686,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
 
     fn emit(&mut self, event: Event) {
         if self.events.push_back(event).is_err() {
-            self.stats.event_overflows = self.stats.event_overflows.saturating_add(1);
+            count(&mut self.stats.event_overflows);
         }
     }
 
@@ -791,7 +791,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     /// most an election its master can win again; a heartbeat restores the full wait.
     pub fn master_link_lost(&mut self, peer: MemberId) {
         if self.follows(peer) {
-            self.election_deadline = self.election_deadline.saturating_sub(self.election_jitter);
+            self.election_deadline = self.election_deadline.minus(self.election_jitter);
             self.election_jitter = 0;
         }
     }
@@ -819,8 +819,8 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     fn reset_election_timer(&mut self, now: u64) {
         let timeout = self.config.election_timeout_ms;
         self.election_jitter = self.rng.below(timeout);
-        let wait = timeout.saturating_add(self.election_jitter);
-        self.election_deadline = now.saturating_add(wait);
+        let wait = timeout.plus(self.election_jitter);
+        self.election_deadline = now.plus(wait);
     }
 
     // ----- terms, votes, persistence -----
@@ -851,7 +851,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
                 .and_then(|len| buf.get(..len))
                 .map(|bytes| self.store.write(bytes).is_ok());
             if written != Some(true) {
-                self.stats.storage_failures = self.stats.storage_failures.saturating_add(1);
+                count(&mut self.stats.storage_failures);
                 self.emit(Event::StorageFailed);
                 return false;
             }
@@ -876,11 +876,11 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     }
 
     fn plausible(&self, term: u64) -> bool {
-        term != 0 && term <= self.term.saturating_add(self.config.max_term_jump)
+        term != 0 && term <= self.term.plus(self.config.max_term_jump)
     }
 
     fn step_down(&mut self, reason: StepDown) {
-        self.stats.step_downs = self.stats.step_downs.saturating_add(1);
+        count(&mut self.stats.step_downs);
         self.phase = Phase::Follower { master: None };
         self.emit(Event::SteppedDown { term: self.term, reason });
     }
@@ -890,7 +890,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     /// The master is silent: start the next term.
     fn start_election(&mut self, now: u64) {
         let Some(term) = self.term.checked_add(1) else {
-            self.stats.ignored.impossible = self.stats.ignored.impossible.saturating_add(1);
+            count(&mut self.stats.ignored.impossible);
             self.reset_election_timer(now);
             return;
         };
@@ -903,11 +903,9 @@ impl<S: StableStore, const N: usize> Election<S, N> {
 
     /// Joins the election of the current term: announce our rank, collect the others'.
     fn take_part(&mut self, now: u64) {
-        self.stats.elections = self.stats.elections.saturating_add(1);
-        self.phase = Phase::Electing {
-            collect_until: now.saturating_add(self.config.collect_ms),
-            decided: false,
-        };
+        count(&mut self.stats.elections);
+        self.phase =
+            Phase::Electing { collect_until: now.plus(self.config.collect_ms), decided: false };
         self.reset_election_timer(now);
         self.emit(Event::ElectionStarted { term: self.term });
         self.record_rank(self.me, self.log);
@@ -939,13 +937,13 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         self.phase = Phase::Electing { collect_until, decided: true };
         let voter = self.own().node_type;
         let Some(choice) = choose_as(self.me, voter, &self.heard, &self.members) else {
-            self.stats.abstentions = self.stats.abstentions.saturating_add(1);
+            count(&mut self.stats.abstentions);
             return;
         };
         if !self.persist(self.term, Some(choice)) {
             return;
         }
-        self.stats.votes = self.stats.votes.saturating_add(1);
+        count(&mut self.stats.votes);
         if choice == self.me {
             self.count_vote(now, self.me);
         } else {
@@ -958,7 +956,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         // its view does not count it, so its votes would be counted against the wrong group.
         let member = self.members.get(self.me).is_some_and(Member::is_candidate);
         if !member || matches!(self.phase, Phase::Master { .. } | Phase::Stopped) {
-            self.stats.ignored.out_of_phase = self.stats.ignored.out_of_phase.saturating_add(1);
+            count(&mut self.stats.ignored.out_of_phase);
             return;
         }
         self.votes.insert(from);
@@ -968,7 +966,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     }
 
     fn become_master(&mut self, now: u64) {
-        self.stats.terms_won = self.stats.terms_won.saturating_add(1);
+        count(&mut self.stats.terms_won);
         self.phase = Phase::Master { next_heartbeat: now };
         self.acked = [0; N];
         self.told = [now; N];
@@ -988,7 +986,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     /// not follow.
     fn heartbeat_round(&mut self, now: u64) {
         let lease = self.config.lease_ms;
-        let fresh = |acked: u64| acked.saturating_add(lease) >= now;
+        let fresh = |acked: u64| acked.plus(lease) >= now;
         let voters = self.members.voters();
         let live = (0..N)
             .filter_map(|i| u8::try_from(i).ok().map(MemberId::new))
@@ -1015,16 +1013,14 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         while let Some(id) = all.pop_first() {
             let acked = self.acked.get(id.index()).copied().unwrap_or(0);
             let Some(told) = self.told.get_mut(id.index()) else { continue };
-            let silent = acked.saturating_add(patience) < now;
-            if (silent && told.saturating_add(patience) < now)
-                || told.saturating_add(refresh) <= now
-            {
+            let silent = acked.plus(patience) < now;
+            if (silent && told.plus(patience) < now) || told.plus(refresh) <= now {
                 *told = now;
                 laggards.insert(id);
             }
         }
         self.send(laggards, Outgoing::Result { master: self.me, term: self.term });
-        self.phase = Phase::Master { next_heartbeat: now.saturating_add(interval) };
+        self.phase = Phase::Master { next_heartbeat: now.plus(interval) };
     }
 
     fn follow(&mut self, now: u64, master: MemberId) {
@@ -1060,9 +1056,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     pub fn handle_ext(&mut self, from: MemberId, ext: &Extension) {
         let sender_votes = self.members.get(from).filter(|_| from != self.me).map(Member::is_voter);
         match (*ext, sender_votes) {
-            (_, None) => {
-                self.stats.ignored.not_member = self.stats.ignored.not_member.saturating_add(1)
-            }
+            (_, None) => count(&mut self.stats.ignored.not_member),
             (Extension::LogTerm { term, log_term }, Some(true))
                 if self.plausible(term) && log_term <= term =>
             {
@@ -1076,15 +1070,9 @@ impl<S: StableStore, const N: usize> Election<S, N> {
                     }
                 }
             }
-            (Extension::LogTerm { .. }, Some(true)) => {
-                self.stats.ignored.impossible = self.stats.ignored.impossible.saturating_add(1)
-            }
-            (Extension::LogTerm { .. }, Some(false)) => {
-                self.stats.ignored.not_voter = self.stats.ignored.not_voter.saturating_add(1)
-            }
-            _ => {
-                self.stats.ignored.not_election = self.stats.ignored.not_election.saturating_add(1)
-            }
+            (Extension::LogTerm { .. }, Some(true)) => count(&mut self.stats.ignored.impossible),
+            (Extension::LogTerm { .. }, Some(false)) => count(&mut self.stats.ignored.not_voter),
+            _ => count(&mut self.stats.ignored.not_election),
         }
     }
 
@@ -1105,7 +1093,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         // A member removed by a change still in flight is recognised: if the change is undone
         // by a failover, it may be the master to follow.
         let Some(sender) = self.members.known(from).filter(|_| from != self.me) else {
-            self.stats.ignored.not_member = self.stats.ignored.not_member.saturating_add(1);
+            count(&mut self.stats.ignored.not_member);
             return;
         };
         let current = self.members.get(from).is_some();
@@ -1129,9 +1117,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
             MessageRef::HeartbeatResponse { timestamp_ms, .. } => {
                 self.on_heartbeat_response(now, from, timestamp_ms)
             }
-            _ => {
-                self.stats.ignored.not_election = self.stats.ignored.not_election.saturating_add(1)
-            }
+            _ => count(&mut self.stats.ignored.not_election),
         }
     }
 
@@ -1148,13 +1134,13 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         } else {
             return true;
         };
-        *counter = counter.saturating_add(1);
+        count(counter);
         false
     }
 
     fn on_proposal(&mut self, now: u64, from: MemberId, term: u64, rank: Rank) {
         if term < self.term {
-            self.stats.ignored.stale_term = self.stats.ignored.stale_term.saturating_add(1);
+            count(&mut self.stats.ignored.stale_term);
             self.answer_stale(from);
             return;
         }
@@ -1171,9 +1157,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
             Phase::Electing { decided: false, .. } => self.decide_if_all_heard(now),
             Phase::Follower { master: None } if self.vote.is_none() => self.take_part(now),
             Phase::Master { .. } | Phase::Follower { master: Some(_) } => self.answer_stale(from),
-            _ => {
-                self.stats.ignored.out_of_phase = self.stats.ignored.out_of_phase.saturating_add(1)
-            }
+            _ => count(&mut self.stats.ignored.out_of_phase),
         }
     }
 
@@ -1181,7 +1165,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         if term > self.term {
             if granted {
                 // Nobody grants a vote in a term this node never proposed in.
-                self.stats.ignored.impossible = self.stats.ignored.impossible.saturating_add(1);
+                count(&mut self.stats.ignored.impossible);
             } else if self.enter_term(term) {
                 self.reset_election_timer(now);
             }
@@ -1189,7 +1173,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         }
         if granted && term == self.term {
             if let Phase::Master { .. } = self.phase {
-                self.stats.ignored.out_of_phase = self.stats.ignored.out_of_phase.saturating_add(1);
+                count(&mut self.stats.ignored.out_of_phase);
             } else {
                 self.count_vote(now, from);
             }
@@ -1199,7 +1183,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
             // The voter does not follow this master: tell it the result again.
             self.send_to(from, Outgoing::Result { master: self.me, term: self.term });
         } else {
-            self.stats.ignored.stale_term = self.stats.ignored.stale_term.saturating_add(1);
+            count(&mut self.stats.ignored.stale_term);
         }
     }
 
@@ -1209,11 +1193,11 @@ impl<S: StableStore, const N: usize> Election<S, N> {
             .and_then(|m| self.members.known(m))
             .is_some_and(|m| m.node_type == crate::NodeType::Electable);
         let (Some(master), true, true) = (master, electable, self.plausible(term)) else {
-            self.stats.ignored.impossible = self.stats.ignored.impossible.saturating_add(1);
+            count(&mut self.stats.ignored.impossible);
             return;
         };
         if term < self.term {
-            self.stats.ignored.stale_term = self.stats.ignored.stale_term.saturating_add(1);
+            count(&mut self.stats.ignored.stale_term);
             self.answer_stale(from);
             return;
         }
@@ -1224,13 +1208,11 @@ impl<S: StableStore, const N: usize> Election<S, N> {
             _ if master == self.me => {
                 // Our own result echoed back, or one from before a restart: nothing to learn.
                 if !matches!(self.phase, Phase::Master { .. }) {
-                    self.stats.ignored.out_of_phase =
-                        self.stats.ignored.out_of_phase.saturating_add(1);
+                    count(&mut self.stats.ignored.out_of_phase);
                 }
             }
             Phase::Master { .. } => {
-                self.stats.ignored.conflicting_master =
-                    self.stats.ignored.conflicting_master.saturating_add(1);
+                count(&mut self.stats.ignored.conflicting_master);
             }
             _ => self.follow(now, master),
         }
@@ -1245,7 +1227,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
             }
             // Another node believes it is master: whichever of us is behind must learn it.
             _ => {
-                self.stats.ignored.out_of_phase = self.stats.ignored.out_of_phase.saturating_add(1);
+                count(&mut self.stats.ignored.out_of_phase);
                 self.answer_stale(from);
             }
         }
@@ -1253,19 +1235,19 @@ impl<S: StableStore, const N: usize> Election<S, N> {
 
     fn on_heartbeat_response(&mut self, now: u64, from: MemberId, timestamp_ms: u64) {
         let Phase::Master { .. } = self.phase else {
-            self.stats.ignored.out_of_phase = self.stats.ignored.out_of_phase.saturating_add(1);
+            count(&mut self.stats.ignored.out_of_phase);
             return;
         };
         if timestamp_ms > now {
             // An echo of a heartbeat this node never sent.
-            self.stats.ignored.impossible = self.stats.ignored.impossible.saturating_add(1);
+            count(&mut self.stats.ignored.impossible);
             return;
         }
         if let Some(acked) = self.acked.get_mut(from.index()) {
             *acked = (*acked).max(timestamp_ms);
         }
         if let Some(rtt) = self.round_trips.get_mut(from.index()) {
-            *rtt = Some(u32::try_from(now.saturating_sub(timestamp_ms)).unwrap_or(u32::MAX));
+            *rtt = Some(u32::try_from(now.minus(timestamp_ms)).unwrap_or(u32::MAX));
         }
     }
 }

@@ -872,24 +872,26 @@ impl Worker {
 
     /// Closes a connection (flushing what the socket takes at once), tells the node if it
     /// was a member's link, and schedules the redial if this node dialed it.
+    /// Closes a connection, logging why first: a peer (or a test) that sees the close can
+    /// then already read the reason in the log.
     fn drop_conn(&mut self, id: ConnId, reason: &str) {
         let Some(mut c) = self.conns.remove(&id) else { return };
-        let _ = c.flush();
-        let _ = self.poll.registry().deregister(c.socket.inner_mut());
-        let _ = c.socket.inner().shutdown(Shutdown::Both);
-        if let Some(d) = c.dial.and_then(|i| self.dials.get_mut(i)) {
-            d.retry_later(Instant::now());
-        }
         match c.peer {
             Some(peer) if self.is_link(id, Some(peer)) => {
+                info!(peer = %self.peer_name(peer), reason, "link down");
                 self.by_peer[peer.index()] = None;
                 self.node.disconnect(peer);
-                info!(peer = %self.peer_name(peer), reason, "link down");
             }
             Some(peer) if c.connecting.is_some() => {
                 debug!(peer = %self.peer_name(peer), reason, "connect failed; retrying");
             }
             _ => warn!(reason, "closed an inbound connection"),
+        }
+        let _ = c.flush();
+        let _ = self.poll.registry().deregister(c.socket.inner_mut());
+        let _ = c.socket.inner().shutdown(Shutdown::Both);
+        if let Some(d) = c.dial.and_then(|i| self.dials.get_mut(i)) {
+            d.retry_later(Instant::now());
         }
     }
 
