@@ -164,6 +164,25 @@ fn buffer_too_small_states_the_size_required() {
 }
 
 #[test]
+fn a_log_entry_fits_exactly_or_states_the_size_required() {
+    // The encoder's LogEntry fast path: one length check, then the header and the payload.
+    let msg = MessageRef::LogEntry { vlsn: 7, entry_type: 2, data: &[0xCD; 10] };
+    let mut exact = [0u8; 24];
+    assert_eq!(msg.encode_into(&mut exact), Ok(24));
+    assert_eq!(exact[..14], hex("05 0700000000000000 02 0a000000")[..]);
+    assert_eq!(MessageRef::decode(&exact), Ok(msg));
+    let mut roomy = [0xAAu8; 40];
+    assert_eq!(msg.encode_into(&mut roomy), Ok(24));
+    assert_eq!(roomy[..24], exact, "only the message's bytes are written");
+    assert!(roomy[24..].iter().all(|&b| b == 0xAA));
+    let mut short = [0u8; 23];
+    assert_eq!(
+        msg.encode_into(&mut short),
+        Err(Error::BufferTooSmall { required: 24, available: 23 })
+    );
+}
+
+#[test]
 fn errors_display_what_and_where() {
     let e = decode_err("01 02000000 6e31 05000000 6767");
     assert_eq!(
