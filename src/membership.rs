@@ -139,6 +139,7 @@ impl MemberSet {
     pub const EMPTY: MemberSet = MemberSet(0);
 
     /// Adds `id`; ids above 31 are never members of a set.
+    #[cfg_attr(target_pointer_width = "32", inline(never))]
     pub fn insert(&mut self, id: MemberId) {
         self.0 |= 1u32.checked_shl(u32::from(id.0)).unwrap_or(0);
     }
@@ -278,6 +279,7 @@ impl<const N: usize> Membership<N> {
     }
 
     /// The member with this id, or the one removed from its slot (still recognised).
+    #[cfg_attr(target_pointer_width = "32", inline(never))]
     pub fn known(&self, id: MemberId) -> Option<&Member> {
         self.slots.get(id.index()).map(Slot::known)
     }

@@ -1547,14 +1547,9 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     fn send_membership_history(&mut self, now: u64) {
         self.history_at = now;
         let me = self.election.me();
-        let targets: heapless::Vec<MemberId, N> = self
-            .election
-            .members()
-            .iter()
-            .filter(|(id, m)| *id != me && !Self::stores_data(m))
-            .map(|(id, _)| id)
-            .collect();
-        for id in targets {
+        let mut targets = self.election.members().select(|m| !Self::stores_data(m));
+        targets.remove(me);
+        while let Some(id) = targets.pop_first() {
             self.send_history_to(id);
         }
     }

@@ -75,7 +75,7 @@ impl ElectionRecord {
     /// ```
     pub fn encode(&self, buf: &mut [u8; MAX_RECORD]) -> Result<usize, RecordError> {
         let body_len = postcard::to_slice(self, buf).map_err(|_| RecordError::TooLarge)?.len();
-        let (body, rest) = buf.split_at_mut(body_len);
+        let (body, rest) = buf.split_at_mut_checked(body_len).ok_or(RecordError::TooLarge)?;
         let crc = checksum::crc32c(body).to_le_bytes();
         let tail = rest.get_mut(..4).ok_or(RecordError::TooLarge)?;
         tail.copy_from_slice(&crc);
@@ -85,7 +85,8 @@ impl ElectionRecord {
     /// Decodes and checks a stored record.
     pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
         let split = bytes.len().checked_sub(4).ok_or(RecordError::TooShort { len: bytes.len() })?;
-        let (body, crc) = bytes.split_at(split);
+        let (body, crc) =
+            bytes.split_at_checked(split).ok_or(RecordError::TooShort { len: bytes.len() })?;
         let stored = crc.try_into().map(u32::from_le_bytes).map_err(|_| RecordError::Malformed)?;
         let computed = checksum::crc32c(body);
         if !checksum::matches(computed, stored) {

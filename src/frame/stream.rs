@@ -221,10 +221,9 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> StreamDecoder<B> {
         loop {
             let spare = self.spare();
             let n = spare.len().min(input.len());
-            if n == 0 {
+            let Some((head, rest)) = input.split_at_checked(n).filter(|_| n > 0) else {
                 return Ok(None);
-            }
-            let (head, rest) = input.split_at(n);
+            };
             if let Some(dst) = spare.get_mut(..n) {
                 dst.copy_from_slice(head);
             }

@@ -174,6 +174,7 @@ impl<const E: usize, const B: usize> RamLog<E, B> {
         let drop = usize::try_from(vlsn.saturating_sub(self.first)).unwrap_or(usize::MAX);
         let drop = drop.min(self.headers.len());
         let cut = self.headers.get(drop).map_or(self.bytes.len(), |h| h.offset as usize);
+        let cut = cut.min(self.bytes.len());
         self.bytes.copy_within(cut.., 0);
         self.bytes.truncate(self.bytes.len().saturating_sub(cut));
         self.headers.rotate_left(drop);
