@@ -94,6 +94,7 @@ pub fn encode_frame<'m>(msg: impl Into<Message<'m>>, buf: &mut [u8]) -> Result<u
     let mut sink = CobsSink { encoder, digest, failure: None, required, available, pos: 0 };
     let Ok(()) = msg.emit(&mut sink);
     let crc = sink.digest.clone().finalize();
+    // The CRC goes through the same `put` (the digest also takes its bytes, unread after).
     let Ok(()) = sink.put(&crc.to_le_bytes());
     if let Some(failure) = sink.failure {
         return Err(failure);
