@@ -29,13 +29,14 @@ static UART_RX: StaticCell<[u8; 512]> = StaticCell::new();
 fn main() -> ! {
     let log = LOG.init(Log::new());
     let me = MemberId::new(unknown(0) as u8);
-    let Ok(node) = Node::new(five_members(), me, NodeConfig::default(), RamStore::new(), log, 7, 0)
-    else {
-        loop {
-            cortex_m::asm::wfi();
+    let node = NODE.init_with(|| {
+        match Node::new(five_members(), me, NodeConfig::default(), RamStore::new(), log, 7, 0) {
+            Ok(node) => node,
+            Err(_) => loop {
+                cortex_m::asm::wfi();
+            },
         }
-    };
-    let node = NODE.init(node);
+    });
     let mut uart = cobs::CobsDecoder::new(UART_RX.init([0; 512]), 508);
     let mut out = [0u8; 600];
     loop {
