@@ -221,9 +221,10 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> StreamDecoder<B> {
         loop {
             let spare = self.spare();
             let n = spare.len().min(input.len());
-            let Some((head, rest)) = input.split_at_checked(n).filter(|_| n > 0) else {
+            if n == 0 {
                 return Ok(None);
-            };
+            }
+            let Some((head, rest)) = input.split_at_checked(n) else { return Ok(None) };
             if let Some(dst) = spare.get_mut(..n) {
                 dst.copy_from_slice(head);
             }
