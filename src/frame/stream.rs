@@ -262,14 +262,7 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> StreamDecoder<B> {
         self.begin()?;
         let whole: &'i [u8] = input;
         if let (0, Some(header)) = (self.filled, whole.first_chunk::<HEADER>()) {
-            let len = u32::from_le_bytes(*header);
-            let body = match usize::try_from(len) {
-                Ok(body) if body <= self.max_frame => body,
-                _ => {
-                    return self
-                        .fail(FrameError::TooLarge { len: u64::from(len), max: self.max_frame })
-                }
-            };
+            let body = self.body_len(u32::from_le_bytes(*header))?;
             let covered_end = HEADER.saturating_add(body);
             let split = whole
                 .split_at_checked(covered_end.saturating_add(CRC))
@@ -336,16 +329,17 @@ impl<B: AsMut<[u8]> + AsRef<[u8]>> StreamDecoder<B> {
     fn advance(&mut self, n: usize) -> Result<bool, FrameError> {
         self.filled = self.filled.saturating_add(n);
         if self.body.is_none() && self.filled == HEADER {
-            let len = self.read_u32(0);
-            match usize::try_from(len) {
-                Ok(len) if len <= self.max_frame => self.body = Some(len),
-                _ => {
-                    return self
-                        .fail(FrameError::TooLarge { len: u64::from(len), max: self.max_frame })
-                }
-            }
+            self.body = Some(self.body_len(self.read_u32(0))?);
         }
         Ok(self.body.is_some_and(|len| self.filled == len.saturating_add(OVERHEAD)))
+    }
+
+    /// A frame header's body length, if within the maximum (else the decoder fails).
+    fn body_len(&mut self, len: u32) -> Result<usize, FrameError> {
+        match usize::try_from(len) {
+            Ok(body) if body <= self.max_frame => Ok(body),
+            _ => self.fail(FrameError::TooLarge { len: u64::from(len), max: self.max_frame }),
+        }
     }
 
     fn read_u32(&self, at: usize) -> u32 {
