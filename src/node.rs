@@ -684,13 +684,6 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     }
 
     fn emit(&mut self, event: NodeEvent) {
-        // A failing store reports once until the application drains the events
-        // (`NodeStats::storage_failures` counts every failure): a store that fails every
-        // sync must not crowd out the events that say what the group is doing.
-        let failed = |e: &NodeEvent| matches!(e, NodeEvent::StorageFailed);
-        if failed(&event) && self.events.iter().any(failed) {
-            return;
-        }
         if self.events.push_back(event).is_err() {
             count(&mut self.stats.event_overflows);
         }
@@ -982,7 +975,12 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
 
     fn storage_failed(&mut self) {
         count(&mut self.stats.storage_failures);
-        self.emit(NodeEvent::StorageFailed);
+        // A failing store reports once until the application takes the event
+        // (`NodeStats::storage_failures` counts every failure): a store that fails every
+        // sync must not crowd out the events that say what the group is doing.
+        if !self.events.iter().any(|e| *e == NodeEvent::StorageFailed) {
+            self.emit(NodeEvent::StorageFailed);
+        }
     }
 
     /// Tells the election where the log ends (it proposes with this rank).

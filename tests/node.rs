@@ -928,8 +928,8 @@ impl LogStore for FlakyLog {
     }
 }
 
-#[test]
-fn a_failing_store_is_reported_once_until_the_events_are_drained() {
+/// A one-member group's master over a log whose syncs can be made to fail, events drained.
+fn solo_master_on_flaky_log() -> Node<RamStore, FlakyLog, 7> {
     let mut group = Membership::<7>::named("g").unwrap();
     let me = group.add(Member::new("solo", NodeType::Electable, 1, 1).unwrap()).unwrap();
     let log = FlakyLog { inner: Log::new(), failing: false };
@@ -938,6 +938,12 @@ fn a_failing_store_is_reported_once_until_the_events_are_drained() {
     solo.handle_timeout(deadline);
     assert_eq!(solo.role(), Role::Master);
     while solo.poll_event().is_some() {}
+    solo
+}
+
+#[test]
+fn a_failing_store_is_reported_once_until_the_events_are_drained() {
+    let mut solo = solo_master_on_flaky_log();
     solo.log_mut().failing = true;
     for data in [&b"x"[..], b"y", b"z"] {
         assert_eq!(solo.append(1, data), Err(AppendError::Storage));
@@ -947,4 +953,20 @@ fn a_failing_store_is_reported_once_until_the_events_are_drained() {
     assert_eq!(solo.stats().storage_failures, 3, "every failure is counted");
     assert_eq!(solo.append(1, b"w"), Err(AppendError::Storage));
     assert_eq!(solo.poll_event(), Some(NodeEvent::StorageFailed), "reported again once drained");
+}
+
+#[test]
+fn a_storage_failure_lost_to_a_full_event_queue_is_reported_at_the_next_failure() {
+    let mut solo = solo_master_on_flaky_log();
+    // Every append of a solo master is durable at once: its events fill the queue.
+    while solo.stats().event_overflows == 0 {
+        solo.append(1, b"e").unwrap();
+    }
+    solo.log_mut().failing = true;
+    assert_eq!(solo.append(1, b"x"), Err(AppendError::Storage));
+    let events: Vec<NodeEvent> = std::iter::from_fn(|| solo.poll_event()).collect();
+    assert!(!events.contains(&NodeEvent::StorageFailed), "the queue was full: {events:?}");
+    assert_eq!(solo.append(1, b"y"), Err(AppendError::Storage));
+    assert_eq!(solo.poll_event(), Some(NodeEvent::StorageFailed));
+    assert_eq!(solo.stats().storage_failures, 2);
 }
