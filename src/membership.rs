@@ -91,6 +91,7 @@ impl Member {
     }
 
     /// Votes in elections and counts toward quorums (Electable and Arbiter).
+    #[cfg_attr(target_pointer_width = "32", inline(never))]
     pub fn is_voter(&self) -> bool {
         matches!(self.node_type, NodeType::Electable | NodeType::Arbiter)
     }
@@ -155,6 +156,7 @@ impl MemberSet {
     }
 
     /// How many members are in the set.
+    #[cfg_attr(target_pointer_width = "32", inline(never))]
     pub fn len(self) -> usize {
         self.0.count_ones() as usize
     }
@@ -354,6 +356,7 @@ impl<const N: usize> Membership<N> {
     }
 
     /// The members for which `keep` holds, as a set.
+    #[cfg_attr(target_pointer_width = "32", inline(never))]
     pub fn select(&self, keep: impl Fn(&Member) -> bool) -> MemberSet {
         let mut set = MemberSet::EMPTY;
         self.iter().filter(|(_, m)| keep(m)).for_each(|(id, _)| set.insert(id));

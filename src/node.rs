@@ -399,6 +399,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         Ok(Self::assemble(election, base, config, log))
     }
 
+    #[cfg_attr(target_pointer_width = "32", inline(never))]
     fn assemble(election: Election<S, N>, base: Membership<N>, config: NodeConfig, log: L) -> Self {
         let durable = log.meta(log.last_vlsn()).map_or(0, |m| m.dtvlsn);
         let synced = log.last_vlsn();
@@ -526,6 +527,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
 
     /// The next message to send: election messages first, then acknowledgements and sync
     /// messages, then log entries (round-robin over the replicas, within each one's window).
+    #[cfg_attr(target_pointer_width = "32", inline(never))]
     pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
         self.sync_batch();
         // A node removed by a change still in flight, or joining, introduces itself as such.
@@ -679,6 +681,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         Some(if unanswered { election.min(greet) } else { election })
     }
 
+    #[cfg_attr(target_pointer_width = "32", inline(never))]
     fn greet_interval(&self) -> u64 {
         self.config.election.heartbeat_interval_ms.saturating_mul(5)
     }
@@ -708,6 +711,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
 
     /// Advances timers (heartbeats, elections) and, on the master, restarts stalled streams
     /// and records the DTVLSN in the log.
+    #[cfg_attr(target_pointer_width = "32", inline(never))]
     pub fn handle_timeout(&mut self, now: u64) {
         self.election.handle_timeout(now);
         self.absorb_election_events(now);
@@ -1050,6 +1054,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     // ----- peer messages -----
 
     /// Handles a message from member `from` received at `now`.
+    #[cfg_attr(target_pointer_width = "32", inline(never))]
     pub fn handle(&mut self, now: u64, from: MemberId, msg: &Message<'_>) {
         if self.shutdown.as_ref().is_some_and(|s| s.done) {
             return;
@@ -1655,6 +1660,7 @@ enum StreamOut {
 }
 
 /// The DTVLSN recorded up to an entry: the previous entry's, raised by a DTVLSN record.
+#[cfg_attr(target_pointer_width = "32", inline(never))]
 fn recorded_dtvlsn(prev: EntryMeta, entry_type: u8, data: &[u8]) -> u64 {
     match (entry_type, <[u8; 8]>::try_from(data)) {
         (ENTRY_DTVLSN, Ok(bytes)) => prev.dtvlsn.max(u64::from_le_bytes(bytes)),

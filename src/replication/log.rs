@@ -87,6 +87,7 @@ impl<L: LogStore + ?Sized> LogStore for &mut L {
         (**self).first_vlsn()
     }
 
+    #[cfg_attr(target_pointer_width = "32", inline(never))]
     fn last_vlsn(&self) -> u64 {
         (**self).last_vlsn()
     }
