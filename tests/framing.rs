@@ -268,3 +268,58 @@ fn extensions_travel_in_both_framings_and_decode_as_messages() {
     ));
     assert_eq!(decoder.push(&mut input).unwrap(), Some(MessageRef::Ack { vlsn: 7 }));
 }
+
+/// Encodes `msg` into every buffer size from 0 to [`cobs::max_frame_len`]: each one either
+/// holds the frame (the same bytes as the largest buffer) or refuses it stating
+/// `max_frame_len` as the size required; it holds it exactly when the frame fits.
+fn check_cobs_encode_in_every_buffer_size(msg: MessageRef<'_>) {
+    let max = cobs::max_frame_len(msg);
+    let mut full = vec![0u8; max];
+    let len = cobs::encode_frame(msg, &mut full).unwrap();
+    assert_eq!(full[len - 1], 0);
+    for size in 0..max {
+        let mut buf = vec![0xAAu8; size];
+        match cobs::encode_frame(msg, &mut buf) {
+            Ok(n) => {
+                assert!(size >= len, "{size}-byte buffer for a {len}-byte frame");
+                assert_eq!(buf[..n], full[..len]);
+            }
+            Err(e) => {
+                assert!(size < len, "{size}-byte buffer refused a {len}-byte frame: {e}");
+                let expected = harp::wire::Error::BufferTooSmall { required: max, available: size };
+                assert_eq!(e, expected);
+            }
+        }
+    }
+}
+
+#[test]
+fn cobs_encoding_fits_any_buffer_the_frame_fits_and_states_the_bound_otherwise() {
+    // Zero bytes make COBS reserve code bytes; a payload of zeros ends runs everywhere.
+    for len in [0usize, 1, 2, 253, 254, 255, 508] {
+        check_cobs_encode_in_every_buffer_size(MessageRef::LogEntry {
+            vlsn: 0,
+            entry_type: 0,
+            data: &vec![0u8; len],
+        });
+        check_cobs_encode_in_every_buffer_size(MessageRef::LogEntry {
+            vlsn: u64::MAX,
+            entry_type: 1,
+            data: &vec![0x11u8; len],
+        });
+    }
+    // Many vlsns: some CRCs end in a zero byte, the case where the last code byte is
+    // reserved past the body.
+    for vlsn in 0..2000 {
+        check_cobs_encode_in_every_buffer_size(MessageRef::Ack { vlsn });
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn cobs_encoding_of_any_message_fits_exactly_the_buffers_its_frame_fits(m in common::message()) {
+        check_cobs_encode_in_every_buffer_size(m.as_ref());
+    }
+}

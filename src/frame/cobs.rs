@@ -40,17 +40,20 @@ pub fn max_frame_len<'m>(msg: impl Into<Message<'m>>) -> usize {
 
 /// Feeds a COBS encoder and the frame's CRC from the message encoder.
 ///
-/// Two choices keep the message encoder small on firmware, where it is instantiated for
+/// Three choices keep the message encoder small on firmware, where it is instantiated for
 /// this sink: the CRC is updated here, in the one out-of-line `put`, rather than by a
-/// `Checksummed` wrapper that would inline the update at each field's call site; and the
-/// sink records its first failure instead of returning it, so its `Error` is `Infallible`
-/// and the encoder's check after each field compiles to nothing (together ~0.5 KiB).
+/// `Checksummed` wrapper that would inline the update at each field's call site; the sink
+/// records its first failure instead of returning it, so its `Error` is `Infallible` and the
+/// encoder's check after each field compiles to nothing (together ~0.5 KiB); and it counts
+/// every byte it is given, also after the buffer ran out, so the size a larger buffer needs
+/// comes from this one walk of the message rather than from a second (`encoded_len`).
 struct CobsSink<'b> {
     encoder: CobsEncoder<'b>,
     digest: crate::checksum::Digest,
-    failure: Option<wire::Error>,
-    required: usize,
-    available: usize,
+    /// The encoder's own refusal (a field too long for the wire).
+    refused: Option<wire::Error>,
+    /// The COBS encoder ran out of buffer.
+    overflowed: bool,
     pos: usize,
 }
 
@@ -60,9 +63,8 @@ impl Sink for CobsSink<'_> {
     fn put(&mut self, bytes: &[u8]) -> Result<(), Infallible> {
         self.digest.update(bytes);
         self.pos = self.pos.saturating_add(bytes.len());
-        if self.failure.is_none() && self.encoder.push(bytes).is_err() {
-            let (required, available) = (self.required, self.available);
-            self.failure = Some(wire::Error::BufferTooSmall { required, available });
+        if !self.overflowed && self.encoder.push(bytes).is_err() {
+            self.overflowed = true;
         }
         Ok(())
     }
@@ -72,7 +74,7 @@ impl Sink for CobsSink<'_> {
     }
 
     fn refuse(&mut self, e: wire::Error) -> Result<(), Infallible> {
-        self.failure.get_or_insert(e);
+        self.refused.get_or_insert(e);
         Ok(())
     }
 }
@@ -80,25 +82,31 @@ impl Sink for CobsSink<'_> {
 /// Encodes `msg` (a `&MessageRef` or a `&Message`) as one COBS frame (delimiter included)
 /// into `buf`; returns its length.
 ///
-/// `buf` must hold [`max_frame_len`] bytes; the frame may turn out shorter.
+/// A buffer of [`max_frame_len`] bytes always suffices; a shorter one works when the frame
+/// fits. When it does not, the error's `required` is [`max_frame_len`].
 pub fn encode_frame<'m>(msg: impl Into<Message<'m>>, buf: &mut [u8]) -> Result<usize, wire::Error> {
     let msg = msg.into();
-    let required = max_frame_len(msg);
     let available = buf.len();
-    let too_small = wire::Error::BufferTooSmall { required, available };
-    let Some((_, body)) = buf.split_last_mut().filter(|_| available >= required) else {
-        return Err(too_small);
-    };
-    let digest = crate::checksum::digest();
+    // The last byte is kept for the delimiter.
+    let body = buf.get_mut(..available.saturating_sub(1)).unwrap_or_default();
     let encoder = CobsEncoder::new(body);
-    let mut sink = CobsSink { encoder, digest, failure: None, required, available, pos: 0 };
+    let digest = crate::checksum::digest();
+    let mut sink = CobsSink { encoder, digest, refused: None, overflowed: false, pos: 0 };
     let Ok(()) = msg.emit(&mut sink);
     let crc = sink.digest.clone().finalize();
     // The CRC goes through the same `put` (the digest also takes its bytes, unread after).
     let Ok(()) = sink.put(&crc.to_le_bytes());
-    if let Some(failure) = sink.failure {
-        return Err(failure);
+    if let Some(refusal) = sink.refused {
+        return Err(refusal);
     }
+    // Message and CRC: the frame's size bound is known now, from the bytes counted.
+    let required = max_encoding_length(sink.pos).saturating_add(1);
+    let too_small = wire::Error::BufferTooSmall { required, available };
+    if sink.overflowed {
+        return Err(too_small);
+    }
+    // COBS reserves a code byte after a zero without writing it; `n` past the body means
+    // that byte (and the delimiter) did not fit.
     let n = sink.encoder.finalize();
     let Some(delimiter) = buf.get_mut(n) else {
         return Err(too_small);
@@ -107,8 +115,8 @@ pub fn encode_frame<'m>(msg: impl Into<Message<'m>>, buf: &mut [u8]) -> Result<u
     Ok(n.saturating_add(1))
 }
 
-/// Encodes `msg` as a COBS frame in `scratch` and writes it; `scratch` must hold
-/// [`max_frame_len`] bytes.
+/// Encodes `msg` as a COBS frame in `scratch` and writes it; `scratch` must hold the frame
+/// ([`max_frame_len`] bytes always do).
 pub fn write_frame<'m, W: embedded_io::Write>(
     writer: &mut W,
     msg: impl Into<Message<'m>>,
