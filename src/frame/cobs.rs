@@ -35,7 +35,12 @@ const CRC_LEN: usize = 4;
 /// The largest possible COBS frame for `msg` (a `&MessageRef` or a `&Message`), delimiter
 /// included (saturating).
 pub fn max_frame_len<'m>(msg: impl Into<Message<'m>>) -> usize {
-    max_encoding_length(msg.into().encoded_len().saturating_add(CRC_LEN)).saturating_add(1)
+    frame_bound(msg.into().encoded_len().saturating_add(CRC_LEN))
+}
+
+/// The largest COBS frame of `len` bytes of message and CRC, delimiter included.
+fn frame_bound(len: usize) -> usize {
+    max_encoding_length(len).saturating_add(1)
 }
 
 /// Feeds a COBS encoder and the frame's CRC from the message encoder.
@@ -99,17 +104,14 @@ pub fn encode_frame<'m>(msg: impl Into<Message<'m>>, buf: &mut [u8]) -> Result<u
     if let Some(refusal) = sink.refused {
         return Err(refusal);
     }
-    // Message and CRC: the frame's size bound is known now, from the bytes counted.
-    let required = max_encoding_length(sink.pos).saturating_add(1);
-    let too_small = wire::Error::BufferTooSmall { required, available };
-    if sink.overflowed {
-        return Err(too_small);
-    }
-    // COBS reserves a code byte after a zero without writing it; `n` past the body means
+    // Every byte of message and CRC was counted, also those that did not fit.
+    let counted = sink.pos;
+    let fitted = (!sink.overflowed).then(|| sink.encoder.finalize());
+    // COBS reserves a code byte after a zero without writing it: `n` past the body means
     // that byte (and the delimiter) did not fit.
-    let n = sink.encoder.finalize();
-    let Some(delimiter) = buf.get_mut(n) else {
-        return Err(too_small);
+    let Some((n, delimiter)) = fitted.and_then(|n| Some((n, buf.get_mut(n)?))) else {
+        let required = frame_bound(counted);
+        return Err(wire::Error::BufferTooSmall { required, available });
     };
     *delimiter = 0;
     Ok(n.saturating_add(1))
