@@ -670,6 +670,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
+    #[cfg_attr(target_pointer_width = "32", inline(never))]
     pub fn poll_timeout(&self) -> Option<u64> {
         let election = self.election.poll_timeout()?;
         let mut others = self.election.members().all_known();

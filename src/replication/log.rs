@@ -83,6 +83,7 @@ pub trait LogStore {
 impl<L: LogStore + ?Sized> LogStore for &mut L {
     type Error = L::Error;
 
+    #[cfg_attr(target_pointer_width = "32", inline(never))]
     fn first_vlsn(&self) -> u64 {
         (**self).first_vlsn()
     }
