@@ -1550,9 +1550,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     /// Applying the history again is harmless (changes are idempotent).
     fn send_membership_history(&mut self, now: u64) {
         self.history_at = now;
-        let me = self.election.me();
-        let mut targets = self.election.members().select(|m| !Self::stores_data(m));
-        targets.remove(me);
+        let mut targets = self.election.others(|m| !Self::stores_data(m));
         while let Some(id) = targets.pop_first() {
             self.send_history_to(id);
         }

@@ -84,10 +84,9 @@ impl ElectionRecord {
 
     /// Decodes and checks a stored record.
     pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
-        let split = bytes.len().checked_sub(4).ok_or(RecordError::TooShort { len: bytes.len() })?;
         let (body, crc) =
-            bytes.split_at_checked(split).ok_or(RecordError::TooShort { len: bytes.len() })?;
-        let stored = crc.try_into().map(u32::from_le_bytes).map_err(|_| RecordError::Malformed)?;
+            bytes.split_last_chunk::<4>().ok_or(RecordError::TooShort { len: bytes.len() })?;
+        let stored = u32::from_le_bytes(*crc);
         let computed = checksum::crc32c(body);
         if !checksum::matches(computed, stored) {
             return Err(RecordError::Checksum { stored, computed });

@@ -690,7 +690,8 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         }
     }
 
-    fn others(&self, keep: impl Fn(&Member) -> bool) -> MemberSet {
+    /// The members other than this node for which `keep` holds.
+    pub(crate) fn others(&self, keep: impl Fn(&Member) -> bool) -> MemberSet {
         let mut set = self.members.select(keep);
         set.remove(self.me);
         set
