@@ -871,9 +871,8 @@ impl Worker {
     }
 
     /// Closes a connection (flushing what the socket takes at once), tells the node if it
-    /// was a member's link, and schedules the redial if this node dialed it.
-    /// Closes a connection, logging why first: a peer (or a test) that sees the close can
-    /// then already read the reason in the log.
+    /// was a member's link, and schedules the redial if this node dialed it. The reason is
+    /// logged first: a peer (or a test) that sees the close can already read it in the log.
     fn drop_conn(&mut self, id: ConnId, reason: &str) {
         let Some(mut c) = self.conns.remove(&id) else { return };
         match c.peer {
