@@ -54,6 +54,7 @@ pub struct Member {
 
 impl Member {
     /// A member; fails if the name is longer than [`NAME_CAP`].
+    #[cfg_attr(target_pointer_width = "32", inline(always))]
     pub fn new(
         name: &str,
         node_type: NodeType,
@@ -151,6 +152,7 @@ impl MemberSet {
     }
 
     /// Whether `id` is in the set.
+    #[cfg_attr(target_pointer_width = "32", inline(always))]
     pub fn contains(self, id: MemberId) -> bool {
         self.0 & 1u32.checked_shl(u32::from(id.0)).unwrap_or(0) != 0
     }

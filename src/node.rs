@@ -366,6 +366,7 @@ pub struct Node<S, L, const N: usize> {
 
 impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     /// Restores a node from its stores and starts it at `now` (see [`Election::new`]).
+    #[cfg_attr(target_pointer_width = "32", inline(always))]
     pub fn new(
         members: Membership<N>,
         me: MemberId,
@@ -864,6 +865,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     /// up-to-date electable replica catch up (for at most two election timeouts) so that
     /// replica can take over with nothing lost; then every peer is sent `Shutdown{reason}`
     /// (replicas elect at once) and the node stops ([`NodeEvent::Stopped`]).
+    #[cfg_attr(target_pointer_width = "32", inline(always))]
     pub fn shutdown(&mut self, now: u64, reason: &str) {
         if self.shutdown.is_some() {
             return;

@@ -73,6 +73,7 @@ impl ElectionRecord {
     /// assert_eq!(ElectionRecord::decode(&buf[..len])?, rec);
     /// # Ok::<(), harp::storage::RecordError>(())
     /// ```
+    #[cfg_attr(target_pointer_width = "32", inline(always))]
     pub fn encode(&self, buf: &mut [u8; MAX_RECORD]) -> Result<usize, RecordError> {
         let body_len = postcard::to_slice(self, buf).map_err(|_| RecordError::TooLarge)?.len();
         let (body, rest) = buf.split_at_mut_checked(body_len).ok_or(RecordError::TooLarge)?;

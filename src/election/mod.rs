@@ -410,6 +410,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     }
 
     /// What the node is now.
+    #[cfg_attr(target_pointer_width = "32", inline(always))]
     pub fn role(&self) -> Role {
         match self.phase {
             Phase::Stopped => Role::Stopped,
@@ -876,6 +877,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         self.persist(term, None)
     }
 
+    #[cfg_attr(target_pointer_width = "32", inline(always))]
     fn plausible(&self, term: u64) -> bool {
         term != 0 && term <= self.term.plus(self.config.max_term_jump)
     }

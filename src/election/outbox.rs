@@ -57,6 +57,7 @@ impl Outbox {
     }
 
     /// The next (recipient, message), in the order they were queued.
+    #[cfg_attr(target_pointer_width = "32", inline(always))]
     pub(crate) fn pop(&mut self) -> Option<(MemberId, Outgoing)> {
         loop {
             let front = self.queue.front_mut()?;

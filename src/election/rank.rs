@@ -48,6 +48,7 @@ impl Rank {
     /// Compares the last entries only: their terms, then their VLSNs (Raft's "at least as
     /// up to date"). An arbiter's acknowledged position is compared this way: a log at or
     /// past `(log_term, vlsn)` holds the entry there.
+    #[cfg_attr(target_pointer_width = "32", inline(always))]
     pub fn cmp_entries(&self, other: &Rank) -> Ordering {
         (self.log_term, self.vlsn).cmp(&(other.log_term, other.vlsn))
     }

@@ -152,6 +152,7 @@ impl From<Extension> for Message<'_> {
 
 impl<'a> Message<'a> {
     /// Decodes a reference message or an extension that fills `bytes` exactly.
+    #[cfg_attr(target_pointer_width = "32", inline(always))]
     pub fn decode(bytes: &'a [u8]) -> Result<Self, Error> {
         match bytes.first() {
             Some(&tag) if tag >= 13 => {
