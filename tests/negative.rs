@@ -74,11 +74,26 @@ fn invalid_utf8() {
         decode_err("01 02000000 6e31 01000000 ff 00"),
         Error::InvalidUtf8 { field: Field::HandshakeGroupName, offset: 11 }
     );
+    // ASCII up to the invalid byte: the ASCII fast path must not accept a prefix
+    assert_eq!(
+        decode_err("0c 04000000 6f6b ff21"),
+        Error::InvalidUtf8 { field: Field::ShutdownReason, offset: 5 }
+    );
     // a lone surrogate encoded as UTF-8 is not valid
     assert_eq!(
         decode_err("0b 03000000 eda080 0300000000000000"),
         Error::InvalidUtf8 { field: Field::ElectionResultMaster, offset: 5 }
     );
+}
+
+#[test]
+fn text_beyond_ascii_decodes_as_written() {
+    for reason in ["nœud-é", "ok", "", "名前", "a\u{7f}b"] {
+        let mut buf = [0u8; 32];
+        let len = MessageRef::Shutdown { reason }.encode_into(&mut buf).unwrap();
+        let decoded = MessageRef::decode(&buf[..len]);
+        assert_eq!(decoded, Ok(MessageRef::Shutdown { reason }), "{reason}");
+    }
 }
 
 #[test]
