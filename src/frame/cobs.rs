@@ -89,6 +89,7 @@ impl Sink for CobsSink<'_> {
 ///
 /// A buffer of [`max_frame_len`] bytes always suffices; a shorter one works when the frame
 /// fits. When it does not, the error's `required` is [`max_frame_len`].
+#[cfg_attr(target_pointer_width = "32", inline(never))]
 pub fn encode_frame<'m>(msg: impl Into<Message<'m>>, buf: &mut [u8]) -> Result<usize, wire::Error> {
     let msg = msg.into();
     let available = buf.len();

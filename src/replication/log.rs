@@ -93,6 +93,7 @@ impl<L: LogStore + ?Sized> LogStore for &mut L {
         (**self).last_vlsn()
     }
 
+    #[cfg_attr(target_pointer_width = "32", inline(never))]
     fn entry(&self, vlsn: u64) -> Option<Entry<'_>> {
         (**self).entry(vlsn)
     }
