@@ -18,10 +18,11 @@ impl<'a> Reader<'a> {
         Reader { rest: bytes, len: bytes.len() }
     }
 
-    /// Offset of the next unread byte from the start of the message.
+    /// Offset of the next unread byte from the start of the message. `rest` is always a
+    /// suffix of the message, so the subtraction never wraps (wrapping: one instruction).
     #[inline]
     pub(crate) fn offset(&self) -> usize {
-        self.len.saturating_sub(self.rest.len())
+        self.len.wrapping_sub(self.rest.len())
     }
 
     #[inline]
@@ -93,7 +94,7 @@ impl<'a> Reader<'a> {
     pub(crate) fn str(&mut self, field: Field) -> Result<&'a str, Error> {
         let bytes = self.bytes(field)?;
         // The string's bytes end at the current offset.
-        let offset = self.offset().saturating_sub(bytes.len());
+        let offset = self.offset().wrapping_sub(bytes.len());
         utf8(bytes).map_err(|_| Error::InvalidUtf8 { field, offset })
     }
 
@@ -203,8 +204,9 @@ impl Sink for SliceSink<'_> {
     #[inline]
     fn put(&mut self, bytes: &[u8]) -> Result<(), Error> {
         let rest = core::mem::take(&mut self.rest);
+        let at = self.capacity.wrapping_sub(rest.len()); // `position()`, with `rest` taken
         let Some((head, tail)) = rest.split_at_mut_checked(bytes.len()) else {
-            let required = self.position().saturating_add(bytes.len());
+            let required = at.saturating_add(bytes.len());
             return Err(Error::BufferTooSmall { required, available: self.capacity });
         };
         head.copy_from_slice(bytes);
@@ -214,7 +216,7 @@ impl Sink for SliceSink<'_> {
 
     #[inline]
     fn position(&self) -> usize {
-        self.capacity.saturating_sub(self.rest.len())
+        self.capacity.wrapping_sub(self.rest.len())
     }
 
     #[inline]
@@ -294,5 +296,30 @@ impl Sink for alloc::vec::Vec<u8> {
     #[inline]
     fn refuse(&mut self, e: Error) -> Result<(), Error> {
         Err(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slice_sink_that_runs_out_states_the_size_it_needed() {
+        let mut buf = [0u8; 6];
+        let mut sink = SliceSink::new(&mut buf);
+        assert_eq!(sink.put(&[1, 2, 3, 4]), Ok(()));
+        assert_eq!(sink.position(), 4);
+        assert_eq!(sink.put(&[5, 6, 7]), Err(Error::BufferTooSmall { required: 7, available: 6 }));
+    }
+
+    #[test]
+    fn reader_offsets_count_from_the_start_of_the_message() {
+        let bytes = [1, 0, 0, 0, b'x', 9];
+        let mut r = Reader::new(&bytes);
+        assert_eq!(r.offset(), 0);
+        assert_eq!(r.str(Field::ShutdownReason), Ok("x"));
+        assert_eq!(r.offset(), 5);
+        assert_eq!(r.u16(Field::Tag), Err(Error::Truncated { field: Field::Tag, offset: 5 }));
+        assert_eq!(r.finish(), Err(Error::TrailingBytes { offset: 5, count: 1 }));
     }
 }
