@@ -134,8 +134,8 @@ impl<'a> Reader<'a> {
 /// The bytes as text if they are valid UTF-8. Names on the wire are ASCII in practice; on
 /// hosts, checking that first (`is_ascii`, a few instructions for a short name) is cheaper
 /// than `core::str::from_utf8`'s general validation, which still decides every other input
-/// (an election proposal's round trip: 19 -> 16 ns). Firmware keeps `from_utf8` alone: the
-/// fast path would cost ~90 B of flash.
+/// (BENCHMARKS.md: an election proposal's round trip, 226 -> 196 instructions). Firmware
+/// keeps `from_utf8` alone: the fast path would cost ~90 B of flash.
 #[inline]
 fn utf8(bytes: &[u8]) -> Result<&str, core::str::Utf8Error> {
     #[cfg(not(target_pointer_width = "32"))]
