@@ -985,7 +985,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         // A failing store reports once until the application takes the event
         // (`NodeStats::storage_failures` counts every failure): a store that fails every
         // sync must not crowd out the events that say what the group is doing.
-        if !self.events.iter().any(|e| *e == NodeEvent::StorageFailed) {
+        if !self.events.iter().any(|e| matches!(e, NodeEvent::StorageFailed)) {
             self.emit(NodeEvent::StorageFailed);
         }
     }
