@@ -160,10 +160,129 @@ pub enum NodeEvent {
 pub enum ChangeError {
     /// Only the master changes the membership.
     NotMaster,
-    /// The change is invalid or unsafe; the text says why.
-    Refused(&'static str),
+    /// The change is invalid or unsafe; the reason says why.
+    Refused(ChangeRefusal),
     /// The log store refused the entry.
     Storage,
+}
+
+impl fmt::Display for ChangeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChangeError::NotMaster => f.write_str("not the master"),
+            ChangeError::Refused(reason) => write!(f, "refused: {reason}"),
+            ChangeError::Storage => f.write_str("the log store refused the entry"),
+        }
+    }
+}
+
+/// Why the master refused a membership change ([`Node::change_membership`]).
+///
+/// A reason is one byte; its text ([`ChangeRefusal::as_str`]) is linked only where it is
+/// printed, and `defmt` logs the variant's name without storing it in flash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ChangeRefusal {
+    /// An earlier change is not durable yet: one change at a time.
+    ChangeInProgress,
+    /// No entry of this master's term is durable yet, so a change of an earlier master may
+    /// still be pending somewhere (Raft's rule for single-server changes).
+    TermNotDurable,
+    /// `Add` of a name that is already a member.
+    AlreadyMember,
+    /// `Remove` or `Update` of a name that is not a member.
+    NotMember,
+    /// The master cannot remove itself.
+    MasterRemovesItself,
+    /// The group already has as many members as the node's capacity.
+    GroupFull,
+    /// Another member already has this node id.
+    NodeIdInUse,
+    /// The name or host is longer than [`crate::membership::NAME_CAP`] bytes.
+    NameTooLong,
+    /// `Update` with a node id other than the member's.
+    NodeIdMismatch,
+    /// The group would have no electable member.
+    NoElectableMember,
+    /// The new group would have no quorum of voters heard from lately.
+    NoLiveQuorum,
+    /// The change does not fit the membership entry's buffer.
+    FieldsTooLong,
+}
+
+impl ChangeRefusal {
+    /// The reason as text.
+    ///
+    /// ```
+    /// use harp::node::ChangeRefusal;
+    /// assert_eq!(ChangeRefusal::AlreadyMember.as_str(), "already a member");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ChangeRefusal::ChangeInProgress => "another membership change is in progress",
+            ChangeRefusal::TermNotDurable => "no entry of this master's term is durable yet",
+            ChangeRefusal::AlreadyMember => "already a member",
+            ChangeRefusal::NotMember => "not a member",
+            ChangeRefusal::MasterRemovesItself => "the master cannot remove itself",
+            ChangeRefusal::GroupFull => "the group is full",
+            ChangeRefusal::NodeIdInUse => "node id already in use",
+            ChangeRefusal::NameTooLong => "name or host longer than 32 bytes",
+            ChangeRefusal::NodeIdMismatch => "node id does not match the member",
+            ChangeRefusal::NoElectableMember => "the group would have no electable member",
+            ChangeRefusal::NoLiveQuorum => "the new group would have no quorum of live voters",
+            ChangeRefusal::FieldsTooLong => "member fields too long",
+        }
+    }
+}
+
+impl fmt::Display for ChangeRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a `Handshake` was refused ([`Node::check_handshake`]); its text is the `reason` of
+/// the `HandshakeResponse` that refuses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum HandshakeRefusal {
+    /// The handshake names another group.
+    WrongGroup,
+    /// The name is not a member of the group.
+    NotMember,
+    /// The name is this node's own.
+    SelfConnection,
+    /// The node type is not the member's.
+    NodeTypeMismatch,
+    /// The name is a member, but not the one at the other end of this link.
+    NotThisLink,
+    /// A live connection under this name exists already.
+    AlreadyConnected,
+}
+
+impl HandshakeRefusal {
+    /// The reason as text, as sent in the `HandshakeResponse`.
+    ///
+    /// ```
+    /// use harp::node::HandshakeRefusal;
+    /// assert_eq!(HandshakeRefusal::WrongGroup.as_str(), "wrong group name");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            HandshakeRefusal::WrongGroup => "wrong group name",
+            HandshakeRefusal::NotMember => "not a member of the group",
+            HandshakeRefusal::SelfConnection => "a node cannot connect to itself",
+            HandshakeRefusal::NodeTypeMismatch => "node type does not match the membership",
+            HandshakeRefusal::NotThisLink => "the name is not the connection's",
+            HandshakeRefusal::AlreadyConnected => "already connected under this name",
+        }
+    }
+}
+
+impl fmt::Display for HandshakeRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Why an append was refused.
@@ -342,10 +461,9 @@ pub struct Node<S, L, const N: usize> {
     /// Peers to send a `Handshake` to, and when it was last sent.
     greet: MemberSet,
     greeted_at: u64,
-    /// Peers to answer a `Handshake` from, with the refusal reason (None: accepted).
-    /// Per member: the answer to its `Handshake` still to send (the refusal reason, or
-    /// `None` for an acceptance); one per member, the last verdict.
-    answers: [Option<Option<&'static str>>; N],
+    /// Per member: the answer to its `Handshake` still to send (the refusal, or `None` for
+    /// an acceptance); one per member, the last verdict.
+    answers: [Option<Option<HandshakeRefusal>>; N],
     /// The membership this node was configured with; changes in its log apply on top.
     base: Membership<N>,
     /// As master: the membership change in flight (its VLSN) and who asked for it.
@@ -548,8 +666,8 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             return self.transmit(to, Message::Core(MessageRef::GroupChangeResponse { accepted }));
         }
         if let Some((to, refusal)) = take_first(&mut self.answers) {
-            let message =
-                MessageRef::HandshakeResponse { accepted: refusal.is_none(), reason: refusal };
+            let reason = refusal.map(HandshakeRefusal::as_str);
+            let message = MessageRef::HandshakeResponse { accepted: refusal.is_none(), reason };
             return self.transmit(to, Message::Core(message));
         }
         if let Some((to, vlsn)) = self.next_history_notice() {
@@ -773,10 +891,10 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         node_name: &str,
         group_name: &str,
         node_type: NodeType,
-    ) -> Result<MemberId, &'static str> {
+    ) -> Result<MemberId, HandshakeRefusal> {
         let id = self.identify(node_name, group_name, node_type)?;
         if self.inbound.contains(id) {
-            return Err("already connected under this name");
+            return Err(HandshakeRefusal::AlreadyConnected);
         }
         Ok(id)
     }
@@ -787,18 +905,18 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         node_name: &str,
         group_name: &str,
         node_type: NodeType,
-    ) -> Result<MemberId, &'static str> {
+    ) -> Result<MemberId, HandshakeRefusal> {
         let members = self.election.members();
         if group_name != members.group_name() {
-            return Err("wrong group name");
+            return Err(HandshakeRefusal::WrongGroup);
         }
         // A member removed by a change still in flight may connect: the change can be undone.
-        let id = members.known_id_of(node_name).ok_or("not a member of the group")?;
+        let id = members.known_id_of(node_name).ok_or(HandshakeRefusal::NotMember)?;
         if id == self.election.me() {
-            return Err("a node cannot connect to itself");
+            return Err(HandshakeRefusal::SelfConnection);
         }
         if members.known(id).map(|m| m.node_type) != Some(node_type) {
-            return Err("node type does not match the membership");
+            return Err(HandshakeRefusal::NodeTypeMismatch);
         }
         Ok(id)
     }
@@ -813,7 +931,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     ) {
         let verdict = match self.identify(node_name, group_name, node_type) {
             Ok(id) if id == from => None,
-            Ok(_) => Some("the name is not the connection's"),
+            Ok(_) => Some(HandshakeRefusal::NotThisLink),
             Err(reason) => Some(reason),
         };
         if verdict.is_some() {
@@ -1364,20 +1482,20 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             return Err(ChangeError::NotMaster);
         }
         if self.change.is_some_and(|(v, _)| v > self.durable) {
-            return Err(ChangeError::Refused("another membership change is in progress"));
+            return Err(ChangeError::Refused(ChangeRefusal::ChangeInProgress));
         }
         // Raft's fix of single-server changes: a new master must first make an entry of its
         // own term durable, or a change from an older configuration may still be pending
         // somewhere and two changes could leave two majorities that do not intersect.
         let term = self.election.term();
         if self.log.meta(self.durable).is_none_or(|m| m.term != term) {
-            return Err(ChangeError::Refused("no entry of this master's term is durable yet"));
+            return Err(ChangeError::Refused(ChangeRefusal::TermNotDurable));
         }
         self.check_change(now, change, node).map_err(ChangeError::Refused)?;
         let mut buf = [0u8; 160];
         let len = MessageRef::GroupChange { change_type: change, node: *node }
             .encode_into(&mut buf)
-            .map_err(|_| ChangeError::Refused("member fields too long"))?;
+            .map_err(|_| ChangeError::Refused(ChangeRefusal::FieldsTooLong))?;
         let before = self.log.last_vlsn();
         let appended = self.append_local(ENTRY_MEMBERSHIP, buf.get(..len).unwrap_or_default());
         let vlsn = match appended {
@@ -1396,28 +1514,28 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         now: u64,
         change: GroupChangeType,
         node: &crate::RepNodeRef<'_>,
-    ) -> Result<(), &'static str> {
+    ) -> Result<(), ChangeRefusal> {
         let current = self.election.members();
         let present = current.id_of(node.name);
         match (change, present) {
-            (GroupChangeType::Add, Some(_)) => return Err("already a member"),
+            (GroupChangeType::Add, Some(_)) => return Err(ChangeRefusal::AlreadyMember),
             (GroupChangeType::Remove | GroupChangeType::Update, None) => {
-                return Err("not a member")
+                return Err(ChangeRefusal::NotMember)
             }
             (GroupChangeType::Remove, Some(id)) if id == self.election.me() => {
-                return Err("the master cannot remove itself")
+                return Err(ChangeRefusal::MasterRemovesItself)
             }
             _ => {}
         }
         let mut next = current.clone();
         next.apply(change, node).map_err(|e| match e {
-            crate::membership::MembershipError::Full => "the group is full",
-            crate::membership::MembershipError::DuplicateNodeId => "node id already in use",
-            crate::membership::MembershipError::NameTooLong => "name or host longer than 32 bytes",
-            _ => "node id does not match the member",
+            crate::membership::MembershipError::Full => ChangeRefusal::GroupFull,
+            crate::membership::MembershipError::DuplicateNodeId => ChangeRefusal::NodeIdInUse,
+            crate::membership::MembershipError::NameTooLong => ChangeRefusal::NameTooLong,
+            _ => ChangeRefusal::NodeIdMismatch,
         })?;
         if !next.iter().any(|(_, m)| m.is_candidate()) {
-            return Err("the group would have no electable member");
+            return Err(ChangeRefusal::NoElectableMember);
         }
         // An added voter is counted as about to join; otherwise only voters heard lately.
         let joining = usize::from(
@@ -1426,7 +1544,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         );
         let live = self.election.live_voters(&next, now).saturating_add(joining);
         if live < next.majority() {
-            return Err("the new group would have no quorum of live voters");
+            return Err(ChangeRefusal::NoLiveQuorum);
         }
         Ok(())
     }

@@ -562,7 +562,7 @@ fn a_second_live_connection_under_a_name_is_refused() {
     let b = node("b"); // connected to everyone
     assert_eq!(
         b.check_handshake("a", "g", NodeType::Electable),
-        Err("already connected under this name")
+        Err(harp::node::HandshakeRefusal::AlreadyConnected)
     );
     let mut b = b;
     b.disconnect(id("a"));
@@ -647,7 +647,7 @@ fn the_master_adds_a_member_through_the_log() {
     let mut a = master_a(NodeConfig::default());
     assert_eq!(
         a.change_membership(1040, Add, &rep("d", NodeType::Electable, 9)),
-        Err(harp::node::ChangeError::Refused("no entry of this master's term is durable yet"))
+        Err(harp::node::ChangeError::Refused(harp::node::ChangeRefusal::TermNotDurable))
     );
     for r in ["b", "c"] {
         deliver(&mut a, 1045, r, core(MessageRef::Ack { vlsn: 1 }));
@@ -665,34 +665,48 @@ fn the_master_adds_a_member_through_the_log() {
     assert!(events(&mut a).contains(&NodeEvent::MembershipChanged { vlsn }));
     assert_eq!(
         a.change_membership(1100, Add, &rep("e", NodeType::Electable, 10)),
-        Err(harp::node::ChangeError::Refused("another membership change is in progress"))
+        Err(harp::node::ChangeError::Refused(harp::node::ChangeRefusal::ChangeInProgress))
     );
 }
 
 #[test]
 fn unsafe_or_invalid_changes_are_refused_with_the_reason() {
     use harp::node::ChangeError::Refused;
-    use harp::GroupChangeType::{Add, Remove};
+    use harp::node::ChangeRefusal::*;
+    use harp::GroupChangeType::{Add, Remove, Update};
     let mut a = master_a(NodeConfig::default());
     for r in ["b", "c"] {
         deliver(&mut a, 1045, r, core(MessageRef::Ack { vlsn: 1 })); // the term start is durable
     }
     assert_eq!(
         a.change_membership(1100, Remove, &rep("a", NodeType::Electable, 1)),
-        Err(Refused("the master cannot remove itself"))
+        Err(Refused(MasterRemovesItself))
     );
     assert_eq!(
         a.change_membership(1100, Add, &rep("b", NodeType::Electable, 2)),
-        Err(Refused("already a member"))
+        Err(Refused(AlreadyMember))
     );
     assert_eq!(
         a.change_membership(1100, Remove, &rep("zz", NodeType::Electable, 99)),
-        Err(Refused("not a member"))
+        Err(Refused(NotMember))
     );
+    assert_eq!(
+        a.change_membership(1100, Add, &rep("d", NodeType::Electable, 2)),
+        Err(Refused(NodeIdInUse))
+    );
+    assert_eq!(
+        a.change_membership(1100, Add, &rep(&"d".repeat(33), NodeType::Electable, 9)),
+        Err(Refused(NameTooLong))
+    );
+    assert_eq!(
+        a.change_membership(1100, Update, &rep("b", NodeType::Electable, 99)),
+        Err(Refused(NodeIdMismatch))
+    );
+    assert_eq!(Refused(NodeIdMismatch).to_string(), "refused: node id does not match the member");
     // Nobody answered heartbeats: removing b leaves a, c, r, of whom only a is live.
     assert_eq!(
         a.change_membership(1500, Remove, &rep("b", NodeType::Electable, 2)),
-        Err(Refused("the new group would have no quorum of live voters"))
+        Err(Refused(NoLiveQuorum))
     );
     let mut b = replica_b();
     assert_eq!(

@@ -845,7 +845,8 @@ impl Worker {
                         self.node.handle(now, id, &msg);
                         Bound::Peer(id)
                     }
-                    Err(reason) => {
+                    Err(refusal) => {
+                        let reason = refusal.as_str();
                         warn!(node_name, group_name, reason, "refused a connection's handshake");
                         self.refused += 1;
                         let answer =
