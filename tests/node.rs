@@ -607,6 +607,20 @@ fn a_master_shuts_down_after_its_best_replica_caught_up() {
 }
 
 #[test]
+fn a_long_shutdown_reason_is_cut_at_a_character_boundary() {
+    let mut a = master_a(NodeConfig::default());
+    sent(&mut a);
+    let reason = format!("{}€ and more", "x".repeat(harp::node::REASON_CAP - 1));
+    a.shutdown(1100, &reason);
+    for r in ["b", "c"] {
+        deliver(&mut a, 1101, r, core(MessageRef::Ack { vlsn: 1 }));
+    }
+    let kept = "x".repeat(harp::node::REASON_CAP - 1); // the 3-byte `€` would not fit
+    let notice = format!(r#"b <- Shutdown {{ reason: "{kept}" }}"#);
+    assert!(sent(&mut a).contains(&notice));
+}
+
+#[test]
 fn a_master_gives_up_waiting_after_two_election_timeouts() {
     let mut a = master_a(NodeConfig::default());
     a.shutdown(1100, "going");
