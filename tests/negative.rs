@@ -198,6 +198,38 @@ fn a_log_entry_fits_exactly_or_states_the_size_required() {
 }
 
 #[test]
+fn an_election_proposal_off_by_one_takes_the_precise_path() {
+    // The decoder's ElectionProposal fast path accepts exactly name + 28 fixed bytes; every
+    // other input must get the field-by-field path's error, field and offset.
+    let full = "09 02000000 6e33 0100000000000000 05000000 0200000000000000 0300000000000000";
+    let msg =
+        MessageRef::ElectionProposal { node_name: "n3", vlsn: 1, priority: 5, term: 2, dtvlsn: 3 };
+    assert_eq!(MessageRef::decode(&hex(full)), Ok(msg));
+    assert_eq!(
+        decode_err(&full[..full.len() - 2]),
+        Error::Truncated { field: Field::ElectionProposalDtvlsn, offset: 27 }
+    );
+    assert_eq!(decode_err(&format!("{full} 00")), Error::TrailingBytes { offset: 35, count: 1 });
+    assert_eq!(
+        decode_err(&full.replacen("6e33", "6eff", 1)),
+        Error::InvalidUtf8 { field: Field::ElectionProposalNodeName, offset: 5 }
+    );
+    assert_eq!(
+        decode_err(&full.replacen("02000000", "ffffffff", 1)),
+        Error::Truncated { field: Field::ElectionProposalNodeName, offset: 1 }
+    );
+    // And the encoder's: the exact size fits, one byte less states the size required.
+    let mut exact = [0u8; 35];
+    assert_eq!(msg.encode_into(&mut exact), Ok(35));
+    assert_eq!(exact[..], hex(full)[..]);
+    let mut short = [0u8; 34];
+    assert_eq!(
+        msg.encode_into(&mut short),
+        Err(Error::BufferTooSmall { required: 35, available: 34 })
+    );
+}
+
+#[test]
 fn errors_display_what_and_where() {
     let e = decode_err("01 02000000 6e31 05000000 6767");
     assert_eq!(

@@ -137,7 +137,7 @@ impl<'a> Reader<'a> {
 /// (BENCHMARKS.md: an election proposal's round trip, 226 -> 196 instructions). Firmware
 /// keeps `from_utf8` alone: the fast path would cost ~90 B of flash.
 #[inline]
-fn utf8(bytes: &[u8]) -> Result<&str, core::str::Utf8Error> {
+pub(crate) fn utf8(bytes: &[u8]) -> Result<&str, core::str::Utf8Error> {
     #[cfg(not(target_pointer_width = "32"))]
     if let Ok(ascii) = ascii::AsAsciiStr::as_ascii_str(bytes) {
         return Ok(ascii.as_str());

@@ -239,6 +239,9 @@ pub enum MessageRef<'a> {
 
 /// A `LogEntry`'s bytes before its payload: tag, VLSN, entry type, payload length.
 const LOG_ENTRY_HEADER: usize = 1 + 8 + 1 + 4;
+/// An `ElectionProposal`'s bytes after its name: vlsn, priority, term, dtvlsn.
+#[cfg(not(target_pointer_width = "32"))]
+const EP_FIXED: usize = 8 + 4 + 8 + 8;
 
 /// Bytes of a `str` or `bytes` field: the u32 prefix and the contents (saturating).
 fn field_len(len: usize) -> usize {
@@ -322,6 +325,10 @@ impl<'a> MessageRef<'a> {
         if let Some(entry) = Self::decode_log_entry(bytes) {
             return Ok(entry);
         }
+        #[cfg(not(target_pointer_width = "32"))]
+        if let Some(proposal) = Self::decode_election_proposal(bytes) {
+            return Ok(proposal);
+        }
         let mut r = Reader::new(bytes);
         let msg = Self::decode_fields(&mut r)?;
         r.finish()?;
@@ -342,6 +349,28 @@ impl<'a> MessageRef<'a> {
             vlsn: u64::from_le_bytes([v0, v1, v2, v3, v4, v5, v6, v7]),
             entry_type,
             data,
+        })
+    }
+
+    /// Elections' fast path on hosts: a well-formed `ElectionProposal` with one length check
+    /// for its 28 fixed bytes. Anything else takes the field-by-field path.
+    #[cfg(not(target_pointer_width = "32"))]
+    #[inline]
+    fn decode_election_proposal(bytes: &'a [u8]) -> Option<Self> {
+        let ([9, l0, l1, l2, l3], rest) = bytes.split_first_chunk::<5>()? else {
+            return None;
+        };
+        let len = usize::try_from(u32::from_le_bytes([*l0, *l1, *l2, *l3])).ok()?;
+        let (name, tail) = rest.split_at_checked(len)?;
+        let tail: &[u8; EP_FIXED] = tail.try_into().ok()?;
+        let [v0, v1, v2, v3, v4, v5, v6, v7, p0, p1, p2, p3, t0, t1, t2, t3, t4, t5, t6, t7, d0, d1, d2, d3, d4, d5, d6, d7] =
+            *tail;
+        Some(MessageRef::ElectionProposal {
+            node_name: codec::utf8(name).ok()?,
+            vlsn: u64::from_le_bytes([v0, v1, v2, v3, v4, v5, v6, v7]),
+            priority: u32::from_le_bytes([p0, p1, p2, p3]),
+            term: u64::from_le_bytes([t0, t1, t2, t3, t4, t5, t6, t7]),
+            dtvlsn: u64::from_le_bytes([d0, d1, d2, d3, d4, d5, d6, d7]),
         })
     }
 
@@ -418,6 +447,13 @@ impl<'a> MessageRef<'a> {
                 return Ok(n);
             }
         }
+        #[cfg(not(target_pointer_width = "32"))]
+        if let MessageRef::ElectionProposal { node_name, vlsn, priority, term, dtvlsn } = *self {
+            let fixed = (vlsn, priority, term, dtvlsn);
+            if let Some(n) = Self::encode_election_proposal(node_name, fixed, buf) {
+                return Ok(n);
+            }
+        }
         let available = buf.len();
         let mut sink = SliceSink::new(buf);
         match self.emit(&mut sink) {
@@ -441,6 +477,33 @@ impl<'a> MessageRef<'a> {
         let [l0, l1, l2, l3] = len.to_le_bytes();
         *head = [5, v0, v1, v2, v3, v4, v5, v6, v7, entry_type, l0, l1, l2, l3];
         body.copy_from_slice(data);
+        Some(total)
+    }
+
+    /// Elections' fast path on hosts: an `ElectionProposal` written after one length check,
+    /// its 28 fixed bytes as one array. `None`: the field-by-field path reports the error.
+    #[cfg(not(target_pointer_width = "32"))]
+    #[inline]
+    fn encode_election_proposal(
+        name: &str,
+        (vlsn, priority, term, dtvlsn): (u64, u32, u64, u64),
+        buf: &mut [u8],
+    ) -> Option<usize> {
+        let [l0, l1, l2, l3] = u32::try_from(name.len()).ok()?.to_le_bytes();
+        let total = name.len().checked_add(5 + EP_FIXED)?;
+        let (head, rest) = buf.get_mut(..total)?.split_first_chunk_mut::<5>()?;
+        *head = [9, l0, l1, l2, l3];
+        let (text, tail) = rest.split_at_mut_checked(name.len())?;
+        text.copy_from_slice(name.as_bytes());
+        let tail: &mut [u8; EP_FIXED] = tail.try_into().ok()?;
+        let [v0, v1, v2, v3, v4, v5, v6, v7] = vlsn.to_le_bytes();
+        let [p0, p1, p2, p3] = priority.to_le_bytes();
+        let [t0, t1, t2, t3, t4, t5, t6, t7] = term.to_le_bytes();
+        let [d0, d1, d2, d3, d4, d5, d6, d7] = dtvlsn.to_le_bytes();
+        *tail = [
+            v0, v1, v2, v3, v4, v5, v6, v7, p0, p1, p2, p3, t0, t1, t2, t3, t4, t5, t6, t7, d0, d1,
+            d2, d3, d4, d5, d6, d7,
+        ];
         Some(total)
     }
 
