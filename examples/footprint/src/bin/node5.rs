@@ -8,7 +8,7 @@ use harp::frame::cobs;
 use harp::membership::MemberId;
 use harp::node::{Node, NodeConfig};
 use harp::replication::RamLog;
-use harp::storage::RamStore;
+use harp::storage::{RamStore, StableStore};
 use harp::wire::Message;
 use harp::{GroupChangeType, NodeType, RepNodeRef};
 use harp_footprint::{consume, five_members, input, unknown};
@@ -29,8 +29,12 @@ static UART_RX: StaticCell<[u8; 512]> = StaticCell::new();
 fn main() -> ! {
     let log = LOG.init(Log::new());
     let me = MemberId::new(unknown(0) as u8);
+    // The election record a restart finds (in flash on a real board): unknown here, so the
+    // image holds the code that reads and checks it.
+    let mut store = RamStore::new();
+    let _ = store.write(input().get(..unknown(4) as usize).unwrap_or_default());
     let node = NODE.init_with(|| {
-        match Node::new(five_members(), me, NodeConfig::default(), RamStore::new(), log, 7, 0) {
+        match Node::new(five_members(), me, NodeConfig::default(), store, log, 7, 0) {
             Ok(node) => node,
             Err(_) => loop {
                 cortex_m::asm::wfi();
