@@ -363,14 +363,15 @@ impl<'a> MessageRef<'a> {
         let len = usize::try_from(u32::from_le_bytes([*l0, *l1, *l2, *l3])).ok()?;
         let (name, tail) = rest.split_at_checked(len)?;
         let tail: &[u8; EP_FIXED] = tail.try_into().ok()?;
-        let [v0, v1, v2, v3, v4, v5, v6, v7, p0, p1, p2, p3, t0, t1, t2, t3, t4, t5, t6, t7, d0, d1, d2, d3, d4, d5, d6, d7] =
-            *tail;
+        let (vlsn, tail) = tail.split_first_chunk::<8>()?;
+        let (priority, tail) = tail.split_first_chunk::<4>()?;
+        let (term, dtvlsn) = tail.split_first_chunk::<8>()?;
         Some(MessageRef::ElectionProposal {
             node_name: codec::utf8(name).ok()?,
-            vlsn: u64::from_le_bytes([v0, v1, v2, v3, v4, v5, v6, v7]),
-            priority: u32::from_le_bytes([p0, p1, p2, p3]),
-            term: u64::from_le_bytes([t0, t1, t2, t3, t4, t5, t6, t7]),
-            dtvlsn: u64::from_le_bytes([d0, d1, d2, d3, d4, d5, d6, d7]),
+            vlsn: u64::from_le_bytes(*vlsn),
+            priority: u32::from_le_bytes(*priority),
+            term: u64::from_le_bytes(*term),
+            dtvlsn: u64::from_le_bytes(dtvlsn.try_into().ok()?),
         })
     }
 
@@ -496,14 +497,13 @@ impl<'a> MessageRef<'a> {
         let (text, tail) = rest.split_at_mut_checked(name.len())?;
         text.copy_from_slice(name.as_bytes());
         let tail: &mut [u8; EP_FIXED] = tail.try_into().ok()?;
-        let [v0, v1, v2, v3, v4, v5, v6, v7] = vlsn.to_le_bytes();
-        let [p0, p1, p2, p3] = priority.to_le_bytes();
-        let [t0, t1, t2, t3, t4, t5, t6, t7] = term.to_le_bytes();
-        let [d0, d1, d2, d3, d4, d5, d6, d7] = dtvlsn.to_le_bytes();
-        *tail = [
-            v0, v1, v2, v3, v4, v5, v6, v7, p0, p1, p2, p3, t0, t1, t2, t3, t4, t5, t6, t7, d0, d1,
-            d2, d3, d4, d5, d6, d7,
-        ];
+        let (vlsn_bytes, tail) = tail.split_first_chunk_mut::<8>()?;
+        *vlsn_bytes = vlsn.to_le_bytes();
+        let (priority_bytes, tail) = tail.split_first_chunk_mut::<4>()?;
+        *priority_bytes = priority.to_le_bytes();
+        let (term_bytes, dtvlsn_bytes) = tail.split_first_chunk_mut::<8>()?;
+        *term_bytes = term.to_le_bytes();
+        dtvlsn_bytes.copy_from_slice(&dtvlsn.to_le_bytes());
         Some(total)
     }
 
