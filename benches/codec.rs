@@ -1,6 +1,5 @@
 //! Encode+decode of Heartbeat, ElectionProposal and LogEntry (64 B, 1 KiB, 16 KiB) beside
-//! postcard (serde) on equivalent structs and a plain memcpy; CRC-32C per table size; and the
-//! same comparisons in alternating rounds, whose median ratios are printed at the end.
+//! postcard (serde) on equivalent structs and a plain memcpy; CRC-32C per table size.
 //! Run: `cargo bench --bench codec` (add `--features crc-hw` for the hardware CRC row).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -133,80 +132,5 @@ fn crc(c: &mut Criterion) {
     g.finish();
 }
 
-/// Round trips of one contender and of its baseline in alternating rounds, printing the
-/// median of the per-round speed ratios. On a noisy machine the separate criterion
-/// measurements above can land in different noise bursts; a round measures both within a
-/// few milliseconds, so the median ratio moves far less from one run to the next.
-fn alternating(_: &mut Criterion) {
-    let [(hb, hb_pc), (ep, ep_pc)] = control_messages();
-    let mut buf = [0u8; 128];
-    let ratios = rounds(
-        &mut buf,
-        |buf| harp_round_trip(black_box(&hb), buf),
-        |buf| postcard_round_trip(black_box(&hb_pc), buf),
-    );
-    report("Heartbeat vs postcard", &ratios);
-    let ratios = rounds(
-        &mut buf,
-        |buf| harp_round_trip(black_box(&ep), buf),
-        |buf| postcard_round_trip(black_box(&ep_pc), buf),
-    );
-    report("ElectionProposal vs postcard", &ratios);
-    for size in [64usize, 1024, 16 * 1024] {
-        let mut arena = vec![0u8; 2 * size + 3 * 4096 + 2 * PAYLOAD_AT];
-        let (data, buf) = page_layout(&mut arena, size);
-        data.iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
-        let data: &[u8] = data;
-        let msg = MessageRef::LogEntry { vlsn: 42, entry_type: 1, data };
-        let harp_at = PAYLOAD_AT - (msg.encoded_len() - size);
-        let ratios = rounds(
-            buf,
-            |buf| harp_round_trip(black_box(&msg), &mut buf[harp_at..]),
-            |buf| {
-                buf[PAYLOAD_AT..PAYLOAD_AT + size].copy_from_slice(black_box(data));
-                black_box(&buf);
-                size
-            },
-        );
-        report(&format!("LogEntry {size} B vs memcpy (throughput)"), &ratios);
-    }
-}
-
-const ROUNDS: usize = 31;
-
-/// Per-round ratios `baseline time / contender time`, sorted: `ROUNDS` rounds, each ~2 ms
-/// of the contender and as many iterations of the baseline.
-fn rounds<C, B>(buf: &mut [u8], mut contender: C, mut baseline: B) -> Vec<f64>
-where
-    C: FnMut(&mut [u8]) -> usize,
-    B: FnMut(&mut [u8]) -> usize,
-{
-    let probe = time(&mut contender, buf, 1000).max(1e-9);
-    let iters = ((2e-3 / probe * 1000.0) as u32).clamp(100, 10_000_000);
-    let mut ratios: Vec<f64> = (0..ROUNDS)
-        .map(|_| {
-            let c = time(&mut contender, buf, iters);
-            time(&mut baseline, buf, iters) / c
-        })
-        .collect();
-    ratios.sort_by(f64::total_cmp);
-    ratios
-}
-
-fn time<F: FnMut(&mut [u8]) -> usize>(f: &mut F, buf: &mut [u8], iters: u32) -> f64 {
-    let start = std::time::Instant::now();
-    for _ in 0..iters {
-        black_box(f(buf));
-    }
-    start.elapsed().as_secs_f64()
-}
-
-fn report(what: &str, ratios: &[f64]) {
-    let (low, mid, high) = (ratios[0], ratios[ROUNDS / 2], ratios[ROUNDS - 1]);
-    println!(
-        "alternating: harp {what}: {mid:.2}x (median of {ROUNDS} rounds; {low:.2}x to {high:.2}x)"
-    );
-}
-
-criterion_group!(benches, control, log_entry, crc, alternating);
+criterion_group!(benches, control, log_entry, crc);
 criterion_main!(benches);
