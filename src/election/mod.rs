@@ -229,7 +229,8 @@ pub struct Stats {
 }
 
 /// A message to send: the caller encodes `message` (e.g. with
-/// [`frame::encode_frame`](crate::frame::encode_frame)) and sends it to `to`.
+/// [`stream::encode_frame`](crate::frame::stream::encode_frame) or
+/// [`cobs::encode_frame`](crate::frame::cobs::encode_frame)) and sends it to `to`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transmit<'a> {
     /// The recipient.

@@ -172,7 +172,9 @@ impl<const E: usize, const B: usize> RamLog<E, B> {
     }
 
     /// Drops every entry before `vlsn` (only ever durable ones: a replica that needs them
-    /// later is told to restore from elsewhere).
+    /// later is told to restore from elsewhere). Not past a membership entry
+    /// ([`ENTRY_MEMBERSHIP`](super::ENTRY_MEMBERSHIP)): the node rebuilds its membership from
+    /// the ones the log holds (docs/firmware.md, "Log store").
     pub fn compact(&mut self, vlsn: u64) {
         let drop = usize::try_from(vlsn.saturating_sub(self.first)).unwrap_or(usize::MAX);
         let drop = drop.min(self.headers.len());

@@ -127,7 +127,7 @@ pub struct RepNodeRef<'a> {
 /// A protocol message whose strings and payloads borrow from the decoded input.
 ///
 /// The variants and field names are the reference's `ProtocolMessage`; see
-/// [`ProtocolMessage`](crate::ProtocolMessage) (feature `alloc`) for the owned form.
+/// `ProtocolMessage` (feature `alloc`) for the owned form.
 ///
 /// ```
 /// use harp::MessageRef;
