@@ -319,6 +319,19 @@ impl fmt::Display for AppendError {
     }
 }
 
+/// Why [`Node::compact_log`] compacted nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum CompactError<E> {
+    /// Entries after `durable` are not durable yet; they may still be replaced.
+    NotDurable {
+        /// The last durable VLSN.
+        durable: u64,
+    },
+    /// The log store refused.
+    Storage(E),
+}
+
 /// Replication inputs that were ignored, by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -427,6 +440,21 @@ enum Pending {
     },
 }
 
+/// Applies to `members` the membership changes the log holds before `end`.
+fn fold_membership<L: LogStore, const N: usize>(members: &mut Membership<N>, log: &L, end: u64) {
+    let mut v = log.first_vlsn();
+    while v < end {
+        if let Some(entry) = log.entry(v).filter(|e| e.entry_type == ENTRY_MEMBERSHIP) {
+            if let Ok(MessageRef::GroupChange { change_type, node }) =
+                crate::wire::decode_core(entry.data)
+            {
+                let _ = members.apply(change_type, &node);
+            }
+        }
+        v = v.plus(1);
+    }
+}
+
 /// Takes the first member's pending item from a per-member table, with that member.
 fn take_first<T, const N: usize>(table: &mut [Option<T>; N]) -> Option<(MemberId, T)> {
     table.iter_mut().enumerate().find_map(|(i, slot)| {
@@ -464,7 +492,8 @@ pub struct Node<S, L, const N: usize> {
     /// Per member: the answer to its `Handshake` still to send (the refusal, or `None` for
     /// an acceptance); one per member, the last verdict.
     answers: [Option<Option<HandshakeRefusal>>; N],
-    /// The membership this node was configured with; changes in its log apply on top.
+    /// The membership the log starts from (the configured one, with the changes compaction
+    /// discarded); the changes in the log apply on top.
     base: Membership<N>,
     /// As master: the membership change in flight (its VLSN) and who asked for it.
     change: Option<(u64, Option<MemberId>)>,
@@ -484,6 +513,8 @@ pub struct Node<S, L, const N: usize> {
 
 impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     /// Restores a node from its stores and starts it at `now` (see [`Election::new`]).
+    /// `members` is the membership the log starts from: the configured group, or after the
+    /// log was compacted, what [`base_members`](Self::base_members) said then.
     #[cfg_attr(target_pointer_width = "32", inline(always))]
     pub fn new(
         members: Membership<N>,
@@ -581,6 +612,33 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     /// Gives back the stable store and the log (what survives a crash).
     pub fn into_stores(self) -> (S, L) {
         (self.election.into_store(), self.log)
+    }
+
+    /// The membership the log starts from: the configured one, with every change the log
+    /// no longer holds applied. The node rebuilds its membership from it and the changes in
+    /// the log (at start-up, and when a divergent suffix is truncated), so after
+    /// [`compact_log`](Self::compact_log) persist it beside the log and pass it to
+    /// [`Node::new`] on restart.
+    pub fn base_members(&self) -> &Membership<N> {
+        &self.base
+    }
+
+    /// Compacts the log: discards its entries before `vlsn`, which must be durable
+    /// (`vlsn <= durable_vlsn() + 1`), and carries the membership changes among them into
+    /// [`base_members`](Self::base_members). Compacting past a replica's position means it
+    /// gets [`NodeEvent::NeedsRestore`]. Nothing changes if the store refuses.
+    pub fn compact_log(&mut self, vlsn: u64) -> Result<(), CompactError<L::Error>> {
+        if vlsn > self.durable.plus(1) {
+            return Err(CompactError::NotDurable { durable: self.durable });
+        }
+        if vlsn <= self.log.first_vlsn() {
+            return Ok(());
+        }
+        let mut base = self.base.clone();
+        fold_membership(&mut base, &self.log, vlsn);
+        self.log.compact(vlsn).map_err(CompactError::Storage)?;
+        self.base = base;
+        Ok(())
     }
 
     /// What this node is now.
@@ -1602,17 +1660,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     /// Recomputes the membership from the configured one and every change in the log.
     fn replay_membership(&mut self) {
         let mut members = self.base.clone();
-        let mut v = self.log.first_vlsn();
-        while v <= self.log.last_vlsn() {
-            if let Some(entry) = self.log.entry(v).filter(|e| e.entry_type == ENTRY_MEMBERSHIP) {
-                if let Ok(MessageRef::GroupChange { change_type, node }) =
-                    crate::wire::decode_core(entry.data)
-                {
-                    let _ = members.apply(change_type, &node);
-                }
-            }
-            v = v.plus(1);
-        }
+        fold_membership(&mut members, &self.log, self.log.last_vlsn().plus(1));
         if !members.same_members(self.election.members()) {
             self.install_members(members);
         }

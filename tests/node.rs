@@ -730,6 +730,50 @@ fn unsafe_or_invalid_changes_are_refused_with_the_reason() {
 }
 
 #[test]
+fn compacting_the_log_carries_its_membership_changes_into_the_base() {
+    use harp::node::CompactError;
+    use harp::GroupChangeType::Add;
+    let mut a = master_a(NodeConfig::default());
+    for r in ["b", "c"] {
+        deliver(&mut a, 1045, r, core(MessageRef::Ack { vlsn: 1 }));
+        let echo = MessageRef::HeartbeatResponse { replica_vlsn: 0, timestamp_ms: 1001 };
+        deliver(&mut a, 1050, r, core(echo));
+    }
+    let vlsn = a.change_membership(1100, Add, &rep("d", NodeType::Electable, 9)).unwrap();
+    assert_eq!(a.compact_log(vlsn + 1), Err(CompactError::NotDurable { durable: vlsn - 1 }));
+    sent(&mut a); // the change is streamed
+    for r in ["b", "c"] {
+        deliver(&mut a, 1110, r, core(MessageRef::Ack { vlsn }));
+    }
+    assert_eq!(a.durable_vlsn(), vlsn);
+    a.compact_log(vlsn + 1).unwrap();
+    assert_eq!(a.log().first_vlsn(), vlsn + 1, "the Add is no longer in the log");
+    assert!(a.base_members().id_of("d").is_some(), "but in the base");
+    assert!(a.members().id_of("d").is_some());
+    // A restart from the base and the compacted log still knows d; from the configured
+    // group it would not, which is why the base is handed back.
+    let base = a.base_members().clone();
+    let (store, log) = a.into_stores();
+    let a = Node::new(base, id("a"), NodeConfig::default(), store, log, 1, 2000).unwrap();
+    assert!(a.members().id_of("d").is_some());
+}
+
+#[test]
+fn a_refused_compaction_changes_nothing() {
+    let mut solo = solo_master_on_flaky_log();
+    solo.append(1, b"x").unwrap();
+    let last = solo.log().last_vlsn();
+    assert_eq!(solo.durable_vlsn(), last);
+    solo.log_mut().failing = true;
+    let refused = solo.compact_log(last + 1);
+    assert_eq!(refused, Err(harp::node::CompactError::Storage("the disk is gone")));
+    assert_eq!(solo.log().first_vlsn(), 1);
+    solo.log_mut().failing = false;
+    solo.compact_log(last + 1).unwrap();
+    assert_eq!((solo.log().first_vlsn(), solo.log().last_vlsn()), (last + 1, last));
+}
+
+#[test]
 fn a_replica_applies_a_change_when_it_reaches_its_log_and_refuses_requests() {
     let mut b = replica_b();
     deliver(&mut b, 20, "a", entry(1, ENTRY_TERM_START, &term_start(1)));
@@ -953,6 +997,14 @@ impl LogStore for FlakyLog {
         } else {
             Ok(())
         }
+    }
+
+    fn compact(&mut self, vlsn: u64) -> Result<(), &'static str> {
+        if self.failing {
+            return Err("the disk is gone");
+        }
+        self.inner.compact(vlsn);
+        Ok(())
     }
 }
 

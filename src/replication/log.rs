@@ -69,6 +69,12 @@ pub trait LogStore {
     /// Makes every appended entry durable.
     fn sync(&mut self) -> Result<(), Self::Error>;
 
+    /// Discards every entry before `vlsn` (the node asks only for durable ones, through
+    /// [`Node::compact_log`](crate::node::Node::compact_log)). Exact and lasting: afterwards
+    /// `first_vlsn()` is `vlsn`, also after a restart, because the node's base membership is
+    /// the one as of `vlsn - 1`. A store that cannot compact returns an error.
+    fn compact(&mut self, vlsn: u64) -> Result<(), Self::Error>;
+
     /// The metadata of the entry at `vlsn` (VLSN 0 is the empty prefix: term 0).
     fn meta(&self, vlsn: u64) -> Option<EntryMeta> {
         if vlsn == 0 {
@@ -116,6 +122,10 @@ impl<L: LogStore + ?Sized> LogStore for &mut L {
         (**self).sync()
     }
 
+    fn compact(&mut self, vlsn: u64) -> Result<(), Self::Error> {
+        (**self).compact(vlsn)
+    }
+
     fn meta(&self, vlsn: u64) -> Option<EntryMeta> {
         (**self).meta(vlsn)
     }
@@ -150,6 +160,11 @@ struct Header {
 /// A log in RAM: at most `E` entries and `B` payload bytes. Appends are durable at once
 /// (there is nothing to sync); [`compact`](RamLog::compact) drops a durable prefix.
 ///
+/// The payloads sit in a ring: an entry's bytes are contiguous, placed after the newest or,
+/// when they do not fit before the end, at the start if the oldest entry has moved past
+/// them. Compaction only forgets headers, so it moves no bytes and costs no `memmove`
+/// (1.6 KiB of flash on Thumb).
+///
 /// ```
 /// use harp::replication::{EntryMeta, LogStore, RamLog};
 /// let mut log = RamLog::<4, 64>::new();
@@ -158,39 +173,55 @@ struct Header {
 /// assert_eq!(log.entry(1).unwrap().data, b"hello");
 /// # Ok::<(), harp::replication::RamLogError>(())
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RamLog<const E: usize, const B: usize> {
     first: u64,
-    headers: heapless::Vec<Header, E>,
-    bytes: heapless::Vec<u8, B>,
+    /// Oldest first; each header's `offset..offset + len` in `bytes`.
+    headers: heapless::Deque<Header, E>,
+    bytes: [u8; B],
+}
+
+impl<const E: usize, const B: usize> Default for RamLog<E, B> {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl<const E: usize, const B: usize> RamLog<E, B> {
     /// An empty log starting at VLSN 1.
     pub const fn new() -> Self {
-        RamLog { first: 1, headers: heapless::Vec::new(), bytes: heapless::Vec::new() }
+        RamLog { first: 1, headers: heapless::Deque::new(), bytes: [0; B] }
     }
 
     /// Drops every entry before `vlsn` (only ever durable ones: a replica that needs them
-    /// later is told to restore from elsewhere). Not past a membership entry
-    /// ([`ENTRY_MEMBERSHIP`](super::ENTRY_MEMBERSHIP)): the node rebuilds its membership from
-    /// the ones the log holds (docs/firmware.md, "Log store").
+    /// later is told to restore from elsewhere); afterwards `first_vlsn()` is `vlsn`, or
+    /// `last_vlsn() + 1` if that is lower. A log a node holds is compacted through
+    /// [`Node::compact_log`](crate::node::Node::compact_log), which carries the membership
+    /// changes among the dropped entries forward.
     pub fn compact(&mut self, vlsn: u64) {
-        let drop = usize::try_from(vlsn.saturating_sub(self.first)).unwrap_or(usize::MAX);
-        let drop = drop.min(self.headers.len());
-        let cut = self.headers.get(drop).map_or(self.bytes.len(), |h| h.offset as usize);
-        let cut = cut.min(self.bytes.len());
-        self.bytes.copy_within(cut.., 0);
-        self.bytes.truncate(self.bytes.len().saturating_sub(cut));
-        self.headers.rotate_left(drop);
-        self.headers.truncate(self.headers.len().saturating_sub(drop));
-        let shift = u32::try_from(cut).unwrap_or(u32::MAX);
-        self.headers.iter_mut().for_each(|h| h.offset = h.offset.saturating_sub(shift));
-        self.first = self.first.saturating_add(drop as u64);
+        while self.first < vlsn && self.headers.pop_front().is_some() {
+            self.first = self.first.saturating_add(1);
+        }
     }
 
-    fn index(&self, vlsn: u64) -> Option<usize> {
-        usize::try_from(vlsn.checked_sub(self.first)?).ok().filter(|&i| i < self.headers.len())
+    /// Where `len` payload bytes go: after the newest entry, else at the start of the ring
+    /// if the oldest entry begins past them; `None` if neither has room.
+    fn place(&self, len: usize) -> Option<usize> {
+        let (Some(oldest), Some(newest)) = (self.headers.front(), self.headers.back()) else {
+            return (len <= B).then_some(0);
+        };
+        let head = oldest.offset as usize;
+        let tail = (newest.offset as usize).checked_add(newest.len as usize)?;
+        let fits = |start: usize, end: usize| start.checked_add(len).is_some_and(|e| e <= end);
+        if newest.offset < oldest.offset {
+            // Wrapped: the free bytes are between the newest and the oldest.
+            return fits(tail, head).then_some(tail);
+        }
+        if fits(tail, B) {
+            Some(tail)
+        } else {
+            fits(0, head).then_some(0)
+        }
     }
 }
 
@@ -209,7 +240,8 @@ impl<const E: usize, const B: usize> LogStore for RamLog<E, B> {
     }
 
     fn entry(&self, vlsn: u64) -> Option<Entry<'_>> {
-        let h = self.headers.get(self.index(vlsn)?)?;
+        let index = usize::try_from(vlsn.checked_sub(self.first)?).ok()?;
+        let h = self.headers.get(index)?;
         let start = h.offset as usize;
         let data = self.bytes.get(start..start.checked_add(h.len as usize)?)?;
         Some(Entry { meta: h.meta, entry_type: h.entry_type, data })
@@ -227,24 +259,86 @@ impl<const E: usize, const B: usize> LogStore for RamLog<E, B> {
             return Err(RamLogError::Gap { expected, got: vlsn });
         }
         let len = u32::try_from(data.len()).map_err(|_| RamLogError::TooLarge)?;
-        let offset = u32::try_from(self.bytes.len()).map_err(|_| RamLogError::TooLarge)?;
         if self.headers.is_full() {
             return Err(RamLogError::Full);
         }
-        self.bytes.extend_from_slice(data).map_err(|_| RamLogError::Full)?;
-        self.headers.push(Header { meta, entry_type, offset, len }).map_err(|_| RamLogError::Full)
+        let start = self.place(data.len()).ok_or(RamLogError::Full)?;
+        let offset = u32::try_from(start).map_err(|_| RamLogError::TooLarge)?;
+        let end = start.checked_add(data.len()).ok_or(RamLogError::TooLarge)?;
+        self.bytes.get_mut(start..end).ok_or(RamLogError::Full)?.copy_from_slice(data);
+        self.headers
+            .push_back(Header { meta, entry_type, offset, len })
+            .map_err(|_| RamLogError::Full)
     }
 
     fn truncate(&mut self, vlsn: u64) -> Result<(), RamLogError> {
-        let keep = usize::try_from(vlsn.saturating_sub(self.first)).unwrap_or(usize::MAX);
-        if let Some(h) = self.headers.get(keep) {
-            self.bytes.truncate(h.offset as usize);
-            self.headers.truncate(keep);
-        }
+        while self.last_vlsn() >= vlsn && self.headers.pop_back().is_some() {}
         Ok(())
     }
 
     fn sync(&mut self) -> Result<(), RamLogError> {
         Ok(())
+    }
+
+    fn compact(&mut self, vlsn: u64) -> Result<(), RamLogError> {
+        RamLog::compact(self, vlsn);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{EntryMeta, LogStore, RamLog, RamLogError};
+
+    const META: EntryMeta = EntryMeta { term: 1, dtvlsn: 0 };
+
+    fn data<const E: usize, const B: usize>(log: &RamLog<E, B>, vlsn: u64) -> &[u8] {
+        log.entry(vlsn).unwrap().data
+    }
+
+    #[test]
+    fn payloads_wrap_around_the_ring_once_the_oldest_is_compacted() {
+        let mut log = RamLog::<8, 16>::new();
+        for (vlsn, bytes) in [(1, b"aaaaa"), (2, b"bbbbb"), (3, b"ccccc")] {
+            log.append(vlsn, META, 7, bytes).unwrap();
+        }
+        assert_eq!(log.append(4, META, 7, b"ddddd"), Err(RamLogError::Full), "1 byte left");
+        log.compact(2);
+        assert_eq!(log.first_vlsn(), 2);
+        log.append(4, META, 7, b"ddddd").unwrap(); // where entry 1 was
+        assert_eq!([data(&log, 2), data(&log, 3), data(&log, 4)], [b"bbbbb", b"ccccc", b"ddddd"]);
+        assert_eq!(log.append(5, META, 7, b"e"), Err(RamLogError::Full), "up to entry 2");
+        log.compact(3);
+        log.append(5, META, 7, b"eeeee").unwrap();
+        assert_eq!(data(&log, 5), b"eeeee");
+        assert_eq!(data(&log, 3), b"ccccc", "nothing moved");
+    }
+
+    #[test]
+    fn truncation_frees_the_newest_entries_bytes() {
+        let mut log = RamLog::<8, 16>::new();
+        log.append(1, META, 7, b"aaaaaaaa").unwrap();
+        log.append(2, META, 7, b"bbbbbbbb").unwrap();
+        log.compact(2);
+        log.append(3, META, 7, b"cccccccc").unwrap(); // wrapped to the start
+        log.truncate(3).unwrap();
+        assert_eq!(log.last_vlsn(), 2);
+        log.append(3, META, 7, b"dddddddd").unwrap();
+        assert_eq!((data(&log, 2), data(&log, 3)), (&b"bbbbbbbb"[..], &b"dddddddd"[..]));
+    }
+
+    #[test]
+    fn compaction_is_exact_and_stops_at_the_end() {
+        let mut log = RamLog::<8, 16>::new();
+        for vlsn in 1..=3 {
+            log.append(vlsn, META, 7, b"").unwrap();
+        }
+        log.compact(3);
+        assert_eq!((log.first_vlsn(), log.last_vlsn()), (3, 3));
+        log.compact(9);
+        assert_eq!((log.first_vlsn(), log.last_vlsn()), (4, 3), "empty, next VLSN 4");
+        log.append(4, META, 7, &[1; 16]).unwrap();
+        assert_eq!(data(&log, 4), [1; 16], "an empty ring starts over at its start");
+        assert_eq!(log.append(5, META, 7, &[2; 17]), Err(RamLogError::Full));
     }
 }

@@ -25,6 +25,8 @@ use harp::storage::{StableStore, MAX_RECORD};
 
 const HEADER: usize = 4 + 8 + 8 + 8 + 1;
 const CRC: usize = 4;
+/// The file holding a [`FileLog`]'s compaction point (8 bytes, little-endian).
+const COMPACTED_FILE: &str = "compacted";
 const RECORD_FILE: &str = "election.rec";
 
 /// When appended entries reach the disk.
@@ -165,8 +167,29 @@ impl FileLog {
             let torn = log.load_segment(first_vlsn, path, last_segment)?;
             recovery.torn_bytes += torn;
         }
+        log.skip_compacted()?;
         recovery.entries = log.held.len() as u64;
         Ok((log, recovery))
+    }
+
+    /// Forgets the entries before the recorded compaction point (their segment is only
+    /// partly discarded).
+    fn skip_compacted(&mut self) -> Result<(), LogError> {
+        let bytes = match fs::read(self.dir.join(COMPACTED_FILE)) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let point =
+            <[u8; 8]>::try_from(bytes.as_slice()).map(u64::from_le_bytes).map_err(|_| {
+                LogError::Corrupt {
+                    segment: self.dir.join(COMPACTED_FILE),
+                    offset: 0,
+                    what: "a compaction point is 8 bytes",
+                }
+            })?;
+        self.forget_before(point);
+        Ok(())
     }
 
     /// Reads one segment's records into memory; returns the bytes of a torn tail cut off.
@@ -218,9 +241,32 @@ impl FileLog {
         self.segments.iter().map(|s| s.path.clone()).collect()
     }
 
-    /// Drops whole segments holding only entries before `vlsn` (durable ones: the caller's
-    /// promise), from disk and memory.
+    /// Discards the entries before `vlsn` (durable ones: the caller's promise; a log a node
+    /// holds is compacted through `Node::compact_log`). The point is recorded in the
+    /// `compacted` file first, so the entries stay discarded across a restart; segment files
+    /// holding only such entries are deleted, and the rest of a partly discarded segment
+    /// stays on disk until its whole segment goes.
     pub fn compact(&mut self, vlsn: u64) -> Result<(), LogError> {
+        let vlsn = vlsn.min(self.last_vlsn() + 1);
+        if vlsn <= self.first {
+            return Ok(());
+        }
+        replace_file(&self.dir, COMPACTED_FILE, &vlsn.to_le_bytes())?;
+        self.drop_segments_before(vlsn)?;
+        self.forget_before(vlsn);
+        Ok(())
+    }
+
+    /// Forgets the held entries before `vlsn`; the next VLSN is at least `vlsn`.
+    fn forget_before(&mut self, vlsn: u64) {
+        while self.first < vlsn && self.held.pop_front().is_some() {
+            self.first += 1;
+        }
+        self.first = self.first.max(vlsn);
+    }
+
+    /// Deletes the segment files that hold only entries before `vlsn`.
+    fn drop_segments_before(&mut self, vlsn: u64) -> Result<(), LogError> {
         while self.segments.len() > 1 {
             let next_first = self.segments.get(1).map_or(u64::MAX, |s| s.first_vlsn);
             if next_first > vlsn {
@@ -337,6 +383,10 @@ fn encode_record(
 impl LogStore for FileLog {
     type Error = LogError;
 
+    fn compact(&mut self, vlsn: u64) -> Result<(), LogError> {
+        FileLog::compact(self, vlsn)
+    }
+
     fn first_vlsn(&self) -> u64 {
         self.first
     }
@@ -443,11 +493,17 @@ impl StableStore for FileStore {
     }
 
     fn write(&mut self, record: &[u8]) -> io::Result<()> {
-        let tmp = self.dir.join(format!("{RECORD_FILE}.tmp"));
-        let mut file = File::create(&tmp)?;
-        file.write_all(record)?;
-        file.sync_all()?;
-        fs::rename(&tmp, self.dir.join(RECORD_FILE))?;
-        File::open(&self.dir)?.sync_all()
+        replace_file(&self.dir, RECORD_FILE, record)
     }
+}
+
+/// Replaces `dir/name` with `bytes` durably: a temporary file, synced, renamed over the old
+/// one, and the directory synced, so a crash leaves either the old contents or the new.
+fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut file = File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    fs::rename(&tmp, dir.join(name))?;
+    File::open(dir)?.sync_all()
 }

@@ -97,16 +97,28 @@ fn truncation_drops_a_suffix_across_segments_durably() {
 }
 
 #[test]
-fn compaction_removes_whole_segments_before_a_vlsn() {
+fn compaction_is_exact_lasting_and_removes_whole_segments() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = filled(dir.path(), 200);
+    let segments = log.segment_paths().len();
     log.compact(100).unwrap();
-    let first = log.first_vlsn();
-    assert!(first > 1 && first <= 100, "first {first}");
-    assert!(log.entry(first - 1).is_none() && log.entry(100).is_some());
+    assert_eq!(log.first_vlsn(), 100, "exactly the entries before 100 are gone");
+    assert!(log.entry(99).is_none() && log.entry(100).is_some());
+    assert!(log.segment_paths().len() < segments, "segments holding only them are deleted");
+    drop(log);
+    let (mut log, _) = FileLog::open(dir.path(), Durability::Os, 4096).unwrap();
+    assert_eq!((log.first_vlsn(), log.last_vlsn()), (100, 200), "and stay gone after a restart");
+    assert!(log.entry(99).is_none());
+    assert!(data(&log, 100).starts_with("entry 100 "));
+    log.compact(50).unwrap();
+    assert_eq!(log.first_vlsn(), 100, "compacting an earlier point changes nothing");
+    log.compact(201).unwrap();
+    assert_eq!((log.first_vlsn(), log.last_vlsn()), (201, 200), "everything, and empty");
+    log.append(201, meta(1), 1, b"next").unwrap();
+    log.sync().unwrap();
     drop(log);
     let (log, _) = FileLog::open(dir.path(), Durability::Os, 4096).unwrap();
-    assert_eq!((log.first_vlsn(), log.last_vlsn()), (first, 200));
+    assert_eq!((log.first_vlsn(), log.last_vlsn()), (201, 201));
 }
 
 #[test]

@@ -72,6 +72,8 @@ fn main() -> ! {
         while let Some(event) = node.poll_event() {
             consume(event);
         }
+        // A board's log is finite: the durable prefix is compacted.
+        consume(node.compact_log(unknown(5)));
         consume((node.poll_timeout(), node.durable_vlsn(), node.role()));
     }
 }
