@@ -332,6 +332,17 @@ pub enum CompactError<E> {
     Storage(E),
 }
 
+impl<E: fmt::Debug> fmt::Display for CompactError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CompactError::NotDurable { durable } => {
+                write!(f, "only entries up to the durable VLSN {durable} can be compacted")
+            }
+            CompactError::Storage(e) => write!(f, "the log store refused to compact: {e:?}"),
+        }
+    }
+}
+
 /// Replication inputs that were ignored, by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -1657,7 +1668,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         self.send_membership_history(now);
     }
 
-    /// Recomputes the membership from the configured one and every change in the log.
+    /// Recomputes the membership from the base one and every change in the log.
     fn replay_membership(&mut self) {
         let mut members = self.base.clone();
         fold_membership(&mut members, &self.log, self.log.last_vlsn().plus(1));
