@@ -323,9 +323,9 @@ impl fmt::Display for AppendError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum CompactError<E> {
-    /// Entries after `durable` are not durable yet; they may still be replaced.
+    /// Entries after `durable` are not yet durable in the group and synced here.
     NotDurable {
-        /// The last durable VLSN.
+        /// The last VLSN that is both.
         durable: u64,
     },
     /// The log store refused.
@@ -412,6 +412,9 @@ struct Peer {
     need_sync: bool,
     /// Streaming stopped: the replica needs a restore.
     restore: bool,
+    /// The last SyncPoint asked at the entry below the first one held (the log is
+    /// compacted there): a SyncNack to it means the replica lacks compacted entries.
+    asked_at_start: bool,
     /// An arbiter: the VLSN it was last asked to acknowledge, and when.
     asked: u64,
     asked_at: u64,
@@ -634,13 +637,15 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         &self.base
     }
 
-    /// Compacts the log: discards its entries before `vlsn`, which must be durable
-    /// (`vlsn <= durable_vlsn() + 1`), and carries the membership changes among them into
-    /// [`base_members`](Self::base_members). Compacting past a replica's position means it
-    /// gets [`NodeEvent::NeedsRestore`]. Nothing changes if the store refuses.
+    /// Compacts the log: discards its entries before `vlsn`, which must be durable in the
+    /// group and synced here (`vlsn <= min(durable_vlsn(), synced) + 1`), and carries the
+    /// membership changes among them into [`base_members`](Self::base_members). Compacting
+    /// past a replica's position means it gets [`NodeEvent::NeedsRestore`]. Nothing changes
+    /// if the store refuses.
     pub fn compact_log(&mut self, vlsn: u64) -> Result<(), CompactError<L::Error>> {
-        if vlsn > self.durable.plus(1) {
-            return Err(CompactError::NotDurable { durable: self.durable });
+        let durable = self.durable.min(self.synced);
+        if vlsn > durable.plus(1) {
+            return Err(CompactError::NotDurable { durable });
         }
         if vlsn <= self.log.first_vlsn() {
             return Ok(());
@@ -824,20 +829,22 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             }
             let window = self.config.window;
             let peer = self.peers.get_mut(index)?;
-            if peer.restore {
-                continue;
+            if peer.restore && !peer.need_sync {
+                continue; // until a resync asks it again
+            }
+            // A sync point needs the metadata of the entry before `next` (held, the last one
+            // compacted, or the empty prefix); an entry needs the entry itself. Past what
+            // this log still holds, ask at its start instead: everything before it is
+            // durable, so the same on every log that holds it, and a replica that agrees
+            // there needs nothing compacted (one that does not is told in its SyncNack).
+            if peer.next < first {
+                peer.next = first;
+                peer.need_sync = true;
             }
             let after = peer.next.minus(1);
-            // A sync point needs the entry at `after` (or the empty prefix), an entry itself.
-            let gone = if peer.need_sync { after != 0 && after < first } else { peer.next < first };
-            if gone {
-                peer.restore = true;
-                let needed = peer.next;
-                self.emit(NodeEvent::NeedsRestore { member: id, needed });
-                continue;
-            }
             if peer.need_sync {
                 peer.need_sync = false;
+                peer.asked_at_start = first > 1 && after.plus(1) == first;
                 let log_term = self.log.meta(after).map_or(0, |m| m.term);
                 self.cursor = index + 1;
                 return Some((id, StreamOut::SyncPoint { vlsn: after, log_term }));
@@ -1220,11 +1227,16 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     /// SyncPoint, entry or ack would otherwise stall them).
     fn resync_stalled(&mut self, now: u64) {
         let last = self.synced;
+        let first = self.log.first_vlsn();
         let patience = self.config.election.heartbeat_interval_ms.saturating_mul(2);
-        for peer in self.peers.iter_mut().filter(|p| !p.restore) {
+        for peer in self.peers.iter_mut() {
+            // One that needs a restore is asked again too: it may have been restored, or a
+            // cautious answer may have made it look so.
             let behind = peer.matched < last;
             if behind && peer.acked_at.plus(patience) <= now {
-                peer.next = peer.matched.plus(1);
+                // From what it acknowledged, or from the first entry held if that is later:
+                // everything before it is durable, so the same on every log that holds it.
+                peer.next = peer.matched.plus(1).max(first);
                 peer.need_sync = true;
                 peer.acked_at = now;
             }
@@ -1343,11 +1355,13 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             return last;
         }
         let bad = self.log.meta(vlsn).map_or(0, |m| m.term);
+        let first = self.log.first_vlsn();
         let mut x = vlsn.minus(1);
-        while x >= self.log.first_vlsn() && self.log.meta(x).is_some_and(|m| m.term == bad) {
+        while x >= first && self.log.meta(x).is_some_and(|m| m.term == bad) {
             x = x.minus(1);
         }
-        x
+        // What this log compacted was durable: the same in every log, the master's too.
+        x.max(first.minus(1))
     }
 
     fn on_entry(&mut self, from: MemberId, vlsn: u64, entry_type: u8, data: &[u8]) {
@@ -1456,6 +1470,8 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             peer.matched = vlsn;
             peer.acked_at = now;
         }
+        peer.asked_at_start = false; // it agreed
+        peer.restore = false;
         self.advance_commit();
     }
 
@@ -1527,12 +1543,22 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     }
 
     fn on_sync_nack(&mut self, from: MemberId, vlsn: u64) {
-        let last = self.log.last_vlsn();
+        let (first, last) = (self.log.first_vlsn(), self.log.last_vlsn());
         let Some(peer) = self.replica_peer(from) else { return };
         let resume = vlsn.min(last);
         peer.next = resume.plus(1);
         peer.matched = peer.matched.min(resume);
         peer.need_sync = true;
+        // Asked at the start of this log, it disagrees or ends before it: what it lacks was
+        // compacted here. (A lower hint to a later question may be a cautious one: the
+        // start is asked next.)
+        if peer.next < first && peer.asked_at_start {
+            peer.need_sync = false; // asked again at the next resync only
+            if !peer.restore {
+                peer.restore = true;
+                self.emit(NodeEvent::NeedsRestore { member: from, needed: resume.plus(1) });
+            }
+        }
     }
 
     // ----- membership -----

@@ -393,11 +393,24 @@ fn a_replica_behind_the_retained_log_needs_a_restore() {
         a.append(7, b"x").unwrap();
     }
     a.log_mut().compact(4); // entries 2 and 3 are gone before anyone got them
-    sent(&mut a);
+    let asked: Vec<String> = sent(&mut a).into_iter().filter(|l| l.contains("Sync")).collect();
+    let at_start = |n| format!("{n} <- SyncPoint {{ vlsn: 3, log_term: 1 }}");
+    assert_eq!(asked, [at_start("b"), at_start("c"), at_start("s")], "asked at the log's start");
+    assert_eq!(events(&mut a), [], "not yet known to lack anything");
+    for r in ["b", "c", "s"] {
+        deliver(&mut a, 1100, r, Message::Ext(Extension::SyncNack { vlsn: 1 }));
+    }
     let restore = |name| NodeEvent::NeedsRestore { member: id(name), needed: 2 };
     assert_eq!(events(&mut a), [restore("b"), restore("c"), restore("s")]);
     a.append(7, b"y").unwrap();
     assert!(sent(&mut a).is_empty(), "no stream to a replica that needs a restore");
+    // A resync asks again at the start; one that agrees now (restored) is streamed to.
+    a.handle_timeout(1400);
+    assert!(sent(&mut a).contains(&at_start("b")));
+    deliver(&mut a, 1401, "b", core(MessageRef::Ack { vlsn: 3 }));
+    let to_b: Vec<String> =
+        sent(&mut a).into_iter().filter(|l| l.starts_with("b <- Log")).collect();
+    assert_eq!(to_b.len(), 3, "entries 4 to 6: {to_b:?}");
 }
 
 #[test]

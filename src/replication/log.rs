@@ -72,10 +72,14 @@ pub trait LogStore {
     /// Discards every entry before `vlsn` (the node asks only for durable ones, through
     /// [`Node::compact_log`](crate::node::Node::compact_log)). Exact and lasting: afterwards
     /// `first_vlsn()` is `vlsn`, also after a restart, because the node's base membership is
-    /// the one as of `vlsn - 1`. A store that cannot compact returns an error.
+    /// the one as of `vlsn - 1`; and [`meta`](LogStore::meta) still answers for `vlsn - 1`.
+    /// A store that cannot compact returns an error.
     fn compact(&mut self, vlsn: u64) -> Result<(), Self::Error>;
 
-    /// The metadata of the entry at `vlsn` (VLSN 0 is the empty prefix: term 0).
+    /// The metadata of the entry at `vlsn` (VLSN 0 is the empty prefix: term 0). A store
+    /// that compacts must also answer for `first_vlsn() - 1`, the last entry compacted:
+    /// the master's sync point right below the first entry it holds, and the node's own
+    /// log position when everything is compacted, are made of it.
     fn meta(&self, vlsn: u64) -> Option<EntryMeta> {
         if vlsn == 0 {
             return Some(EntryMeta::default());
@@ -176,6 +180,8 @@ struct Header {
 #[derive(Debug, Clone)]
 pub struct RamLog<const E: usize, const B: usize> {
     first: u64,
+    /// The metadata of the entry at `first - 1` (the last one compacted).
+    before: EntryMeta,
     /// Oldest first; each header's `offset..offset + len` in `bytes`.
     headers: heapless::Deque<Header, E>,
     bytes: [u8; B],
@@ -190,7 +196,12 @@ impl<const E: usize, const B: usize> Default for RamLog<E, B> {
 impl<const E: usize, const B: usize> RamLog<E, B> {
     /// An empty log starting at VLSN 1.
     pub const fn new() -> Self {
-        RamLog { first: 1, headers: heapless::Deque::new(), bytes: [0; B] }
+        RamLog {
+            first: 1,
+            before: EntryMeta { term: 0, dtvlsn: 0 },
+            headers: heapless::Deque::new(),
+            bytes: [0; B],
+        }
     }
 
     /// Drops every entry before `vlsn` (only ever durable ones: a replica that needs them
@@ -199,7 +210,9 @@ impl<const E: usize, const B: usize> RamLog<E, B> {
     /// [`Node::compact_log`](crate::node::Node::compact_log), which carries the membership
     /// changes among the dropped entries forward.
     pub fn compact(&mut self, vlsn: u64) {
-        while self.first < vlsn && self.headers.pop_front().is_some() {
+        while self.first < vlsn {
+            let Some(dropped) = self.headers.pop_front() else { break };
+            self.before = dropped.meta;
             self.first = self.first.saturating_add(1);
         }
     }
@@ -284,6 +297,13 @@ impl<const E: usize, const B: usize> LogStore for RamLog<E, B> {
         RamLog::compact(self, vlsn);
         Ok(())
     }
+
+    fn meta(&self, vlsn: u64) -> Option<EntryMeta> {
+        if vlsn.checked_add(1) == Some(self.first) {
+            return Some(self.before);
+        }
+        self.entry(vlsn).map(|e| e.meta)
+    }
 }
 
 #[cfg(test)]
@@ -325,6 +345,17 @@ mod tests {
         assert_eq!(log.last_vlsn(), 2);
         log.append(3, META, 7, b"dddddddd").unwrap();
         assert_eq!((data(&log, 2), data(&log, 3)), (&b"bbbbbbbb"[..], &b"dddddddd"[..]));
+    }
+
+    #[test]
+    fn the_last_compacted_entrys_metadata_stays() {
+        let mut log = RamLog::<8, 16>::new();
+        assert_eq!(log.meta(0), Some(EntryMeta::default()), "the empty prefix");
+        log.append(1, EntryMeta { term: 3, dtvlsn: 0 }, 7, b"a").unwrap();
+        log.append(2, EntryMeta { term: 4, dtvlsn: 1 }, 7, b"b").unwrap();
+        log.compact(3);
+        assert_eq!(log.meta(2), Some(EntryMeta { term: 4, dtvlsn: 1 }), "right below the first");
+        assert_eq!(log.meta(1), None, "further down it is gone");
     }
 
     #[test]

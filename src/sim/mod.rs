@@ -29,7 +29,7 @@ pub mod stores;
 use crate::election::{Config, Event, Role};
 use crate::membership::{Member, MemberId, Membership};
 use crate::node::{Node, NodeConfig, NodeEvent};
-use crate::replication::{EntryMeta, LogStore, ENTRY_TERM_START};
+use crate::replication::{EntryMeta, LogStore, ENTRY_MEMBERSHIP, ENTRY_TERM_START};
 use crate::rng::SplitMix64;
 use crate::storage::{ElectionRecord, StableStore};
 use crate::wire::{Extension, Message};
@@ -170,6 +170,9 @@ pub struct Report {
     pub graceful_stops: u32,
     /// Membership changes the master accepted (adds and removes).
     pub membership_changes: u32,
+    /// Log compactions (`Node::compact_log`) that dropped entries, and how many of them
+    /// dropped a membership change (carried into the node's base membership).
+    pub compactions: (u32, u32),
     /// Positions arbiters acknowledged (asked when data nodes left entries undurable).
     pub arbiter_acks: u64,
     /// Messages or events a node's fixed queues had no room for, over every node life: how
@@ -581,6 +584,9 @@ impl Sim {
             return;
         }
         self.write_once();
+        if self.rng.below(8) == 0 {
+            self.compact_logs();
+        }
         let gap = 1 + self.rng.below(2 * self.opts.write_interval_ms);
         self.net.schedule(self.now + gap, Kind::Write);
     }
@@ -594,6 +600,35 @@ impl Sim {
                     self.trace(|| format!("n{i} append -> {vlsn}"));
                 }
                 self.after_step(i);
+            }
+        }
+    }
+
+    /// Every running node compacts its log up to what every host's log holds synced and
+    /// knows durable (the DTVLSN its last synced entry records: those entries are the same
+    /// on every log that holds them, so no one ever needs a restore the simulation does not
+    /// model), and keeps its base membership for its next boot, as a board persists it
+    /// beside the log.
+    fn compact_logs(&mut self) {
+        let durable_held = |log: &SimLog| log.get(log.synced_vlsn()).map_or(0, |e| e.meta.dtvlsn);
+        let floor = |h: &Host| match (&h.node, &h.parked) {
+            (Some(node), _) => durable_held(node.log()),
+            (None, Some((_, log))) => durable_held(log),
+            (None, None) => 0,
+        };
+        let floor = self.hosts.iter().map(floor).min().unwrap_or(0);
+        for i in 0..self.hosts.len() {
+            let Some(host) = self.hosts.get_mut(i) else { continue };
+            let Some(node) = host.node.as_mut() else { continue };
+            let first = node.log().first_vlsn();
+            let dropped_change = (first..=floor)
+                .any(|v| node.log().entry(v).is_some_and(|e| e.entry_type == ENTRY_MEMBERSHIP));
+            if node.compact_log(floor + 1).is_ok() && node.log().first_vlsn() > first {
+                host.base = node.base_members().clone();
+                let now_first = node.log().first_vlsn();
+                self.report.compactions.0 += 1;
+                self.report.compactions.1 += u32::from(dropped_change);
+                self.trace(|| format!("n{i} compacts its log: it starts at {now_first}"));
             }
         }
     }
@@ -1201,6 +1236,8 @@ pub struct Summary {
     pub lost_durable: u64,
     /// Membership changes accepted, over all runs.
     pub membership_changes: u64,
+    /// Log compactions, and those that dropped a membership change, over all runs.
+    pub compactions: (u64, u64),
     /// Arbiter acknowledgements, all seeds.
     pub arbiter_acks: u64,
     /// Queue overflows (see [`Report::overflows`]), all seeds.
@@ -1226,6 +1263,8 @@ impl Summary {
         self.durable_entries += report.durable_entries;
         self.lost_durable += report.lost_durable;
         self.membership_changes += u64::from(report.membership_changes);
+        self.compactions.0 += u64::from(report.compactions.0);
+        self.compactions.1 += u64::from(report.compactions.1);
         self.arbiter_acks += report.arbiter_acks;
         self.overflows.add(report.overflows);
     }
@@ -1246,6 +1285,8 @@ impl Summary {
         self.durable_entries += other.durable_entries;
         self.lost_durable += other.lost_durable;
         self.membership_changes += other.membership_changes;
+        self.compactions.0 += other.compactions.0;
+        self.compactions.1 += other.compactions.1;
         self.arbiter_acks += other.arbiter_acks;
         self.overflows.add(other.overflows);
     }

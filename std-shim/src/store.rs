@@ -25,7 +25,8 @@ use harp::storage::{StableStore, MAX_RECORD};
 
 const HEADER: usize = 4 + 8 + 8 + 8 + 1;
 const CRC: usize = 4;
-/// The file holding a [`FileLog`]'s compaction point (8 bytes, little-endian).
+/// The file holding a [`FileLog`]'s compaction point: the last VLSN compacted, its term and
+/// DTVLSN (8 bytes each, little-endian).
 const COMPACTED_FILE: &str = "compacted";
 const RECORD_FILE: &str = "election.rec";
 
@@ -132,6 +133,9 @@ pub struct FileLog {
     held: std::collections::VecDeque<Held>,
     /// The VLSN of `held[0]` (or the next VLSN when empty).
     first: u64,
+    /// The last entry compacted, `first - 1`, and its metadata (for a sync point below the
+    /// first entry held).
+    compacted: Option<(u64, EntryMeta)>,
 }
 
 impl FileLog {
@@ -159,6 +163,7 @@ impl FileLog {
             file: None,
             held: Default::default(),
             first: names.first().map_or(1, |(first, _)| *first),
+            compacted: None,
         };
         let mut recovery = Recovery::default();
         let count = names.len();
@@ -180,15 +185,21 @@ impl FileLog {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        let point =
-            <[u8; 8]>::try_from(bytes.as_slice()).map(u64::from_le_bytes).map_err(|_| {
-                LogError::Corrupt {
-                    segment: self.dir.join(COMPACTED_FILE),
-                    offset: 0,
-                    what: "a compaction point is 8 bytes",
-                }
-            })?;
-        self.forget_before(point);
+        let field = |i: usize| {
+            let chunk = bytes.get(i * 8..i * 8 + 8)?;
+            <[u8; 8]>::try_from(chunk).ok().map(u64::from_le_bytes)
+        };
+        let (Some(last), Some(term), Some(dtvlsn), 24) =
+            (field(0), field(1), field(2), bytes.len())
+        else {
+            return Err(LogError::Corrupt {
+                segment: self.dir.join(COMPACTED_FILE),
+                offset: 0,
+                what: "a compaction point is 24 bytes: VLSN, term, DTVLSN",
+            });
+        };
+        self.forget_before(last + 1);
+        self.compacted = Some((last, EntryMeta { term, dtvlsn }));
         Ok(())
     }
 
@@ -251,9 +262,15 @@ impl FileLog {
         if vlsn <= self.first {
             return Ok(());
         }
-        replace_file(&self.dir, COMPACTED_FILE, &vlsn.to_le_bytes())?;
+        let last = vlsn - 1;
+        let meta =
+            LogStore::meta(self, last).ok_or(LogError::Gap { expected: self.first, got: last })?;
+        let point: Vec<u8> =
+            [last, meta.term, meta.dtvlsn].iter().flat_map(|f| f.to_le_bytes()).collect();
+        replace_file(&self.dir, COMPACTED_FILE, &point)?;
         self.drop_segments_before(vlsn)?;
         self.forget_before(vlsn);
+        self.compacted = Some((last, meta));
         Ok(())
     }
 
@@ -385,6 +402,14 @@ impl LogStore for FileLog {
 
     fn compact(&mut self, vlsn: u64) -> Result<(), LogError> {
         FileLog::compact(self, vlsn)
+    }
+
+    fn meta(&self, vlsn: u64) -> Option<EntryMeta> {
+        match self.compacted {
+            Some((last, meta)) if last == vlsn => Some(meta),
+            _ if vlsn == 0 => Some(EntryMeta::default()),
+            _ => self.entry(vlsn).map(|e| e.meta),
+        }
     }
 
     fn first_vlsn(&self) -> u64 {

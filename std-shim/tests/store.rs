@@ -101,14 +101,17 @@ fn compaction_is_exact_lasting_and_removes_whole_segments() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = filled(dir.path(), 200);
     let segments = log.segment_paths().len();
+    let meta_99 = log.entry(99).unwrap().meta;
     log.compact(100).unwrap();
     assert_eq!(log.first_vlsn(), 100, "exactly the entries before 100 are gone");
     assert!(log.entry(99).is_none() && log.entry(100).is_some());
+    assert_eq!(log.meta(99), Some(meta_99), "the last one compacted keeps its metadata");
     assert!(log.segment_paths().len() < segments, "segments holding only them are deleted");
     drop(log);
     let (mut log, _) = FileLog::open(dir.path(), Durability::Os, 4096).unwrap();
     assert_eq!((log.first_vlsn(), log.last_vlsn()), (100, 200), "and stay gone after a restart");
     assert!(log.entry(99).is_none());
+    assert_eq!(log.meta(99), Some(meta_99));
     assert!(data(&log, 100).starts_with("entry 100 "));
     log.compact(50).unwrap();
     assert_eq!(log.first_vlsn(), 100, "compacting an earlier point changes nothing");
