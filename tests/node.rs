@@ -1015,6 +1015,10 @@ impl LogStore for FlakyLog {
         }
     }
 
+    fn compacted_meta(&self) -> EntryMeta {
+        self.inner.compacted_meta()
+    }
+
     fn compact(&mut self, vlsn: u64) -> Result<(), &'static str> {
         if self.failing {
             return Err("the disk is gone");

@@ -76,11 +76,18 @@ pub trait LogStore {
     /// A store that cannot compact returns an error.
     fn compact(&mut self, vlsn: u64) -> Result<(), Self::Error>;
 
-    /// The metadata of the entry at `vlsn` (VLSN 0 is the empty prefix: term 0). A store
-    /// that compacts must also answer for `first_vlsn() - 1`, the last entry compacted:
-    /// the master's sync point right below the first entry it holds, and the node's own
-    /// log position when everything is compacted, are made of it.
+    /// The metadata of the entry at `first_vlsn() - 1`: the last one compacted, kept when
+    /// its entry goes (the master's sync point right below the first entry it holds, and
+    /// the node's own log position when everything is compacted, are made of it); the
+    /// empty prefix's (term 0) while nothing was compacted.
+    fn compacted_meta(&self) -> EntryMeta;
+
+    /// The metadata of the entry at `vlsn`, held or the last one compacted (VLSN 0 is the
+    /// empty prefix: term 0).
     fn meta(&self, vlsn: u64) -> Option<EntryMeta> {
+        if vlsn.checked_add(1) == Some(self.first_vlsn()) {
+            return Some(self.compacted_meta());
+        }
         if vlsn == 0 {
             return Some(EntryMeta::default());
         }
@@ -128,6 +135,10 @@ impl<L: LogStore + ?Sized> LogStore for &mut L {
 
     fn compact(&mut self, vlsn: u64) -> Result<(), Self::Error> {
         (**self).compact(vlsn)
+    }
+
+    fn compacted_meta(&self) -> EntryMeta {
+        (**self).compacted_meta()
     }
 
     fn meta(&self, vlsn: u64) -> Option<EntryMeta> {
@@ -298,11 +309,8 @@ impl<const E: usize, const B: usize> LogStore for RamLog<E, B> {
         Ok(())
     }
 
-    fn meta(&self, vlsn: u64) -> Option<EntryMeta> {
-        if vlsn.checked_add(1) == Some(self.first) {
-            return Some(self.before);
-        }
-        self.entry(vlsn).map(|e| e.meta)
+    fn compacted_meta(&self) -> EntryMeta {
+        self.before
     }
 }
 

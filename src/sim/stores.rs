@@ -169,11 +169,7 @@ impl LogStore for SimLog {
         Ok(())
     }
 
-    fn meta(&self, vlsn: u64) -> Option<EntryMeta> {
-        match vlsn {
-            0 => Some(EntryMeta::default()),
-            v if v < self.compacted => None,
-            v => self.get(v).map(|e| e.meta),
-        }
+    fn compacted_meta(&self) -> EntryMeta {
+        self.get(self.compacted).map_or(EntryMeta::default(), |e| e.meta)
     }
 }

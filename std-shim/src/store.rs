@@ -133,9 +133,9 @@ pub struct FileLog {
     held: std::collections::VecDeque<Held>,
     /// The VLSN of `held[0]` (or the next VLSN when empty).
     first: u64,
-    /// The last entry compacted, `first - 1`, and its metadata (for a sync point below the
+    /// The metadata of the last entry compacted, `first - 1` (for a sync point below the
     /// first entry held).
-    compacted: Option<(u64, EntryMeta)>,
+    compacted: EntryMeta,
 }
 
 impl FileLog {
@@ -163,7 +163,7 @@ impl FileLog {
             file: None,
             held: Default::default(),
             first: names.first().map_or(1, |(first, _)| *first),
-            compacted: None,
+            compacted: EntryMeta::default(),
         };
         let mut recovery = Recovery::default();
         let count = names.len();
@@ -199,7 +199,7 @@ impl FileLog {
             });
         };
         self.forget_before(last + 1);
-        self.compacted = Some((last, EntryMeta { term, dtvlsn }));
+        self.compacted = EntryMeta { term, dtvlsn };
         Ok(())
     }
 
@@ -270,7 +270,7 @@ impl FileLog {
         replace_file(&self.dir, COMPACTED_FILE, &point)?;
         self.drop_segments_before(vlsn)?;
         self.forget_before(vlsn);
-        self.compacted = Some((last, meta));
+        self.compacted = meta;
         Ok(())
     }
 
@@ -404,12 +404,8 @@ impl LogStore for FileLog {
         FileLog::compact(self, vlsn)
     }
 
-    fn meta(&self, vlsn: u64) -> Option<EntryMeta> {
-        match self.compacted {
-            Some((last, meta)) if last == vlsn => Some(meta),
-            _ if vlsn == 0 => Some(EntryMeta::default()),
-            _ => self.entry(vlsn).map(|e| e.meta),
-        }
+    fn compacted_meta(&self) -> EntryMeta {
+        self.compacted
     }
 
     fn first_vlsn(&self) -> u64 {
