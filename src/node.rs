@@ -112,7 +112,8 @@ pub enum NodeEvent {
         from: u64,
     },
     /// `member` needs entries from `needed` on, which the master no longer holds: restore it
-    /// from a copy (a network restore) before it can rejoin the stream.
+    /// ([`check_restore`](crate::replication::check_restore)) before it can rejoin the
+    /// stream. Reported once per connection of the replica.
     NeedsRestore {
         /// The replica.
         member: MemberId,
@@ -415,6 +416,10 @@ struct Peer {
     /// The last SyncPoint asked at the entry below the first one held (the log is
     /// compacted there): a SyncNack to it means the replica lacks compacted entries.
     asked_at_start: bool,
+    /// A SyncNack seemed to refuse the start once: it is asked again before a restore is
+    /// reported, since with two questions in flight that SyncNack may have answered the
+    /// earlier one.
+    refused_start: bool,
     /// An arbiter: the VLSN it was last asked to acknowledge, and when.
     asked: u64,
     asked_at: u64,
@@ -946,8 +951,13 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
 
     /// The link to `peer` is gone: both directions must be handshaken again. If `peer` was
     /// this replica's master, the election no longer waits the random extra on top of the
-    /// election timeout ([`Election::master_link_lost`]).
+    /// election timeout ([`Election::master_link_lost`]). A replica that needed a restore
+    /// is reported again ([`NodeEvent::NeedsRestore`]) if it still does when it is back (it
+    /// may have been restored, and that may have fallen short).
     pub fn disconnect(&mut self, peer: MemberId) {
+        if let Some(p) = self.peers.get_mut(peer.index()) {
+            (p.restore, p.refused_start) = (false, false);
+        }
         self.election.master_link_lost(peer);
         self.inbound.remove(peer);
         self.outbound.remove(peer);
@@ -1471,6 +1481,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             peer.acked_at = now;
         }
         peer.asked_at_start = false; // it agreed
+        peer.refused_start = false;
         peer.restore = false;
         self.advance_commit();
     }
@@ -1551,8 +1562,13 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         peer.need_sync = true;
         // Asked at the start of this log, it disagrees or ends before it: what it lacks was
         // compacted here. (A lower hint to a later question may be a cautious one: the
-        // start is asked next.)
+        // start is asked next.) Twice in a row, so that a SyncNack to an earlier question
+        // still in flight is not taken for the answer.
         if peer.next < first && peer.asked_at_start {
+            if !peer.refused_start {
+                peer.refused_start = true;
+                return; // the start is asked again at once
+            }
             peer.need_sync = false; // asked again at the next resync only
             if !peer.restore {
                 peer.restore = true;

@@ -400,6 +400,12 @@ fn a_replica_behind_the_retained_log_needs_a_restore() {
     for r in ["b", "c", "s"] {
         deliver(&mut a, 1100, r, Message::Ext(Extension::SyncNack { vlsn: 1 }));
     }
+    let asked: Vec<String> = sent(&mut a).into_iter().filter(|l| l.contains("Sync")).collect();
+    assert_eq!(asked, [at_start("b"), at_start("c"), at_start("s")], "asked again at once");
+    assert_eq!(events(&mut a), [], "a SyncNack may answer an earlier question");
+    for r in ["b", "c", "s"] {
+        deliver(&mut a, 1101, r, Message::Ext(Extension::SyncNack { vlsn: 1 }));
+    }
     let restore = |name| NodeEvent::NeedsRestore { member: id(name), needed: 2 };
     assert_eq!(events(&mut a), [restore("b"), restore("c"), restore("s")]);
     a.append(7, b"y").unwrap();
@@ -411,6 +417,42 @@ fn a_replica_behind_the_retained_log_needs_a_restore() {
     let to_b: Vec<String> =
         sent(&mut a).into_iter().filter(|l| l.starts_with("b <- Log")).collect();
     assert_eq!(to_b.len(), 3, "entries 4 to 6: {to_b:?}");
+}
+
+/// Two questions in flight: the cautious SyncNack to a later question arrives after the
+/// master asked at its start; the replica agrees there, so it is no restore.
+#[test]
+fn a_sync_nack_to_an_earlier_question_is_not_taken_for_a_restore() {
+    let mut a = master_a(NodeConfig::default());
+    for _ in 0..4 {
+        a.append(7, b"x").unwrap();
+    }
+    sent(&mut a); // entries 2 to 5
+    deliver(&mut a, 1100, "b", core(MessageRef::Ack { vlsn: 3 }));
+    a.log_mut().compact(3); // the log starts at 3: its start is 2
+    sent(&mut a);
+    a.handle_timeout(1400); // b silent while behind: asked again from what it acknowledged
+    let to_b = |a: &mut TestNode| -> Vec<String> {
+        let stream = |l: &String| l.starts_with("b <- Sync") || l.starts_with("b <- LogEntry");
+        sent(a)
+            .into_iter()
+            .filter(stream)
+            .map(|l| l.split(',').next().unwrap()[5..].into())
+            .collect()
+    };
+    let point = |v: u64| format!("SyncPoint {{ vlsn: {v}");
+    let entry = |v: u64| format!("LogEntry {{ vlsn: {v}");
+    assert_eq!(to_b(&mut a), [point(3), entry(4), entry(5)], "asked from what it acknowledged");
+    // Its cautious answer (a hint below this log's start) to that question...
+    deliver(&mut a, 1401, "b", Message::Ext(Extension::SyncNack { vlsn: 1 }));
+    let at_start = [point(2), entry(3), entry(4), entry(5)];
+    assert_eq!(to_b(&mut a), at_start, "asked at the start (2), entries 3 to 5 after it");
+    // ...and, a resync later, the same cautious answer to a question still in flight.
+    deliver(&mut a, 1402, "b", Message::Ext(Extension::SyncNack { vlsn: 1 }));
+    assert_eq!(to_b(&mut a), at_start, "asked again, and still streamed to");
+    assert_eq!(events(&mut a), [], "not reported: it may answer the earlier question");
+    deliver(&mut a, 1403, "b", core(MessageRef::Ack { vlsn: 2 }));
+    assert_eq!(a.progress(id("b")).map(|p| p.needs_restore), Some(false));
 }
 
 #[test]

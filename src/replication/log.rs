@@ -215,6 +215,23 @@ impl<const E: usize, const B: usize> RamLog<E, B> {
         }
     }
 
+    /// An empty log right after the entry at `vlsn`, which had `meta`: the log of a node
+    /// that compacted everything through `vlsn`, what a replica behind every member's
+    /// retained log is restored to (see [`check_restore`](super::check_restore)).
+    ///
+    /// ```
+    /// use harp::replication::{EntryMeta, LogStore, RamLog};
+    /// let meta = EntryMeta { term: 3, dtvlsn: 40 };
+    /// let log = RamLog::<4, 64>::after(41, meta);
+    /// assert_eq!((log.first_vlsn(), log.last_vlsn(), log.meta(41)), (42, 41, Some(meta)));
+    /// ```
+    pub const fn after(vlsn: u64, meta: EntryMeta) -> Self {
+        let mut log = Self::new();
+        log.first = vlsn.saturating_add(1);
+        log.before = meta;
+        log
+    }
+
     /// Drops every entry before `vlsn` (only ever durable ones: a replica that needs them
     /// later is told to restore from elsewhere); afterwards `first_vlsn()` is `vlsn`, or
     /// `last_vlsn() + 1` if that is lower. A log a node holds is compacted through

@@ -9,11 +9,13 @@
 //! failover are in `docs/protocol.md`.
 
 mod log;
+mod restore;
 
 pub use log::{
     Entry, EntryMeta, LogStore, RamLog, RamLogError, ENTRY_DTVLSN, ENTRY_MEMBERSHIP,
     ENTRY_TERM_START, RESERVED_ENTRY_TYPES,
 };
+pub use restore::{check_restore, RestoreRefusal};
 
 /// When the master reports an append committed (JE's replica ack policies).
 ///

@@ -213,6 +213,27 @@ impl Checker {
         }
     }
 
+    /// Node `node`'s log `old` is replaced by one compacted through `prefix.len()`, with
+    /// `prefix` as its history: the prefix must be durable history (every entry reported
+    /// durable in it unchanged), and `old` must not lose a durable entry past it.
+    pub fn on_restore(&self, node: usize, old: &SimLog, prefix: &[SimEntry]) -> Result<(), String> {
+        for (i, (d, p)) in self.durable.iter().zip(prefix).enumerate() {
+            if d != p {
+                return Err(format!(
+                    "n{node} restored to a point past VLSN {}, which is not the durable entry",
+                    i + 1
+                ));
+            }
+        }
+        let point = prefix.len();
+        for (i, (d, o)) in self.durable.iter().zip(&old.entries).enumerate().skip(point) {
+            if d == o {
+                return Err(format!("n{node}'s restore discarded durable entry {}", i + 1));
+            }
+        }
+        Ok(())
+    }
+
     /// An arbiter acknowledged the entry at `position` (log term, VLSN): its persisted
     /// record must already promise that position or a later one.
     pub fn on_arbiter_ack(

@@ -29,7 +29,7 @@ pub mod stores;
 use crate::election::{Config, Event, Role};
 use crate::membership::{Member, MemberId, Membership};
 use crate::node::{Node, NodeConfig, NodeEvent};
-use crate::replication::{EntryMeta, LogStore, ENTRY_MEMBERSHIP, ENTRY_TERM_START};
+use crate::replication::{check_restore, EntryMeta, LogStore, ENTRY_MEMBERSHIP, ENTRY_TERM_START};
 use crate::rng::SplitMix64;
 use crate::storage::{ElectionRecord, StableStore};
 use crate::wire::{Extension, Message};
@@ -173,6 +173,9 @@ pub struct Report {
     /// Log compactions (`Node::compact_log`) that dropped entries, and how many of them
     /// dropped a membership change (carried into the node's base membership).
     pub compactions: (u32, u32),
+    /// Replicas restored after the master reported them `NeedsRestore`, and restores
+    /// `check_restore` refused (the replica no longer needed one).
+    pub restores: (u32, u32),
     /// Positions arbiters acknowledged (asked when data nodes left entries undurable).
     pub arbiter_acks: u64,
     /// Messages or events a node's fixed queues had no room for, over every node life: how
@@ -180,7 +183,8 @@ pub struct Report {
     pub overflows: Overflows,
     /// For every graceful shutdown of a master: ms until some node became master again.
     pub graceful_failovers_ms: Vec<u64>,
-    /// Milliseconds from the end of the faults to a master every member follows.
+    /// Milliseconds from the end of the faults (or the last restore after it) to a master
+    /// every member follows.
     pub recovery_ms: Option<u64>,
     /// Milliseconds from then until every replica's log equals the master's.
     pub convergence_ms: Option<u64>,
@@ -232,6 +236,8 @@ struct Host {
     /// The membership this host's node is configured with.
     base: Membership<MAX_NODES>,
     state: HostState,
+    /// A restore is scheduled (the master reported it `NeedsRestore`).
+    restore_pending: bool,
 }
 
 /// The simulation of one seed.
@@ -251,6 +257,8 @@ pub struct Sim {
     clean_crash_at: Option<u64>,
     graceful_at: Option<u64>,
     recovered_at: Option<u64>,
+    /// The last restore after the faults stopped (the liveness clocks start again there).
+    restored_at: u64,
 }
 
 /// What fixed queues had no room for (the node's and its election's counters, summed).
@@ -314,6 +322,7 @@ impl Sim {
             clean_crash_at: None,
             graceful_at: None,
             recovered_at: None,
+            restored_at: 0,
         };
         let history = sim.draw_history();
         // Term 1's master (a candidate) holds all of it; the others some prefix.
@@ -340,6 +349,7 @@ impl Sim {
                 timer: None,
                 base,
                 state,
+                restore_pending: false,
             });
             if active {
                 sim.boot(i);
@@ -564,6 +574,7 @@ impl Sim {
             Kind::CrashMaster => self.crash_master(),
             Kind::Write => self.write(),
             Kind::Retire { node, vlsn } => self.retire(node, vlsn),
+            Kind::Restore { node } => self.restore(node),
             Kind::Halt { node } => {
                 // The process exits after its graceful shutdown (unless it was restarted).
                 let stopped = self.is_stopped(node);
@@ -606,17 +617,20 @@ impl Sim {
 
     /// Every running node compacts its log up to what every host's log holds synced and
     /// knows durable (the DTVLSN its last synced entry records: those entries are the same
-    /// on every log that holds them, so no one ever needs a restore the simulation does not
-    /// model), and keeps its base membership for its next boot, as a board persists it
-    /// beside the log.
+    /// on every log that holds them), and keeps its base membership for its next boot, as a
+    /// board persists it beside the log. One time in four only the running hosts count, as
+    /// a hosted node's retention does not wait for a member that is down: one that comes
+    /// back behind every log is restored (`restore`).
     fn compact_logs(&mut self) {
         let durable_held = |log: &SimLog| log.get(log.synced_vlsn()).map_or(0, |e| e.meta.dtvlsn);
+        let past_down_hosts = self.rng.below(4) == 0;
         let floor = |h: &Host| match (&h.node, &h.parked) {
-            (Some(node), _) => durable_held(node.log()),
-            (None, Some((_, log))) => durable_held(log),
-            (None, None) => 0,
+            (Some(node), _) => Some(durable_held(node.log())),
+            (None, Some(_)) if past_down_hosts => None,
+            (None, Some((_, log))) => Some(durable_held(log)),
+            (None, None) => None,
         };
-        let floor = self.hosts.iter().map(floor).min().unwrap_or(0);
+        let floor = self.hosts.iter().filter_map(floor).min().unwrap_or(0);
         for i in 0..self.hosts.len() {
             let Some(host) = self.hosts.get_mut(i) else { continue };
             let Some(node) = host.node.as_mut() else { continue };
@@ -780,6 +794,18 @@ impl Sim {
                 let result =
                     self.log_of(i).map_or(Ok(()), |log| self.checker.on_new_master(i, log));
                 self.check(result);
+            }
+            NodeEvent::NeedsRestore { member, .. } => {
+                let name =
+                    self.node(i).and_then(|n| n.members().known(member)).map(|m| m.name.clone());
+                let host = name.and_then(|n| n.strip_prefix('n')?.parse::<usize>().ok());
+                if let Some(k) = host {
+                    if let Some(h) = self.hosts.get_mut(k).filter(|h| !h.restore_pending) {
+                        h.restore_pending = true;
+                        let at = self.now.saturating_add(10 + self.rng.below(100));
+                        self.net.schedule(at, Kind::Restore { node: k });
+                    }
+                }
             }
             NodeEvent::Durable { vlsn } => {
                 // Field by field: the checker is borrowed mutably beside the host's log.
@@ -976,6 +1002,54 @@ impl Sim {
         self.net.schedule(back, Kind::Restart { node: i });
     }
 
+    /// An operator restores host `k`, which the master reported behind every retained log:
+    /// it is stopped, its log replaced by one compacted through the master's restore point
+    /// (the master's compacted entries stand for the history; the node sees none of them)
+    /// and its base membership by the master's, if `check_restore` allows; then it starts
+    /// again. The checker verifies the point is durable and nothing durable was discarded.
+    /// Without a master it waits for one; after the faults stop, a restore is an operator's
+    /// action like a fault, so the recovery and convergence clocks start again after it.
+    fn restore(&mut self, k: usize) {
+        let Some(source) = self.master().filter(|&m| m != k) else {
+            let again = self.now.saturating_add(100);
+            return self.net.schedule(again, Kind::Restore { node: k });
+        };
+        let Some(host) = self.hosts.get_mut(k) else { return };
+        host.restore_pending = false;
+        if self.now >= self.calm_at() {
+            self.recovered_at = None;
+            self.report.recovery_ms = None;
+            self.restored_at = self.now;
+        }
+        let Some(node) = self.node(source) else { return };
+        let (log, base) = (node.log(), node.base_members().clone());
+        let point = log.first_vlsn().saturating_sub(1);
+        let term = log.compacted_meta().term;
+        let prefix: Vec<_> = log.entries.iter().take(point as usize).cloned().collect();
+        self.crash(k);
+        let back = self.now.saturating_add(10 + self.rng.below(200));
+        self.net.schedule(back, Kind::Restart { node: k }); // refused or done, it starts again
+        let Some((_, old)) = self.hosts.get(k).and_then(|h| h.parked.as_ref()) else { return };
+        if let Err(refusal) = check_restore(old, point, term) {
+            self.report.restores.1 += 1;
+            return self.trace(|| format!("n{k} restore from n{source} refused: {refusal}"));
+        }
+        let result = self.checker.on_restore(k, old, &prefix);
+        self.check(result);
+        let Some(host) = self.hosts.get_mut(k) else { return };
+        if let Some((_, log)) = host.parked.as_mut() {
+            *log = SimLog {
+                entries: prefix,
+                compacted: point,
+                synced: point as usize,
+                ..SimLog::default()
+            };
+        }
+        host.base = base;
+        self.report.restores.0 += 1;
+        self.trace(|| format!("n{k} restored from n{source}: its log starts after {point}"));
+    }
+
     fn restart(&mut self, i: usize) {
         if self.hosts.get(i).is_some_and(|h| h.node.is_none()) {
             self.trace(|| format!("n{i} restarts"));
@@ -1038,14 +1112,15 @@ impl Sim {
             })
             .collect();
         self.violation(format!(
-            "no master followed by every member within {bound} ms of the faults stopping ({})",
+            "no master followed by every member within {bound} ms of the faults stopping (or the \
+             last restore) ({})",
             states.join(", ")
         ));
     }
 
-    /// After the faults stop: a master every member follows must appear within the liveness
-    /// bound, and then every data node's log must equal the master's within the convergence
-    /// bound.
+    /// After the faults stop (or the last restore after that): a master every member follows
+    /// must appear within the liveness bound, and then every data node's log must equal the
+    /// master's within the convergence bound.
     fn check_liveness(&mut self) {
         let calm_at = self.calm_at();
         if self.now < calm_at || !self.report.violations.is_empty() {
@@ -1053,7 +1128,7 @@ impl Sim {
         }
         match (self.recovered_at, self.report.convergence_ms) {
             (None, _) => {
-                let waited = self.now.saturating_sub(calm_at);
+                let waited = self.now.saturating_sub(calm_at.max(self.restored_at));
                 if self.everyone_follows_one_master() {
                     self.report.recovery_ms = Some(waited);
                     self.recovered_at = Some(self.now);
@@ -1238,6 +1313,8 @@ pub struct Summary {
     pub membership_changes: u64,
     /// Log compactions, and those that dropped a membership change, over all runs.
     pub compactions: (u64, u64),
+    /// Restores done and refused, over all runs.
+    pub restores: (u64, u64),
     /// Arbiter acknowledgements, all seeds.
     pub arbiter_acks: u64,
     /// Queue overflows (see [`Report::overflows`]), all seeds.
@@ -1265,6 +1342,8 @@ impl Summary {
         self.membership_changes += u64::from(report.membership_changes);
         self.compactions.0 += u64::from(report.compactions.0);
         self.compactions.1 += u64::from(report.compactions.1);
+        self.restores.0 += u64::from(report.restores.0);
+        self.restores.1 += u64::from(report.restores.1);
         self.arbiter_acks += report.arbiter_acks;
         self.overflows.add(report.overflows);
     }
@@ -1287,6 +1366,8 @@ impl Summary {
         self.membership_changes += other.membership_changes;
         self.compactions.0 += other.compactions.0;
         self.compactions.1 += other.compactions.1;
+        self.restores.0 += other.restores.0;
+        self.restores.1 += other.restores.1;
         self.arbiter_acks += other.arbiter_acks;
         self.overflows.add(other.overflows);
     }

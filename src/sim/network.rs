@@ -35,6 +35,9 @@ pub(super) enum Kind {
         node: usize,
         vlsn: u64,
     },
+    Restore {
+        node: usize,
+    },
 }
 
 #[derive(Debug)]

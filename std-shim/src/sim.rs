@@ -51,6 +51,8 @@ pub fn summary_json(summary: &Summary, elapsed_s: f64) -> String {
         "membership_changes": summary.membership_changes,
         "compactions": summary.compactions.0,
         "compactions_past_a_membership_change": summary.compactions.1,
+        "restores": summary.restores.0,
+        "restores_refused": summary.restores.1,
         "arbiter_acks": summary.arbiter_acks,
         "overflows": {
             "pending": summary.overflows.pending,
