@@ -8,6 +8,7 @@
 //! data_dir = "/var/lib/harp/n1"
 //! ack_policy = "simple-majority"   # or "all", "none"
 //! durability = "fsync"             # or "os"
+//! retain_entries = 1000000         # compact older entries (default: keep the whole log)
 //!
 //! [[peers]]
 //! name = "n2"
@@ -82,6 +83,12 @@ pub struct HostConfig {
     /// Entries in flight (sent, not yet acknowledged) per replica at most.
     #[serde(default = "window")]
     pub window: u64,
+    /// Log retention: keep at least this many of the newest entries and compact the older
+    /// ones once they are durable and delivered to subscribers (see docs/hosted.md). A
+    /// replica that falls further behind than this needs `harp restore`. Absent: keep the
+    /// whole log.
+    #[serde(default)]
+    pub retain_entries: Option<u64>,
 }
 
 fn electable() -> NodeType {
@@ -144,7 +151,8 @@ pub fn type_name(t: NodeType) -> &'static str {
 impl HostConfig {
     /// A configuration with every optional setting at its default: an electable node of
     /// priority 1, no admin address, no peers yet, fsync durability, SIMPLE_MAJORITY,
-    /// heartbeats every 100 ms, elections after 500 ms, frames up to 1 MiB.
+    /// heartbeats every 100 ms, elections after 500 ms, frames up to 1 MiB, the whole log
+    /// kept.
     pub fn new(name: &str, group: &str, listen: SocketAddr, data_dir: PathBuf) -> Self {
         HostConfig {
             name: name.into(),
@@ -161,6 +169,7 @@ impl HostConfig {
             election_timeout_ms: election_timeout(),
             max_frame: max_frame(),
             window: window(),
+            retain_entries: None,
         }
     }
 
@@ -248,6 +257,9 @@ impl HostConfig {
         }
         if self.window == 0 {
             bail!("window must be at least 1");
+        }
+        if self.retain_entries == Some(0) {
+            bail!("retain_entries must be at least 1 (leave it out to keep the whole log)");
         }
         if self.max_frame < 1024 {
             bail!("max_frame must be at least 1024 bytes");

@@ -39,8 +39,9 @@ use harp::election::{Config, Role};
 use harp::embedded_io;
 use harp::frame::stream::{self, PreambleReader, StreamDecoder, PREAMBLE};
 use harp::membership::{Member, MemberId, Membership};
+use harp::node::CompactError;
 use harp::node::{Node, NodeConfig, NodeEvent};
-use harp::replication::LogStore;
+use harp::replication::{self, LogStore};
 use harp::wire::Message;
 use harp::MessageRef;
 use mio::net::{TcpListener, TcpStream};
@@ -49,7 +50,8 @@ use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
 use crate::config::HostConfig;
-use crate::store::{FileLog, FileStore};
+use crate::restore::{self, RestorePoint, LOG_DIR};
+use crate::store::{DirLock, FileLog, FileStore};
 
 /// The largest group a hosted node supports.
 pub const MAX_MEMBERS: usize = 7;
@@ -112,6 +114,9 @@ pub enum Request {
         /// How many VLSNs to look at.
         limit: u64,
     },
+    /// Where this node's log starts: what `harp restore` gives a replica that fell behind
+    /// the group's retained logs.
+    RestorePoint,
 }
 
 /// The answer to a [`Request`].
@@ -145,6 +150,14 @@ pub enum Reply {
         entries: Vec<(u64, String)>,
         /// The log's last VLSN.
         last: u64,
+        /// The log's first VLSN (the entries before it were compacted).
+        #[serde(default)]
+        first: u64,
+    },
+    /// [`Request::RestorePoint`].
+    RestorePoint {
+        /// The last entry this node's log compacted (or VLSN 0).
+        restore_point: RestorePoint,
     },
 }
 
@@ -161,6 +174,9 @@ pub struct Status {
     pub master: Option<String>,
     /// The last VLSN in the log.
     pub vlsn: u64,
+    /// The first VLSN the log holds (the ones before it were compacted).
+    #[serde(default)]
+    pub first: u64,
     /// The highest VLSN known durable.
     pub dtvlsn: u64,
     /// Each peer.
@@ -218,10 +234,13 @@ impl Host {
     pub fn start(config: HostConfig) -> Result<Host> {
         config.validate()?;
         let (members, me) = membership(&config)?;
+        let lock = DirLock::acquire(&config.data_dir)
+            .with_context(|| format!("locking {}", config.data_dir.display()))?;
+        restore::finish_interrupted(&config.data_dir)?;
         let store = FileStore::open(&config.data_dir.join("election"))
             .with_context(|| format!("opening {}", config.data_dir.display()))?;
         let (log, recovery) =
-            FileLog::open(&config.data_dir.join("log"), config.durability, SEGMENT_BYTES)
+            FileLog::open(&config.data_dir.join(LOG_DIR), config.durability, SEGMENT_BYTES)
                 .map_err(|e| anyhow!("opening the log: {e}"))?;
         if recovery.torn_bytes > 0 {
             warn!(bytes = recovery.torn_bytes, "cut a torn record off the log (a crash mid-write)");
@@ -295,6 +314,9 @@ impl Host {
             stop: stop.clone(),
             dropped_frames: 0,
             refused: 0,
+            retain: config.retain_entries,
+            retention_stop: None,
+            _lock: lock,
         };
         let node_thread = thread::Builder::new()
             .name(format!("harp-node-{}", config.name))
@@ -383,6 +405,11 @@ fn address_of(config: &HostConfig, name: &str) -> Result<SocketAddr> {
         .find(|p| p.name == name)
         .map(|p| p.address)
         .ok_or_else(|| anyhow!("no address for {name}"))
+}
+
+/// Whether members of this type keep the log (monitors and arbiters do not).
+fn holds_log(node_type: harp::NodeType) -> bool {
+    matches!(node_type, harp::NodeType::Electable | harp::NodeType::Secondary)
 }
 
 fn role_name(role: Role) -> &'static str {
@@ -533,6 +560,12 @@ struct Worker {
     stop: Arc<AtomicBool>,
     dropped_frames: u64,
     refused: u64,
+    /// [`HostConfig::retain_entries`].
+    retain: Option<u64>,
+    /// A membership entry retention stopped at (warned about once).
+    retention_stop: Option<u64>,
+    /// The data directory's lock, let go when the node thread ends.
+    _lock: DirLock,
 }
 
 impl Worker {
@@ -567,6 +600,7 @@ impl Worker {
             self.check_links();
             self.send_all();
             stopped = self.after_events();
+            self.retain_log();
         }
         for (_, mut conn) in self.conns.drain() {
             let _ = conn.flush();
@@ -978,6 +1012,57 @@ impl Worker {
         stopped
     }
 
+    /// Log retention ([`HostConfig::retain_entries`]): once a quarter more than that many
+    /// entries are held, compacts the log down to that many (in batches, so the compaction
+    /// point's file is written once per batch), never past what is durable, synced here and
+    /// delivered to subscribers, nor past what a connected replica still has to be sent,
+    /// nor past a membership change: a hosted node's membership is its configuration plus
+    /// the changes in its log, and it keeps no other record of them.
+    fn retain_log(&mut self) {
+        let Some(retain) = self.retain else { return };
+        let log = self.node.log();
+        let (first, next) = (log.first_vlsn(), log.last_vlsn().saturating_add(1));
+        if next.saturating_sub(first) <= retain.saturating_add(retain / 4) {
+            return;
+        }
+        let mut target = next
+            .saturating_sub(retain)
+            .min(self.notified.saturating_add(1))
+            .min(self.streaming_floor());
+        let change = (first..target)
+            .find(|&v| log.entry(v).is_some_and(|e| e.entry_type == replication::ENTRY_MEMBERSHIP));
+        if let Some(change) = change {
+            if self.retention_stop != Some(change) {
+                warn!(vlsn = change, "log retention stops at a membership change");
+                self.retention_stop = Some(change);
+            }
+            target = change;
+        }
+        let result = match self.node.compact_log(target) {
+            Err(CompactError::NotDurable { durable }) => self.node.compact_log(durable + 1),
+            other => other,
+        };
+        match result {
+            Ok(()) => debug!(first = self.node.log().first_vlsn(), "log compacted"),
+            Err(e) => warn!(%e, "compacting the log failed"),
+        }
+    }
+
+    /// As master: the lowest VLSN a connected replica with a log has yet to acknowledge
+    /// (retention keeps it, so a replica catching up is not cut off while its link is up;
+    /// one that stops reading loses its link after `WRITE_STALL`, and with it this claim).
+    fn streaming_floor(&self) -> u64 {
+        let me = self.node.election().me();
+        self.members
+            .iter()
+            .filter(|(id, m)| *id != me && self.node.is_connected(*id) && holds_log(m.node_type))
+            .filter_map(|(id, _)| self.node.progress(id))
+            .filter(|p| !p.needs_restore)
+            .map(|p| p.matched.saturating_add(1))
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
     fn report_role(&mut self) {
         let role = self.node.role();
         let term = self.node.election().term();
@@ -1038,7 +1123,12 @@ impl Worker {
                             .map(|e| (v, String::from_utf8_lossy(e.data).into_owned()))
                     })
                     .collect();
-                let _ = reply.send(Reply::Entries { entries, last: log.last_vlsn() });
+                let (first, last) = (log.first_vlsn(), log.last_vlsn());
+                let _ = reply.send(Reply::Entries { entries, last, first });
+            }
+            Request::RestorePoint => {
+                let restore_point = RestorePoint::of(self.node.log());
+                let _ = reply.send(Reply::RestorePoint { restore_point });
             }
         }
     }
@@ -1092,6 +1182,7 @@ impl Worker {
             term: self.node.election().term(),
             master: self.node.election().master().map(|m| self.peer_name(m)),
             vlsn: self.node.log().last_vlsn(),
+            first: self.node.log().first_vlsn(),
             dtvlsn: self.node.durable_vlsn(),
             peers,
             dropped_frames: self.dropped_frames,

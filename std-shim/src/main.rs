@@ -66,6 +66,18 @@ enum Command {
         /// The node's admin address.
         addr: String,
     },
+    /// Bring back a stopped replica that fell behind the group's retained logs: replace its
+    /// log with an empty one that starts where a running member's log starts; started
+    /// again, it is streamed everything after (see docs/hosted.md, "Log retention").
+    Restore {
+        /// The stopped node's data directory.
+        #[arg(long)]
+        data_dir: std::path::PathBuf,
+        /// A running member's admin address (the master's, or any member that is not
+        /// itself behind).
+        #[arg(long)]
+        from: String,
+    },
     /// Start a three-node group on loopback, write, kill the master, fail over, restart it,
     /// check that nothing durable was lost, and clean up.
     Demo {
@@ -127,6 +139,10 @@ struct NodeArgs {
     /// Silence before an election, ms.
     #[arg(long, default_value_t = 500)]
     election_timeout_ms: u64,
+    /// Keep at least this many of the newest log entries and compact older durable ones
+    /// (default: keep the whole log).
+    #[arg(long)]
+    retain_entries: Option<u64>,
 }
 
 impl NodeArgs {
@@ -173,6 +189,7 @@ impl NodeArgs {
             ack_policy: self.ack_policy,
             heartbeat_ms: self.heartbeat_ms,
             election_timeout_ms: self.election_timeout_ms,
+            retain_entries: self.retain_entries,
             ..HostConfig::new("", "", "0.0.0.0:0".parse()?, Default::default())
         };
         config.validate()?;
@@ -217,6 +234,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Shutdown { addr } => {
             admin(&addr, &Request::Shutdown)?;
             println!("stopping");
+        }
+        Command::Restore { data_dir, from } => {
+            let point = match admin(&from, &Request::RestorePoint)? {
+                Reply::RestorePoint { restore_point } => restore_point,
+                other => anyhow::bail!("{from}: unexpected reply {other:?}"),
+            };
+            let durability = harp_std::store::Durability::Fsync;
+            let restored = harp_std::restore::restore(&data_dir, point, durability)?;
+            println!(
+                "restored {}: its log now starts after VLSN {} (term {}) instead of holding \
+                 {}..={}; start the node to catch up",
+                data_dir.display(),
+                point.vlsn,
+                point.term,
+                restored.old.0,
+                restored.old.1
+            );
         }
         Command::Demo { entries } => harp_std::demo::run(entries)?,
         Command::Bench { entries, failovers } => harp_std::bench::run(entries, failovers)?,

@@ -29,6 +29,8 @@ const CRC: usize = 4;
 /// DTVLSN (8 bytes each, little-endian).
 const COMPACTED_FILE: &str = "compacted";
 const RECORD_FILE: &str = "election.rec";
+/// The data directory's lock file ([`DirLock`]).
+const LOCK_FILE: &str = "lock";
 
 /// When appended entries reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -265,12 +267,26 @@ impl FileLog {
         let last = vlsn - 1;
         let meta =
             LogStore::meta(self, last).ok_or(LogError::Gap { expected: self.first, got: last })?;
-        let point: Vec<u8> =
-            [last, meta.term, meta.dtvlsn].iter().flat_map(|f| f.to_le_bytes()).collect();
-        replace_file(&self.dir, COMPACTED_FILE, &point)?;
+        replace_file(&self.dir, COMPACTED_FILE, &compaction_point(last, meta))?;
         self.drop_segments_before(vlsn)?;
         self.forget_before(vlsn);
         self.compacted = meta;
+        Ok(())
+    }
+
+    /// Starts an empty log in `dir` right after the entry at `vlsn`, which had `meta`: the
+    /// log of a node that compacted everything through `vlsn` (what `harp restore` builds).
+    /// `dir` must hold nothing yet.
+    pub fn create_after(dir: &Path, vlsn: u64, meta: EntryMeta) -> Result<(), LogError> {
+        fs::create_dir_all(dir)?;
+        if fs::read_dir(dir)?.next().is_some() {
+            let what = format!(
+                "{} is not empty: a log is created only in an empty directory",
+                dir.display()
+            );
+            return Err(LogError::Io(io::Error::other(what)));
+        }
+        replace_file(dir, COMPACTED_FILE, &compaction_point(vlsn, meta))?;
         Ok(())
     }
 
@@ -346,6 +362,11 @@ impl FileLog {
         }
         Ok(())
     }
+}
+
+/// The `compacted` file's bytes: the last VLSN compacted, its term and DTVLSN.
+fn compaction_point(vlsn: u64, meta: EntryMeta) -> Vec<u8> {
+    [vlsn, meta.term, meta.dtvlsn].iter().flat_map(|f| f.to_le_bytes()).collect()
 }
 
 /// (VLSN, meta, entry type, data length) of a record.
@@ -518,6 +539,40 @@ impl StableStore for FileStore {
     }
 }
 
+/// An exclusive lock on a node's data directory (an OS file lock on its `lock` file, let go
+/// when the process ends, however it ends): held while a node runs, or while `harp restore`
+/// rewrites its log, so two processes never write the same stores.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    /// Takes the lock on `dir` (created if missing), or fails at once if another process
+    /// (or another node in this one) holds it.
+    pub fn acquire(dir: &Path) -> io::Result<DirLock> {
+        fs::create_dir_all(dir)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_FILE))?;
+        match file.try_lock() {
+            Ok(()) => Ok(DirLock { _file: file }),
+            Err(fs::TryLockError::WouldBlock) => Err(io::Error::other(format!(
+                "{} is in use by another harp process",
+                dir.display()
+            ))),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+}
+
+/// Syncs a directory, so the renames and removals in it last.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
 /// Replaces `dir/name` with `bytes` durably: a temporary file, synced, renamed over the old
 /// one, and the directory synced, so a crash leaves either the old contents or the new.
 fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
@@ -526,5 +581,5 @@ fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     file.write_all(bytes)?;
     file.sync_all()?;
     fs::rename(&tmp, dir.join(name))?;
-    File::open(dir)?.sync_all()
+    sync_dir(dir)
 }

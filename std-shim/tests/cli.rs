@@ -117,11 +117,12 @@ fn sim_replays_one_seed_with_a_trace() {
 fn an_invalid_node_configuration_stops_with_one_line_before_anything_starts() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("d").display().to_string();
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (&["--peer", "n1=127.0.0.1:2"], "appears twice"),
         (&["--type", "boss"], "unknown node type"),
         (&["--heartbeat-ms", "400"], "election_timeout_ms"),
         (&["--peer", "n2"], "NAME=ADDR"),
+        (&["--retain-entries", "0"], "retain_entries must be at least 1"),
     ];
     for (args, expected) in cases {
         let mut all = vec!["node", "--name", "n1", "--group", "g", "--listen", "127.0.0.1:1"];
@@ -164,9 +165,25 @@ fn status_append_and_shutdown_drive_a_running_node() {
         std::thread::sleep(Duration::from_millis(100));
     };
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
-    for key in ["name", "role", "term", "master", "vlsn", "dtvlsn", "peers"] {
+    for key in ["name", "role", "term", "master", "vlsn", "first", "dtvlsn", "peers"] {
         assert!(status.get(key).is_some(), "status has {key}: {status}");
     }
+    let other = port().to_string();
+    let (ok, _, err) = harp(&[
+        "node",
+        "--name",
+        "n1",
+        "--group",
+        "g",
+        "--listen",
+        &other,
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && err.contains("in use by another harp process"),
+        "a second node on the same data directory is refused: {err}"
+    );
     let (ok, out, err) = harp(&["append", &admin, "alpha", "beta"]);
     assert!(ok, "append failed: {err}");
     let vlsns: Vec<u64> = out.lines().map(|l| l.parse().unwrap()).collect();

@@ -22,6 +22,8 @@ struct Group {
     listen: Vec<SocketAddr>,
     admin: Vec<String>,
     children: Vec<Option<Child>>,
+    /// Flags every node gets.
+    extra: Vec<String>,
 }
 
 fn free_port() -> SocketAddr {
@@ -30,11 +32,16 @@ fn free_port() -> SocketAddr {
 
 impl Group {
     fn start() -> Group {
+        Group::start_with(&[])
+    }
+
+    fn start_with(extra: &[&str]) -> Group {
         let mut g = Group {
             dir: tempfile::tempdir().unwrap(),
             listen: (0..3).map(|_| free_port()).collect(),
             admin: (0..3).map(|_| free_port().to_string()).collect(),
             children: vec![None, None, None],
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         for i in 0..3 {
             g.spawn(i);
@@ -56,7 +63,8 @@ impl Group {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_harp"));
         cmd.args(["node", "--name", NAMES[i], "--group", "test", "--durability", "os"])
             .args(["--listen", &self.listen[i].to_string(), "--admin", &self.admin[i]])
-            .args(["--data-dir", &self.data_dir(i).display().to_string()]);
+            .args(["--data-dir", &self.data_dir(i).display().to_string()])
+            .args(&self.extra);
         for j in (0..3).filter(|&j| j != i) {
             cmd.args(["--peer", &format!("{}={}", NAMES[j], self.listen[j])]);
         }
@@ -420,5 +428,106 @@ fn the_embeddable_api_appends_waits_for_durability_and_notifies_subscribers() {
     }
     for h in hosts {
         h.shutdown().unwrap();
+    }
+}
+
+/// Runs `harp restore` of node `i`'s data directory from node `from`.
+fn restore(g: &Group, i: usize, from: usize) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_harp"))
+        .args(["restore", "--data-dir", &g.data_dir(i).display().to_string()])
+        .args(["--from", &g.admin[from]])
+        .output()
+        .unwrap()
+}
+
+fn wait_for_log_line(g: &Group, i: usize, line: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !g.log_text(i).contains(line) {
+        assert!(Instant::now() < deadline, "{} never logged {line:?}", NAMES[i]);
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Log retention bounds every log; a replica away for longer than the retention cannot be
+/// streamed to, and `harp restore` from the master brings it back.
+#[test]
+fn retention_bounds_the_log_and_a_replica_behind_it_is_restored() {
+    let mut g = Group::start_with(&["--retain-entries", "200"]);
+    let master = g.wait_master(Duration::from_secs(10));
+    write(&g, master, 0, 100);
+    let lagging = (master + 1) % 3;
+    let other = (master + 2) % 3;
+    g.kill(lagging);
+    let durable = write(&g, master, 100, 1_500);
+    let last = durable.last().unwrap().0;
+    let s = g.status(master).unwrap();
+    assert!(s.vlsn >= last && s.vlsn + 1 - s.first <= 250, "the master's log is bounded: {s:?}");
+    let held = match admin_request(
+        &g.admin[master],
+        &Request::Entries { from: 1, limit: 10 },
+        Duration::from_secs(5),
+    ) {
+        Ok(Reply::Entries { entries, first, .. }) => (entries, first),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(held, (vec![], s.first), "compacted entries are gone, and the reply says so");
+    wait_caught_up(&g, other, last);
+
+    let err = restore(&g, other, master);
+    assert!(!err.status.success(), "a running node's directory is refused");
+    assert!(String::from_utf8_lossy(&err.stderr).contains("in use"), "{err:?}");
+
+    g.spawn(lagging);
+    wait_for_log_line(&g, master, "replica needs a restore");
+    let behind = g.status(lagging).unwrap();
+    assert!(behind.vlsn < s.first, "it cannot catch up by streaming: {behind:?}");
+    g.kill(lagging);
+    let done = restore(&g, lagging, master);
+    assert!(done.status.success(), "{done:?}");
+    assert!(String::from_utf8_lossy(&done.stdout).contains("now starts after VLSN"), "{done:?}");
+
+    g.spawn(lagging);
+    wait_caught_up(&g, lagging, last);
+    g.assert_holds(lagging, &durable[durable.len() - 150..]);
+    let more = write(&g, master, 1_600, 300);
+    wait_caught_up(&g, lagging, more.last().unwrap().0);
+    g.assert_holds(lagging, &more[100..]);
+    // Its own retention follows what it learns is durable (a heartbeat later).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Some(s) = g.status(lagging).filter(|s| s.vlsn + 1 - s.first > 250) {
+        assert!(Instant::now() < deadline, "the restored replica retains as configured: {s:?}");
+        thread::sleep(Duration::from_millis(20));
+    }
+
+    g.kill(lagging);
+    let again = restore(&g, lagging, master);
+    assert!(!again.status.success(), "a restore it does not need is refused: {again:?}");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("needs no restore"), "{again:?}");
+}
+
+/// Retention keeps what a connected replica has yet to be sent: one that is paused (its
+/// link up, the window full) resumes and catches up by streaming, with no restore.
+#[test]
+fn retention_waits_for_a_connected_replica_that_is_behind() {
+    let g = Group::start_with(&["--retain-entries", "200"]);
+    let master = g.wait_master(Duration::from_secs(10));
+    let paused = (master + 1) % 3;
+    let pid = g.children[paused].as_ref().unwrap().id().to_string();
+    let signal = |sig: &str| {
+        assert!(Command::new("kill").args([sig, &pid]).status().unwrap().success());
+    };
+    signal("-STOP");
+    let durable = write(&g, master, 0, 3_000); // beyond its window of 1,024 entries
+    let s = g.status(master).unwrap();
+    let matched = s.peers.iter().find(|p| p.name == NAMES[paused]).and_then(|p| p.matched);
+    assert!(s.first <= matched.unwrap_or(0) + 1, "the master keeps what it owes: {s:?}");
+    signal("-CONT");
+    wait_caught_up(&g, paused, durable.last().unwrap().0);
+    g.assert_holds(paused, &durable[durable.len() - 150..]);
+    assert!(!g.log_text(master).contains("needs a restore"), "{}", g.log_text(master));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Some(s) = g.status(master).filter(|s| s.vlsn + 1 - s.first > 250) {
+        assert!(Instant::now() < deadline, "retention resumes once it caught up: {s:?}");
+        thread::sleep(Duration::from_millis(20));
     }
 }
