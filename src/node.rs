@@ -141,9 +141,10 @@ pub enum NodeEvent {
         /// Who.
         member: MemberId,
     },
-    /// A membership change in the log was applied: quorums follow the new group.
+    /// A membership change in the log (or, on a member without a log, in a notice from the
+    /// master) was applied: quorums follow the new group.
     MembershipChanged {
-        /// The VLSN of the change.
+        /// The VLSN of the change (0 for a notice).
         vlsn: u64,
     },
     /// This node was removed from the group and stopped.
@@ -637,9 +638,17 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     /// no longer holds applied. The node rebuilds its membership from it and the changes in
     /// the log (at start-up, and when a divergent suffix is truncated), so after
     /// [`compact_log`](Self::compact_log) persist it beside the log and pass it to
-    /// [`Node::new`] on restart.
+    /// [`Node::new`] on restart. A member without a log (monitor, arbiter) learns changes
+    /// from the master's notices and has no other record of them: its base is its current
+    /// membership, to persist at each [`NodeEvent::MembershipChanged`] (the master's
+    /// history after a restart starts at its log's start, so changes compacted while it
+    /// was down are not sent again).
     pub fn base_members(&self) -> &Membership<N> {
-        &self.base
+        if self.me_stores_data() {
+            &self.base
+        } else {
+            self.election.members()
+        }
     }
 
     /// Compacts the log: discards its entries before `vlsn`, which must be durable in the
@@ -1813,6 +1822,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         let mut next = self.election.members().clone();
         if next.apply(change, node).is_ok() && !next.same_members(self.election.members()) {
             self.install_members(next);
+            self.emit(NodeEvent::MembershipChanged { vlsn: 0 });
         }
     }
 

@@ -938,6 +938,27 @@ fn a_member_without_a_log_keeps_its_view_when_a_new_master_is_elected() {
     assert!(m.members().id_of("d").is_some(), "a durable change is never undone");
 }
 
+/// A member without a log has no record of a change but its view: its base membership is
+/// that view, and each notice that changes it is an event to persist it on.
+#[test]
+fn a_member_without_a_log_reports_each_change_its_base_to_persist() {
+    let mut m = node("m");
+    events(&mut m);
+    let add = MessageRef::GroupChange {
+        change_type: harp::GroupChangeType::Add,
+        node: rep("d", NodeType::Secondary, 9),
+    };
+    deliver(&mut m, 10, "a", core(add));
+    assert_eq!(events(&mut m), [NodeEvent::MembershipChanged { vlsn: 0 }]);
+    assert!(m.base_members().id_of("d").is_some(), "the base is the view");
+    deliver(&mut m, 11, "a", core(add));
+    assert_eq!(events(&mut m), [], "a notice already applied changes nothing");
+    let base = m.base_members().clone();
+    let (stable, log) = m.into_stores();
+    let restarted = Node::new(base, id("m"), NodeConfig::default(), stable, log, 7, 20).unwrap();
+    assert!(restarted.members().id_of("d").is_some(), "restarted from its base, it knows d");
+}
+
 #[test]
 fn a_removed_member_stays_reachable_while_its_removal_can_be_undone() {
     let mut b = replica_b();

@@ -795,6 +795,14 @@ impl Sim {
                     self.log_of(i).map_or(Ok(()), |log| self.checker.on_new_master(i, log));
                 self.check(result);
             }
+            NodeEvent::MembershipChanged { .. } => {
+                // Persisted as a board does: a member without a log has no other record.
+                if let Some(h) = self.hosts.get_mut(i) {
+                    if let Some(base) = h.node.as_ref().map(|n| n.base_members().clone()) {
+                        h.base = base;
+                    }
+                }
+            }
             NodeEvent::NeedsRestore { member, .. } => {
                 let name =
                     self.node(i).and_then(|n| n.members().known(member)).map(|m| m.name.clone());

@@ -39,8 +39,7 @@ use harp::election::{Config, Role};
 use harp::embedded_io;
 use harp::frame::stream::{self, PreambleReader, StreamDecoder, PREAMBLE};
 use harp::membership::{Member, MemberId, Membership};
-use harp::node::CompactError;
-use harp::node::{Node, NodeConfig, NodeEvent};
+use harp::node::{CompactError, Node, NodeConfig, NodeEvent};
 use harp::replication::{self, LogStore};
 use harp::wire::Message;
 use harp::MessageRef;
@@ -316,6 +315,7 @@ impl Host {
             refused: 0,
             retain: config.retain_entries,
             retention_stop: None,
+            retention_failing: false,
             _lock: lock,
         };
         let node_thread = thread::Builder::new()
@@ -564,6 +564,8 @@ struct Worker {
     retain: Option<u64>,
     /// A membership entry retention stopped at (warned about once).
     retention_stop: Option<u64>,
+    /// The last compaction failed (warned about once).
+    retention_failing: bool,
     /// The data directory's lock, let go when the node thread ends.
     _lock: DirLock,
 }
@@ -1039,12 +1041,21 @@ impl Worker {
             target = change;
         }
         let result = match self.node.compact_log(target) {
-            Err(CompactError::NotDurable { durable }) => self.node.compact_log(durable + 1),
+            Err(CompactError::NotDurable { durable }) => {
+                self.node.compact_log(durable.saturating_add(1))
+            }
             other => other,
         };
         match result {
-            Ok(()) => debug!(first = self.node.log().first_vlsn(), "log compacted"),
-            Err(e) => warn!(%e, "compacting the log failed"),
+            Ok(()) => {
+                self.retention_failing = false;
+                debug!(first = self.node.log().first_vlsn(), "log compacted");
+            }
+            Err(e) if !self.retention_failing => {
+                self.retention_failing = true; // said once, until a compaction succeeds
+                warn!(%e, "compacting the log failed");
+            }
+            Err(_) => {}
         }
     }
 

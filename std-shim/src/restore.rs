@@ -24,7 +24,7 @@
 use std::fs;
 use std::path::Path;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use harp::replication::{check_restore, EntryMeta, LogStore, RestoreRefusal};
 use serde::{Deserialize, Serialize};
 
@@ -74,6 +74,9 @@ pub struct Restored {
 /// `point` (see the [module docs](self)). Fails, changing nothing, if a node runs on
 /// `data_dir`, its log cannot be read, or it needs no restore from this point.
 pub fn restore(data_dir: &Path, point: RestorePoint, durability: Durability) -> Result<Restored> {
+    if !data_dir.join(LOG_DIR).is_dir() && !data_dir.join(OLD_DIR).is_dir() {
+        bail!("{} holds no log: not a node's data directory", data_dir.display());
+    }
     let _lock = DirLock::acquire(data_dir)?;
     finish_interrupted(data_dir)?;
     let (log, _) = FileLog::open(&data_dir.join(LOG_DIR), durability, u64::MAX)
@@ -200,6 +203,16 @@ mod tests {
             restore(dir.path(), RestorePoint { vlsn: 40, term: 2, dtvlsn: 39 }, Durability::Os)
                 .unwrap_err();
         assert!(err.to_string().contains("starts at VLSN 45"), "{err}");
+    }
+
+    #[test]
+    fn a_directory_without_a_log_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let typo = dir.path().join("n3-typo");
+        let err = restore(&typo, RestorePoint { vlsn: 40, term: 2, dtvlsn: 39 }, Durability::Os)
+            .unwrap_err();
+        assert!(err.to_string().contains("not a node's data directory"), "{err}");
+        assert!(!typo.exists(), "nothing created");
     }
 
     #[test]

@@ -512,16 +512,14 @@ fn retention_waits_for_a_connected_replica_that_is_behind() {
     let g = Group::start_with(&["--retain-entries", "200"]);
     let master = g.wait_master(Duration::from_secs(10));
     let paused = (master + 1) % 3;
-    let pid = g.children[paused].as_ref().unwrap().id().to_string();
-    let signal = |sig: &str| {
-        assert!(Command::new("kill").args([sig, &pid]).status().unwrap().success());
-    };
-    signal("-STOP");
+    let pid = rustix::process::Pid::from_child(g.children[paused].as_ref().unwrap());
+    let signal = |sig| rustix::process::kill_process(pid, sig).unwrap();
+    signal(rustix::process::Signal::STOP);
     let durable = write(&g, master, 0, 3_000); // beyond its window of 1,024 entries
     let s = g.status(master).unwrap();
     let matched = s.peers.iter().find(|p| p.name == NAMES[paused]).and_then(|p| p.matched);
     assert!(s.first <= matched.unwrap_or(0) + 1, "the master keeps what it owes: {s:?}");
-    signal("-CONT");
+    signal(rustix::process::Signal::CONT);
     wait_caught_up(&g, paused, durable.last().unwrap().0);
     g.assert_holds(paused, &durable[durable.len() - 150..]);
     assert!(!g.log_text(master).contains("needs a restore"), "{}", g.log_text(master));
