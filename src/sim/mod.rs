@@ -1015,15 +1015,22 @@ impl Sim {
     /// (the master's compacted entries stand for the history; the node sees none of them)
     /// and its base membership by the master's, if `check_restore` allows; then it starts
     /// again. The checker verifies the point is durable and nothing durable was discarded.
-    /// Without a master it waits for one; after the faults stop, a restore is an operator's
+    /// Without a master it waits for one (and one that became master needs none); after
+    /// the faults stop, a restore is an operator's
     /// action like a fault, so the recovery and convergence clocks start again after it.
     fn restore(&mut self, k: usize) {
-        let Some(source) = self.master().filter(|&m| m != k) else {
-            let again = self.now.saturating_add(100);
-            return self.net.schedule(again, Kind::Restore { node: k });
+        let source = match self.master() {
+            None => {
+                let again = self.now.saturating_add(100);
+                return self.net.schedule(again, Kind::Restore { node: k });
+            }
+            Some(m) => m,
         };
         let Some(host) = self.hosts.get_mut(k) else { return };
         host.restore_pending = false;
+        if source == k {
+            return; // master since: its log is the one the others follow
+        }
         if self.now >= self.calm_at() {
             self.recovered_at = None;
             self.report.recovery_ms = None;
