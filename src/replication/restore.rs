@@ -67,3 +67,37 @@ pub fn check_restore<L: LogStore>(log: &L, vlsn: u64, term: u64) -> Result<(), R
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replication::{EntryMeta, RamLog};
+
+    fn log(terms: &[u64]) -> RamLog<8, 64> {
+        let mut log = RamLog::new();
+        for (vlsn, &term) in (1..).zip(terms) {
+            log.append(vlsn, EntryMeta { term, dtvlsn: 0 }, 1, b"e").unwrap();
+        }
+        log
+    }
+
+    #[test]
+    fn a_log_behind_the_point_or_diverging_at_it_may_be_restored() {
+        assert_eq!(check_restore(&log(&[1, 1]), 5, 2), Ok(()), "ends before the point");
+        assert_eq!(check_restore(&log(&[1, 1, 1, 1, 1, 1]), 5, 2), Ok(()), "other term there");
+        assert_eq!(check_restore(&RamLog::<8, 64>::new(), 5, 2), Ok(()), "empty");
+    }
+
+    #[test]
+    fn a_log_agreeing_at_the_point_or_starting_after_it_is_refused() {
+        let agrees = log(&[1, 2, 2, 2, 2, 2, 2]);
+        assert_eq!(check_restore(&agrees, 5, 2), Err(RestoreRefusal::Agrees), "held, same term");
+        let mut compacted = agrees.clone();
+        compacted.compact(6); // first 6: entry 5 is its compaction point, still known
+        assert_eq!(check_restore(&compacted, 5, 2), Err(RestoreRefusal::Agrees));
+        compacted.compact(7);
+        let first = RestoreRefusal::StartsAfter { first: 7 };
+        assert_eq!(check_restore(&compacted, 5, 2), Err(first), "compacted past the point");
+        assert_eq!(check_restore(&RamLog::<8, 64>::new(), 0, 0), Err(RestoreRefusal::Agrees));
+    }
+}
