@@ -1,5 +1,9 @@
 //! The `harp` command-line tool.
 
+// The argument docs below are clap's help text, read by people: `NAME=ADDR[,TYPE]` is a
+// usage pattern, not an intra-doc link.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
