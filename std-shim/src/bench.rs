@@ -4,7 +4,8 @@
 //! - throughput: a three-node group on loopback (SIMPLE_MAJORITY, `os` durability so the
 //!   disk does not dominate) replicating 1 KiB entries, beside one sender pushing the same
 //!   bytes over raw TCP to two receivers that acknowledge every 32 entries (three
-//!   alternating rounds, the median of each side);
+//!   alternating rounds, the median of each side), and the group again with log retention
+//!   (the newest tenth of the entries kept);
 //! - commit latency: one entry appended until durable, beside a raw TCP round trip;
 //! - failover: `kill -9` of the master process to a new master, over several runs.
 
@@ -28,12 +29,14 @@ fn free_port() -> Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
-/// Three in-process hosts on loopback; returns them and the master's index.
-fn group(dir: &std::path::Path) -> Result<(Vec<Host>, usize)> {
+/// Three in-process hosts on loopback, with log retention if `retain`; returns them and the
+/// master's index.
+fn group(dir: &std::path::Path, retain: Option<u64>) -> Result<(Vec<Host>, usize)> {
     let listen: Vec<SocketAddr> = (0..3).map(|_| free_port()).collect::<Result<_>>()?;
     let mut hosts = Vec::new();
     for mut config in HostConfig::group(&NAMES, "bench", &listen, dir) {
         config.durability = Durability::Os;
+        config.retain_entries = retain;
         hosts.push(Host::start(config)?);
     }
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -51,11 +54,12 @@ fn group(dir: &std::path::Path) -> Result<(Vec<Host>, usize)> {
     }
 }
 
-/// MB/s of harp replicating `count` 1 KiB entries (batches of 1000 in flight from 4 clients).
+/// MB/s of harp replicating `count` 1 KiB entries (batches of 1000 in flight from 4 clients),
+/// and the first VLSN the master's log holds at the end (above 1 once retention compacted).
 /// The batches are built before the clock starts, as the baseline's record is.
-fn harp_throughput(count: usize) -> Result<f64> {
+fn harp_throughput(count: usize, retain: Option<u64>) -> Result<(f64, u64)> {
     let dir = tempfile::tempdir()?;
-    let (hosts, m) = group(dir.path())?;
+    let (hosts, m) = group(dir.path(), retain)?;
     let entry = "x".repeat(ENTRY);
     let batches: Vec<Vec<Vec<String>>> =
         (0..4).map(|_| vec![vec![entry.clone(); 1000]; count / 4 / 1000]).collect();
@@ -79,10 +83,11 @@ fn harp_throughput(count: usize) -> Result<f64> {
         Ok(())
     })?;
     let secs = start.elapsed().as_secs_f64();
+    let first = hosts[m].status()?.first;
     for h in hosts {
         h.shutdown()?;
     }
-    Ok((count * ENTRY) as f64 / secs / 1e6)
+    Ok(((count * ENTRY) as f64 / secs / 1e6, first))
 }
 
 /// MB/s of one sender writing `count` 1 KiB records to two receivers over raw TCP, each
@@ -165,7 +170,7 @@ fn percentile(mut v: Vec<f64>, p: usize) -> Option<f64> {
 /// Median µs of appending one entry until durable.
 fn harp_latency(runs: usize) -> Result<f64> {
     let dir = tempfile::tempdir()?;
-    let (hosts, m) = group(dir.path())?;
+    let (hosts, m) = group(dir.path(), None)?;
     let mut samples = Vec::new();
     for _ in 0..runs {
         let t = Instant::now();
@@ -281,15 +286,25 @@ fn failovers(runs: usize) -> Result<Vec<f64>> {
 pub fn run(entries: usize, failover_runs: usize) -> Result<()> {
     // Three alternating rounds, each side's median: the loopback baseline alone moves by
     // a third between back-to-back runs on this machine.
-    let (mut tcps, mut harps) = (Vec::new(), Vec::new());
+    // With retention: the newest tenth of the entries kept, the rest compacted as it goes.
+    let retain = (entries / 10).max(1) as u64;
+    let (mut tcps, mut harps, mut retained) = (Vec::new(), Vec::new(), Vec::new());
+    let mut first = 1;
     for _ in 0..THROUGHPUT_ROUNDS {
         tcps.push(tcp_throughput(entries)?);
-        harps.push(harp_throughput(entries)?);
+        harps.push(harp_throughput(entries, None)?.0);
+        let (mb_s, start) = harp_throughput(entries, Some(retain))?;
+        retained.push(mb_s);
+        first = start;
     }
-    let (tcp, harp) = (median(tcps.clone()), median(harps.clone()));
+    let (tcp, harp, kept) = (median(tcps.clone()), median(harps.clone()), median(retained.clone()));
     eprintln!(
         "throughput (median of {THROUGHPUT_ROUNDS} alternating rounds): harp {harp:.1} MB/s {harps:.1?}, raw TCP to two receivers {tcp:.1} MB/s {tcps:.1?} ({:.2}x)",
         harp / tcp
+    );
+    eprintln!(
+        "with --retain-entries {retain}: harp {kept:.1} MB/s {retained:.1?} ({:.2}x of harp without; the master's log starts at {first})",
+        kept / harp
     );
     let rtt = tcp_round_trip(2000)?;
     let commit = harp_latency(2000)?;
@@ -311,6 +326,9 @@ pub fn run(entries: usize, failover_runs: usize) -> Result<()> {
             "throughput_mb_s": (harp * 10.0).round() / 10.0,
             "tcp_baseline_mb_s": (tcp * 10.0).round() / 10.0,
             "throughput_ratio": (harp / tcp * 100.0).round() / 100.0,
+            "retained_mb_s": (kept * 10.0).round() / 10.0,
+            "retained_ratio": (kept / harp * 100.0).round() / 100.0,
+            "retained_first_vlsn": first,
             "commit_us": commit.round(),
             "tcp_rtt_us": rtt.round(),
             "commit_round_trips": (commit / rtt * 10.0).round() / 10.0,

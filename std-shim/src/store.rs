@@ -267,7 +267,8 @@ impl FileLog {
         let last = vlsn - 1;
         let meta =
             LogStore::meta(self, last).ok_or(LogError::Gap { expected: self.first, got: last })?;
-        replace_file(&self.dir, COMPACTED_FILE, &compaction_point(last, meta))?;
+        let point = compaction_point(last, meta);
+        replace_file(&self.dir, COMPACTED_FILE, &point, self.durability)?;
         self.drop_segments_before(vlsn)?;
         self.forget_before(vlsn);
         self.compacted = meta;
@@ -286,7 +287,7 @@ impl FileLog {
             );
             return Err(LogError::Io(io::Error::other(what)));
         }
-        replace_file(dir, COMPACTED_FILE, &compaction_point(vlsn, meta))?;
+        replace_file(dir, COMPACTED_FILE, &compaction_point(vlsn, meta), Durability::Fsync)?;
         Ok(())
     }
 
@@ -535,7 +536,7 @@ impl StableStore for FileStore {
     }
 
     fn write(&mut self, record: &[u8]) -> io::Result<()> {
-        replace_file(&self.dir, RECORD_FILE, record)
+        replace_file(&self.dir, RECORD_FILE, record, Durability::Fsync)
     }
 }
 
@@ -573,13 +574,20 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Replaces `dir/name` with `bytes` durably: a temporary file, synced, renamed over the old
-/// one, and the directory synced, so a crash leaves either the old contents or the new.
-fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+/// Replaces `dir/name` with `bytes` atomically: a temporary file renamed over the old one,
+/// so a crash leaves either the old contents or the new. With `Durability::Fsync` the file
+/// and the directory are synced too, so the new contents also survive a power loss (the
+/// election record always is; a log's compaction point as durably as its entries).
+fn replace_file(dir: &Path, name: &str, bytes: &[u8], durability: Durability) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let mut file = File::create(&tmp)?;
     file.write_all(bytes)?;
-    file.sync_all()?;
+    if durability == Durability::Fsync {
+        file.sync_all()?;
+    }
     fs::rename(&tmp, dir.join(name))?;
-    sync_dir(dir)
+    if durability == Durability::Fsync {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
