@@ -17,9 +17,9 @@
 //! starts after it, and otherwise the replica holds nothing durable past the point (a
 //! durable entry there would imply the same entry at the point, by the log's matching
 //! property). The simulator restores replicas by the same rule and checks that no durable
-//! entry is lost. The new log
-//! is built beside the old one and swapped in by renames; a restore cut short by a crash is
-//! finished, or undone, by the next restore or start ([`finish_interrupted`]).
+//! entry is lost. The new log is built beside the old one and swapped in by renames; a
+//! restore cut short by a crash is finished, or undone, by the next restore or start
+//! ([`finish_interrupted`]).
 
 use std::fs;
 use std::path::Path;
