@@ -197,6 +197,9 @@ pub struct PeerStatus {
     pub matched: Option<u64>,
     /// As master: its last heartbeat round trip.
     pub rtt_ms: Option<u32>,
+    /// As master: it lacks entries this log compacted (`harp restore` brings it back).
+    #[serde(default)]
+    pub needs_restore: bool,
 }
 
 /// Something a subscriber hears about.
@@ -1184,6 +1187,7 @@ impl Worker {
                     connected: self.node.is_connected(id),
                     matched: progress.map(|p| p.matched),
                     rtt_ms: progress.and_then(|p| p.round_trip_ms),
+                    needs_restore: progress.is_some_and(|p| p.needs_restore),
                 }
             })
             .collect();

@@ -481,6 +481,11 @@ fn retention_bounds_the_log_and_a_replica_behind_it_is_restored() {
     wait_for_log_line(&g, master, "replica needs a restore");
     let behind = g.status(lagging).unwrap();
     assert!(behind.vlsn < s.first, "it cannot catch up by streaming: {behind:?}");
+    let flagged = |g: &Group| {
+        let s = g.status(master).unwrap();
+        s.peers.iter().find(|p| p.name == NAMES[lagging]).map(|p| p.needs_restore)
+    };
+    assert_eq!(flagged(&g), Some(true), "harp status names it");
     g.kill(lagging);
     let done = restore(&g, lagging, master);
     assert!(done.status.success(), "{done:?}");
@@ -489,6 +494,7 @@ fn retention_bounds_the_log_and_a_replica_behind_it_is_restored() {
     g.spawn(lagging);
     wait_caught_up(&g, lagging, last);
     g.assert_holds(lagging, &durable[durable.len() - 150..]);
+    assert_eq!(flagged(&g), Some(false), "streamed to again");
     let more = write(&g, master, 1_600, 300);
     wait_caught_up(&g, lagging, more.last().unwrap().0);
     g.assert_holds(lagging, &more[100..]);
