@@ -26,7 +26,7 @@ const ENTRY: usize = 1024;
 const THROUGHPUT_ROUNDS: usize = 3;
 
 fn free_port() -> Result<SocketAddr> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+    Ok(crate::free_local_addr()?)
 }
 
 /// Three in-process hosts on loopback, with log retention if `retain`; returns them and the

@@ -2,7 +2,7 @@
 //! failover, the old master's return, and a check that nothing durable was lost.
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -60,11 +60,12 @@ impl Drop for Proc {
 }
 
 fn free_port() -> Result<SocketAddr> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+    Ok(crate::free_local_addr()?)
 }
 
 /// Waits until one live node is master and every live node follows it; returns its index.
-fn wait_for_master(procs: &[Proc], limit: Duration) -> Result<usize> {
+/// Failing, it says what each node answered, and the last log line of one that did not.
+fn wait_for_master(procs: &[Proc], limit: Duration, log_dir: &Path) -> Result<usize> {
     let deadline = Instant::now() + limit;
     loop {
         let live: Vec<(usize, Status)> = procs
@@ -84,7 +85,19 @@ fn wait_for_master(procs: &[Proc], limit: Duration) -> Result<usize> {
             }
         }
         if Instant::now() > deadline {
-            bail!("no master within {limit:?}");
+            let states: Vec<String> = procs
+                .iter()
+                .filter(|p| p.child.is_some())
+                .map(|p| match p.status() {
+                    Some(s) => format!("{}: {} (master {:?})", p.name, s.role, s.master),
+                    None => {
+                        let log = std::fs::read_to_string(log_dir.join(format!("{}.log", p.name)));
+                        let last = log.ok().and_then(|l| l.lines().last().map(str::to_string));
+                        format!("{}: no answer (last log line: {last:?})", p.name)
+                    }
+                })
+                .collect();
+            bail!("no master within {limit:?}: {}", states.join("; "));
         }
         thread::sleep(Duration::from_millis(10));
     }
@@ -194,7 +207,7 @@ pub fn run(entries: usize) -> Result<()> {
         p.start(&exe, dir.path())?;
     }
     let started = Instant::now();
-    let first = wait_for_master(&procs, Duration::from_secs(10))?;
+    let first = wait_for_master(&procs, Duration::from_secs(10), dir.path())?;
     println!("elected: {} is master after {} ms", procs[first].name, started.elapsed().as_millis());
 
     let half = entries / 2;
@@ -205,7 +218,7 @@ pub fn run(entries: usize) -> Result<()> {
     println!("kill -9 {} (the master)", procs[first].name);
     procs[first].kill()?;
     let killed = Instant::now();
-    let second = wait_for_master(&procs, Duration::from_secs(10))?;
+    let second = wait_for_master(&procs, Duration::from_secs(10), dir.path())?;
     let failover = killed.elapsed();
     println!("failover: {} is master after {} ms", procs[second].name, failover.as_millis());
     check_on(&procs[second], &durable).context("after the failover")?;

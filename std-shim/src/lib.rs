@@ -9,6 +9,8 @@ pub mod restore;
 pub mod sim;
 pub mod store;
 
+use std::net::{SocketAddr, TcpListener};
+
 use anyhow::{anyhow, Context, Result};
 use harp::frame::stream::{PreambleReader, StreamDecoder, PREAMBLE};
 use harp::{MessageRef, ProtocolMessage};
@@ -62,4 +64,21 @@ pub fn encode_framed(messages: &[MessageRef<'_>]) -> Result<Vec<u8>> {
         harp::frame::stream::write_frame(&mut out, msg).map_err(|e| anyhow!("{e}"))?;
     }
     Ok(out)
+}
+
+/// A loopback address whose TCP port is free now, for `harp demo`, `harp bench` and the
+/// tests to give a node to listen on. It is drawn below the OS's range of ephemeral ports
+/// (32768 and up on Linux): a port `bind(0)` hands out and the caller releases can be taken
+/// as the source port of another node's outgoing connection before the node meant to
+/// listen on it has bound it, and that node then fails to start.
+pub fn free_local_addr() -> std::io::Result<SocketAddr> {
+    use std::hash::{BuildHasher, RandomState};
+    for attempt in 0..1_000u32 {
+        let draw = RandomState::new().hash_one((attempt, std::process::id()));
+        let port = 20_000 + u16::try_from(draw % 12_000).unwrap_or(0);
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            return listener.local_addr();
+        }
+    }
+    Err(std::io::Error::other("no free port in 20000..32000 on 127.0.0.1"))
 }

@@ -145,7 +145,7 @@ fn an_invalid_node_configuration_stops_with_one_line_before_anything_starts() {
 #[test]
 fn status_append_and_shutdown_drive_a_running_node() {
     use std::time::{Duration, Instant};
-    let port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let port = || harp_std::free_local_addr().unwrap();
     let (listen, admin) = (port().to_string(), port().to_string());
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("n1");
