@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 
 use crate::config::HostConfig;
+use crate::free_local_addr;
 use crate::host::{admin_request, Host, Reply, Request};
 use crate::store::Durability;
 
@@ -25,14 +26,11 @@ const NAMES: [&str; 3] = ["n1", "n2", "n3"];
 const ENTRY: usize = 1024;
 const THROUGHPUT_ROUNDS: usize = 3;
 
-fn free_port() -> Result<SocketAddr> {
-    Ok(crate::free_local_addr()?)
-}
-
 /// Three in-process hosts on loopback, with log retention if `retain`; returns them and the
 /// master's index.
 fn group(dir: &std::path::Path, retain: Option<u64>) -> Result<(Vec<Host>, usize)> {
-    let listen: Vec<SocketAddr> = (0..3).map(|_| free_port()).collect::<Result<_>>()?;
+    let listen: Vec<SocketAddr> =
+        (0..3).map(|_| free_local_addr()).collect::<std::io::Result<_>>()?;
     let mut hosts = Vec::new();
     for mut config in HostConfig::group(&NAMES, "bench", &listen, dir) {
         config.durability = Durability::Os;
@@ -217,9 +215,11 @@ fn failovers(runs: usize) -> Result<Vec<f64>> {
     let mut out = Vec::new();
     for _ in 0..runs {
         let dir = tempfile::tempdir()?;
-        let listen: Vec<SocketAddr> = (0..3).map(|_| free_port()).collect::<Result<_>>()?;
-        let admin: Vec<String> =
-            (0..3).map(|_| free_port().map(|a| a.to_string())).collect::<Result<_>>()?;
+        let listen: Vec<SocketAddr> =
+            (0..3).map(|_| free_local_addr()).collect::<std::io::Result<_>>()?;
+        let admin: Vec<String> = (0..3)
+            .map(|_| free_local_addr().map(|a| a.to_string()))
+            .collect::<std::io::Result<_>>()?;
         let mut children = Vec::new();
         for i in 0..3 {
             let mut cmd = Command::new(&exe);

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::free_local_addr;
 use crate::host::{admin_request, Reply, Request, Status};
 
 const NAMES: [&str; 3] = ["n1", "n2", "n3"];
@@ -57,10 +58,6 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.kill();
     }
-}
-
-fn free_port() -> Result<SocketAddr> {
-    Ok(crate::free_local_addr()?)
 }
 
 /// Waits until one live node is master and every live node follows it; returns its index.
@@ -178,8 +175,10 @@ fn wait_caught_up(procs: &[Proc], i: usize, vlsn: u64, limit: Duration) -> Resul
 pub fn run(entries: usize) -> Result<()> {
     let exe = std::env::current_exe()?;
     let dir = tempfile::Builder::new().prefix("harp-demo-").tempdir()?;
-    let listen: Vec<SocketAddr> = (0..3).map(|_| free_port()).collect::<Result<_>>()?;
-    let admin: Vec<SocketAddr> = (0..3).map(|_| free_port()).collect::<Result<_>>()?;
+    let listen: Vec<SocketAddr> =
+        (0..3).map(|_| free_local_addr()).collect::<std::io::Result<_>>()?;
+    let admin: Vec<SocketAddr> =
+        (0..3).map(|_| free_local_addr()).collect::<std::io::Result<_>>()?;
     let mut procs: Vec<Proc> = (0..3)
         .map(|i| {
             let mut args = vec![

@@ -359,7 +359,7 @@ impl FileLog {
 
     fn sync_dir(&self) -> io::Result<()> {
         if self.durability == Durability::Fsync {
-            File::open(&self.dir)?.sync_all()?;
+            sync_dir(&self.dir)?;
         }
         Ok(())
     }
