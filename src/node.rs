@@ -671,6 +671,17 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         Ok(())
     }
 
+    /// The base membership [`compact_log(vlsn)`](Self::compact_log) leaves: this node's
+    /// base with the membership changes the log holds before `vlsn` applied. A host that
+    /// keeps the base beside the log writes this first, then compacts, so a crash between
+    /// the two leaves a base that replaying the remaining changes on restart keeps right
+    /// (each change sets one member's state).
+    pub fn base_members_before(&self, vlsn: u64) -> Membership<N> {
+        let mut base = self.base_members().clone();
+        fold_membership(&mut base, &self.log, vlsn);
+        base
+    }
+
     /// What this node is now.
     pub fn role(&self) -> Role {
         self.election.role()

@@ -795,6 +795,8 @@ fn compacting_the_log_carries_its_membership_changes_into_the_base() {
         deliver(&mut a, 1050, r, core(echo));
     }
     let vlsn = a.change_membership(1100, Add, &rep("d", NodeType::Electable, 9)).unwrap();
+    assert!(a.base_members_before(vlsn).id_of("d").is_none());
+    assert!(a.base_members_before(vlsn + 1).id_of("d").is_some(), "what a compaction leaves");
     let early = a.compact_log(vlsn + 1);
     assert_eq!(early, Err(CompactError::NotDurable { durable: vlsn - 1 }));
     let text = early.unwrap_err().to_string();

@@ -9,6 +9,7 @@
 //! ack_policy = "simple-majority"   # or "all", "none"
 //! durability = "fsync"             # or "os"
 //! retain_entries = 1000000         # compact older entries (default: keep the whole log)
+//! # join = "10.0.0.1:8001"         # a new member: join through this member's admin address
 //!
 //! [[peers]]
 //! name = "n2"
@@ -60,7 +61,8 @@ pub struct HostConfig {
     /// The admin address (`harp status/append/shutdown`); none if absent.
     #[serde(default)]
     pub admin: Option<SocketAddr>,
-    /// The other members.
+    /// The other members: the group at the node's first start (afterwards the node's
+    /// membership is what its data directory keeps, see [`crate::members`]).
     #[serde(default)]
     pub peers: Vec<PeerConfig>,
     /// Where the log and the election record live.
@@ -89,6 +91,12 @@ pub struct HostConfig {
     /// whole log.
     #[serde(default)]
     pub retain_entries: Option<u64>,
+    /// Joins a running group through this admin address of one of its members (the master
+    /// must have added this node with `harp member add`): on the first start, with an
+    /// empty data directory, the log starts where that member's starts, from its
+    /// membership (see docs/hosted.md). `peers` must then be empty.
+    #[serde(default)]
+    pub join: Option<String>,
 }
 
 fn electable() -> NodeType {
@@ -113,7 +121,7 @@ fn window() -> u64 {
     1024
 }
 
-mod node_type {
+pub(crate) mod node_type {
     use harp::NodeType;
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -170,6 +178,7 @@ impl HostConfig {
             max_frame: max_frame(),
             window: window(),
             retain_entries: None,
+            join: None,
         }
     }
 
@@ -250,9 +259,12 @@ impl HostConfig {
         if self.heartbeat_ms == 0 || self.election_timeout_ms < 2 * self.heartbeat_ms {
             bail!("election_timeout_ms must be at least twice heartbeat_ms (and heartbeat_ms > 0)");
         }
+        if self.join.is_some() && !self.peers.is_empty() {
+            bail!("a joining node takes the group from the member it joins through: no peers");
+        }
         let any_electable = self.node_type == NodeType::Electable
             || self.peers.iter().any(|p| p.node_type == NodeType::Electable);
-        if !any_electable {
+        if !any_electable && self.join.is_none() {
             bail!("the group has no electable member: no master could ever be elected");
         }
         if self.window == 0 {

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use embedded_io_adapters::std::FromStd;
 use harp::election::{Config, Role};
 use harp::embedded_io;
@@ -49,6 +49,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
 use crate::config::HostConfig;
+use crate::members::{self, BaseMembers, MemberRecord};
 use crate::restore::{self, RestorePoint, LOG_DIR};
 use crate::store::{DirLock, FileLog, FileStore};
 
@@ -114,8 +115,29 @@ pub enum Request {
         limit: u64,
     },
     /// Where this node's log starts: what `harp restore` gives a replica that fell behind
-    /// the group's retained logs.
+    /// the group's retained logs, and a joining node starts from.
     RestorePoint,
+    /// On the master: adds a member (`harp member add`) and waits until the change is
+    /// durable. Start the new node with `--join` afterwards.
+    AddMember {
+        /// Its name.
+        name: String,
+        /// Where it will listen for peers.
+        address: SocketAddr,
+        /// What it may do.
+        #[serde(with = "crate::config::node_type", default = "electable")]
+        node_type: harp::NodeType,
+    },
+    /// On the master: removes a member (`harp member remove`), which must be shut down
+    /// first, and waits until the change is durable.
+    RemoveMember {
+        /// Its name.
+        name: String,
+    },
+}
+
+fn electable() -> harp::NodeType {
+    harp::NodeType::Electable
 }
 
 /// The answer to a [`Request`].
@@ -157,6 +179,14 @@ pub enum Reply {
     RestorePoint {
         /// The last entry this node's log compacted (or VLSN 0).
         restore_point: RestorePoint,
+        /// The membership the log starts from.
+        #[serde(default)]
+        members: Option<BaseMembers>,
+    },
+    /// [`Request::AddMember`] or [`Request::RemoveMember`]: the change is durable.
+    Changed {
+        /// The VLSN of the change in the log.
+        changed_at: u64,
     },
 }
 
@@ -178,6 +208,9 @@ pub struct Status {
     pub first: u64,
     /// The highest VLSN known durable.
     pub dtvlsn: u64,
+    /// The group's members (this node's view: its log's, or a master's notices').
+    #[serde(default)]
+    pub members: Vec<MemberRecord>,
     /// Each peer.
     pub peers: Vec<PeerStatus>,
     /// Frames dropped because a peer's write queue was full.
@@ -235,10 +268,10 @@ impl Host {
     /// starts the node. Fails before anything runs on a bad configuration or store.
     pub fn start(config: HostConfig) -> Result<Host> {
         config.validate()?;
-        let (members, me) = membership(&config)?;
         let lock = DirLock::acquire(&config.data_dir)
             .with_context(|| format!("locking {}", config.data_dir.display()))?;
         restore::finish_interrupted(&config.data_dir)?;
+        let base = members::load_or_init(&config)?;
         let store = FileStore::open(&config.data_dir.join("election"))
             .with_context(|| format!("opening {}", config.data_dir.display()))?;
         let (log, recovery) =
@@ -263,8 +296,19 @@ impl Host {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64)
             ^ u64::from(std::process::id());
-        let node = Node::new(members.clone(), me, node_config, store, log, seed, 0)
-            .map_err(|e| anyhow!("starting the node: {e:?}"))?;
+        let group = base.membership()?;
+        let node = match (group.id_of(&config.name), &base.joining) {
+            (Some(me), _) => Node::new(group, me, node_config, store, log, seed, 0),
+            (None, Some(own)) if own.name == config.name => {
+                Node::new_joining(group, own.to_member()?, node_config, store, log, seed, 0)
+            }
+            (None, _) => bail!(
+                "{} is not a member of group {} (removed from it?)",
+                config.name,
+                config.group
+            ),
+        }
+        .map_err(|e| anyhow!("starting the node: {e:?}"))?;
         let mut listener = TcpListener::bind(config.listen)
             .with_context(|| format!("binding {}", config.listen))?;
         let admin = match config.admin {
@@ -278,24 +322,14 @@ impl Host {
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (tx, inputs) = mpsc::sync_channel(INPUT_QUEUE);
-        let input = Inbox { tx, waker };
+        let input = Inbox { tx, waker, answering: Default::default() };
         let stop = Arc::new(AtomicBool::new(false));
-        let mut dials = Vec::new();
-        for (id, member) in members.iter().filter(|(id, _)| *id != me) {
-            if config.name.as_str() < member.name.as_str() {
-                let addr = address_of(&config, &member.name)?;
-                let name = member.name.to_string();
-                let (next_attempt, backoff) = (Instant::now(), MIN_BACKOFF);
-                dials.push(Dial { peer: id, name, addr, conn: None, next_attempt, backoff });
-            }
-        }
         if let Some(admin) = admin {
             spawn_admin(admin, input.clone(), stop.clone());
         }
         let notified = node.durable_vlsn();
-        let worker = Worker {
+        let mut worker = Worker {
             node,
-            members,
             name: config.name.clone(),
             start: Instant::now(),
             poll,
@@ -305,7 +339,10 @@ impl Host {
             conns: HashMap::new(),
             next_conn: 2, // tokens 0 and 1 are the waker and the listener
             by_peer: [None; MAX_MEMBERS],
-            dials,
+            dials: std::array::from_fn(|_| None),
+            linked: std::array::from_fn(|_| None),
+            data_dir: config.data_dir.clone(),
+            durability: config.durability,
             read_buf: vec![0u8; READ_CHUNK],
             frames: Vec::new(),
             framed: HashMap::new(),
@@ -317,10 +354,10 @@ impl Host {
             dropped_frames: 0,
             refused: 0,
             retain: config.retain_entries,
-            retention_stop: None,
             retention_failing: false,
             _lock: lock,
         };
+        worker.sync_links();
         let node_thread = thread::Builder::new()
             .name(format!("harp-node-{}", config.name))
             .spawn(move || worker.run())?;
@@ -366,12 +403,18 @@ impl Host {
     }
 
     /// Waits until the node stops (after a shutdown request, e.g. from `harp shutdown`).
+    /// Admin replies still being written (the one to `harp shutdown`, say) get up to a
+    /// second, so a process that ends after this does not cut them off.
     pub fn join(&mut self) -> Result<()> {
         let result = match self.node_thread.take() {
             Some(t) => t.join().map_err(|_| anyhow!("the node thread panicked"))?,
             None => Ok(()),
         };
         self.stop.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.input.answering.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(1));
+        }
         result
     }
 }
@@ -381,33 +424,6 @@ impl Drop for Host {
         self.stop.store(true, Ordering::SeqCst);
         let _ = self.input.waker.wake();
     }
-}
-
-/// The group as configured: members sorted by name (every node numbers them alike), node
-/// ids 1, 2, ... in that order.
-fn membership(config: &HostConfig) -> Result<(Membership<MAX_MEMBERS>, MemberId)> {
-    let mut all: Vec<(String, harp::NodeType, u32, SocketAddr)> =
-        config.peers.iter().map(|p| (p.name.clone(), p.node_type, p.priority, p.address)).collect();
-    all.push((config.name.clone(), config.node_type, config.priority, config.listen));
-    all.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut group = Membership::named(&config.group).map_err(|e| anyhow!("group name: {e:?}"))?;
-    for (node_id, (name, node_type, priority, addr)) in (1u32..).zip(&all) {
-        let member = Member::new(name, *node_type, *priority, node_id)
-            .and_then(|m| m.with_address(&addr.ip().to_string(), addr.port()))
-            .map_err(|e| anyhow!("member {name}: {e:?}"))?;
-        group.add(member).map_err(|e| anyhow!("member {name}: {e:?}"))?;
-    }
-    let me = group.id_of(&config.name).ok_or_else(|| anyhow!("this node is not a member"))?;
-    Ok((group, me))
-}
-
-fn address_of(config: &HostConfig, name: &str) -> Result<SocketAddr> {
-    config
-        .peers
-        .iter()
-        .find(|p| p.name == name)
-        .map(|p| p.address)
-        .ok_or_else(|| anyhow!("no address for {name}"))
 }
 
 /// Whether members of this type keep the log (monitors and arbiters do not).
@@ -437,7 +453,7 @@ struct Conn {
     /// Set while an outbound connect is in progress: when it started.
     connecting: Option<Instant>,
     opened: Instant,
-    /// The index in `Worker::dials` of the dial that opened it.
+    /// The slot in `Worker::dials` of the dial that opened it.
     dial: Option<usize>,
     preamble: PreambleReader,
     greeted: bool,
@@ -504,9 +520,8 @@ impl Conn {
     }
 }
 
-/// A peer this node dials (the member with the smaller name dials).
+/// A peer this node dials (the member with the smaller name dials), in its member slot.
 struct Dial {
-    peer: MemberId,
     name: String,
     addr: SocketAddr,
     conn: Option<ConnId>,
@@ -532,15 +547,15 @@ enum Bound {
     Refused(&'static str, Vec<u8>),
 }
 
+/// An admin request waiting until the entries through `last` are durable, and its answer.
 struct Waiter {
     last: u64,
-    vlsns: Vec<u64>,
+    answer: Reply,
     reply: Sender<Reply>,
 }
 
 struct Worker {
     node: HostNode,
-    members: Membership<MAX_MEMBERS>,
     name: String,
     start: Instant,
     poll: Poll,
@@ -550,7 +565,13 @@ struct Worker {
     conns: HashMap<ConnId, Conn>,
     next_conn: ConnId,
     by_peer: [Option<ConnId>; MAX_MEMBERS],
-    dials: Vec<Dial>,
+    /// By member slot: the peers this node dials.
+    dials: [Option<Dial>; MAX_MEMBERS],
+    /// By member slot: the member (name, address) the slot's link and dial are for, as of
+    /// the last [`Worker::sync_links`].
+    linked: [Option<(String, Option<SocketAddr>)>; MAX_MEMBERS],
+    data_dir: std::path::PathBuf,
+    durability: crate::store::Durability,
     read_buf: Vec<u8>,
     /// Frames encoded in one turn of `send_all`...
     frames: Vec<u8>,
@@ -565,8 +586,6 @@ struct Worker {
     refused: u64,
     /// [`HostConfig::retain_entries`].
     retain: Option<u64>,
-    /// A membership entry retention stopped at (warned about once).
-    retention_stop: Option<u64>,
     /// The last compaction failed (warned about once).
     retention_failing: bool,
     /// The data directory's lock, let go when the node thread ends.
@@ -627,6 +646,7 @@ impl Worker {
         let dial = self
             .dials
             .iter()
+            .flatten()
             .filter(|d| d.conn.is_none())
             .map(|d| d.next_attempt.saturating_duration_since(Instant::now()))
             .min()
@@ -687,11 +707,11 @@ impl Worker {
     fn check_links(&mut self) {
         let now = Instant::now();
         for i in 0..self.dials.len() {
-            let d = &self.dials[i];
+            let Some(d) = &self.dials[i] else { continue };
             if d.conn.is_some() || d.next_attempt > now {
                 continue;
             }
-            let (addr, peer) = (d.addr, d.peer);
+            let (addr, peer) = (d.addr, MemberId::new(i as u8));
             let opened = match TcpStream::connect(addr) {
                 Ok(socket) => {
                     let mut conn = Conn::new(socket, self.max_frame);
@@ -701,11 +721,11 @@ impl Worker {
                     self.register(conn)
                 }
                 Err(e) => {
-                    debug!(peer = %self.dials[i].name, %e, "connect failed; retrying");
+                    debug!(peer = %d.name, %e, "connect failed; retrying");
                     None
                 }
             };
-            let d = &mut self.dials[i];
+            let Some(d) = &mut self.dials[i] else { continue };
             match opened {
                 Some(conn) => d.conn = Some(conn),
                 None => d.retry_later(now),
@@ -730,6 +750,44 @@ impl Worker {
             .collect();
         for (id, reason) in late {
             self.drop_conn(id, reason);
+        }
+    }
+
+    /// Makes the links follow the membership: a slot whose member changed loses its link
+    /// and dial, and this node dials each member with a larger name at the address the
+    /// membership gives (the other side dials this node). A removed member keeps its link
+    /// while it is still recognised (its removal may be undone).
+    fn sync_links(&mut self) {
+        let me = self.node.election().me();
+        for i in 0..MAX_MEMBERS {
+            let id = MemberId::new(i as u8);
+            let member = self.node.members().known(id).filter(|_| id != me);
+            let want =
+                member.map(|m| (m.name.to_string(), MemberRecord::of(m).ok().map(|r| r.address)));
+            if self.linked[i] == want {
+                continue;
+            }
+            if let Some(conn) = self.by_peer[i] {
+                self.drop_conn(conn, "its member slot now holds another member");
+            }
+            if let Some(conn) = self.dials[i].as_ref().and_then(|d| d.conn) {
+                self.drop_conn(conn, "its member slot now holds another member");
+            }
+            self.dials[i] = match &want {
+                Some((name, Some(addr))) if self.name < *name => Some(Dial {
+                    name: name.clone(),
+                    addr: *addr,
+                    conn: None,
+                    next_attempt: Instant::now(),
+                    backoff: MIN_BACKOFF,
+                }),
+                Some((name, None)) => {
+                    warn!(peer = %name, "no IP address for this member: it is not dialled");
+                    None
+                }
+                _ => None,
+            };
+            self.linked[i] = want;
         }
     }
 
@@ -763,7 +821,7 @@ impl Worker {
                 let _ = c.socket.inner().set_nodelay(true);
                 let peer = c.peer;
                 let dial = c.dial;
-                if let Some(d) = dial.and_then(|i| self.dials.get_mut(i)) {
+                if let Some(d) = dial.and_then(|i| self.dials.get_mut(i)?.as_mut()) {
                     d.backoff = MIN_BACKOFF;
                     info!(peer = %d.name, %addr, "connected");
                 }
@@ -856,7 +914,8 @@ impl Worker {
     }
 
     fn peer_name(&self, id: MemberId) -> String {
-        self.members.known(id).map_or_else(|| format!("#{}", id.index()), |m| m.name.to_string())
+        let member = self.node.members().known(id);
+        member.map_or_else(|| format!("#{}", id.index()), |m| m.name.to_string())
     }
 
     /// Hands one frame from connection `conn` (bound to `peer`, if known) to the node. An
@@ -929,7 +988,7 @@ impl Worker {
         let _ = c.flush();
         let _ = self.poll.registry().deregister(c.socket.inner_mut());
         let _ = c.socket.inner().shutdown(Shutdown::Both);
-        if let Some(d) = c.dial.and_then(|i| self.dials.get_mut(i)) {
+        if let Some(d) = c.dial.and_then(|i| self.dials.get_mut(i)?.as_mut()) {
             d.retry_later(Instant::now());
         }
     }
@@ -995,7 +1054,12 @@ impl Worker {
         let mut stopped = false;
         while let Some(event) = self.node.poll_event() {
             match event {
-                NodeEvent::Stopped | NodeEvent::Removed => stopped = true,
+                NodeEvent::Stopped => stopped = true,
+                NodeEvent::Removed => {
+                    info!(node = %self.name, "removed from the group: stopping");
+                    stopped = true;
+                }
+                NodeEvent::MembershipChanged { vlsn } => self.on_membership_changed(vlsn),
                 NodeEvent::HandshakeRefused { member } => {
                     warn!(peer = %self.peer_name(member), "our handshake was refused");
                 }
@@ -1010,19 +1074,43 @@ impl Worker {
         self.report_durable();
         if !matches!(self.node.role(), Role::Master) {
             for w in self.waiters.drain(..) {
-                let error = "this node stopped being master before the entries were durable (they may still become durable)";
+                let error = "this node stopped being master before the entries (or change) were durable (they may still become durable)";
                 let _ = w.reply.send(Reply::Error { error: error.into(), master: None });
             }
         }
         stopped
     }
 
+    /// A membership change was applied: the links follow it, and a member without a log
+    /// keeps its new view, its only record of the change (see [`crate::members`]).
+    fn on_membership_changed(&mut self, vlsn: u64) {
+        let names: Vec<&str> = self.node.members().iter().map(|(_, m)| m.name.as_str()).collect();
+        info!(vlsn, members = ?names, "membership changed");
+        self.sync_links();
+        if vlsn == 0 {
+            // A notice: this member keeps no log, and its view is its base.
+            if let Err(e) = self.save_base(self.node.base_members().clone()) {
+                warn!(error = %format!("{e:#}"), "could not keep the membership");
+            }
+        }
+    }
+
+    /// Keeps `base` as the membership the log starts from ([`crate::members`]).
+    fn save_base(&self, base: Membership<MAX_MEMBERS>) -> Result<()> {
+        let dir = self.data_dir.join(LOG_DIR);
+        let mut record = BaseMembers::of(&base)?;
+        // A joining node keeps its own record until the base holds it.
+        record.joining = BaseMembers::load(&dir)?
+            .and_then(|kept| kept.joining)
+            .filter(|own| !record.members.iter().any(|m| m.name == own.name));
+        record.save(&dir, self.durability)
+    }
+
     /// Log retention ([`HostConfig::retain_entries`]): once a quarter more than that many
     /// entries are held, compacts the log down to that many (in batches, so the compaction
     /// point's file is written once per batch), never past what is durable, synced here and
-    /// delivered to subscribers, nor past what a connected replica still has to be sent,
-    /// nor past a membership change: a hosted node's membership is its configuration plus
-    /// the changes in its log, and it keeps no other record of them.
+    /// delivered to subscribers, nor past what a connected replica still has to be sent.
+    /// A compaction past a membership change first keeps the base membership it leaves.
     fn retain_log(&mut self) {
         let Some(retain) = self.retain else { return };
         let log = self.node.log();
@@ -1030,22 +1118,13 @@ impl Worker {
         if next.saturating_sub(first) <= retain.saturating_add(retain / 4) {
             return;
         }
-        let mut target = next
+        let target = next
             .saturating_sub(retain)
             .min(self.notified.saturating_add(1))
             .min(self.streaming_floor());
-        let change = (first..target)
-            .find(|&v| log.entry(v).is_some_and(|e| e.entry_type == replication::ENTRY_MEMBERSHIP));
-        if let Some(change) = change {
-            if self.retention_stop != Some(change) {
-                warn!(vlsn = change, "log retention stops at a membership change");
-                self.retention_stop = Some(change);
-            }
-            target = change;
-        }
-        let result = match self.node.compact_log(target) {
+        let result = match self.compact_before(target) {
             Err(CompactError::NotDurable { durable }) => {
-                self.node.compact_log(durable.saturating_add(1))
+                self.compact_before(durable.saturating_add(1))
             }
             other => other,
         };
@@ -1062,12 +1141,28 @@ impl Worker {
         }
     }
 
+    /// Compacts the log before `vlsn`; if a membership change is among the entries it drops,
+    /// the base membership this leaves is kept first.
+    fn compact_before(&mut self, vlsn: u64) -> Result<(), CompactError<crate::store::LogError>> {
+        let log = self.node.log();
+        let changes = (log.first_vlsn()..vlsn)
+            .any(|v| log.entry(v).is_some_and(|e| e.entry_type == replication::ENTRY_MEMBERSHIP));
+        if changes {
+            self.save_base(self.node.base_members_before(vlsn)).map_err(|e| {
+                let what = format!("keeping the membership: {e:#}");
+                CompactError::Storage(crate::store::LogError::Io(io::Error::other(what)))
+            })?;
+        }
+        self.node.compact_log(vlsn)
+    }
+
     /// As master: the lowest VLSN a connected replica with a log has yet to acknowledge
     /// (retention keeps it, so a replica catching up is not cut off while its link is up;
     /// one that stops reading loses its link after `WRITE_STALL`, and with it this claim).
     fn streaming_floor(&self) -> u64 {
         let me = self.node.election().me();
-        self.members
+        self.node
+            .members()
             .iter()
             .filter(|(id, m)| *id != me && self.node.is_connected(*id) && holds_log(m.node_type))
             .filter_map(|(id, _)| self.node.progress(id))
@@ -1098,7 +1193,7 @@ impl Worker {
                 self.waiters.drain(..).partition(|w| w.last <= durable);
             self.waiters = waiting;
             for w in done {
-                let _ = w.reply.send(Reply::Appended { vlsns: w.vlsns });
+                let _ = w.reply.send(w.answer);
             }
         }
         let from = self.notified.saturating_add(1).max(self.node.log().first_vlsn());
@@ -1142,7 +1237,83 @@ impl Worker {
             }
             Request::RestorePoint => {
                 let restore_point = RestorePoint::of(self.node.log());
-                let _ = reply.send(Reply::RestorePoint { restore_point });
+                let answer = match BaseMembers::of(self.node.base_members()) {
+                    Ok(base) => Reply::RestorePoint { restore_point, members: Some(base) },
+                    Err(e) => Reply::Error { error: format!("{e:#}"), master: None },
+                };
+                let _ = reply.send(answer);
+            }
+            Request::AddMember { name, address, node_type } => {
+                self.add_member(&name, address, node_type, reply)
+            }
+            Request::RemoveMember { name } => self.remove_member(&name, reply),
+        }
+    }
+
+    /// As master: adds `name`, listening at `address`, with a numeric id above every id
+    /// this node knows (votes name members by it).
+    fn add_member(
+        &mut self,
+        name: &str,
+        address: SocketAddr,
+        node_type: harp::NodeType,
+        reply: Sender<Reply>,
+    ) {
+        let members = self.node.members();
+        let known = (0..MAX_MEMBERS as u8).filter_map(|i| members.known(MemberId::new(i)));
+        let node_id = known.map(|m| m.node_id).max().unwrap_or(0).saturating_add(1);
+        let host = address.ip().to_string();
+        let node = harp::RepNodeRef { name, node_type, host: &host, port: address.port(), node_id };
+        self.change(harp::GroupChangeType::Add, &node, reply);
+    }
+
+    /// As master: removes `name`, which must not be running. As JE's `removeMember` refuses
+    /// an active member: a running member would not learn of its removal (the master streams
+    /// it nothing from the change on) and would stand for election alone.
+    fn remove_member(&mut self, name: &str, reply: Sender<Reply>) {
+        let members = self.node.members();
+        let id = members.id_of(name);
+        if id.is_some_and(|id| self.node.is_connected(id)) {
+            let error = format!(
+                "{name} is running (connected to the master): shut it down first \
+                 (harp shutdown ITS_ADMIN_ADDRESS)"
+            );
+            let _ = reply.send(Reply::Error { error, master: None });
+            return;
+        }
+        let member = id.and_then(|id| members.get(id)).cloned();
+        // An unknown name goes to the core too, which refuses it as it refuses any change
+        // (not the master, a change in progress, not a member).
+        let unknown = harp::RepNodeRef {
+            name,
+            node_type: harp::NodeType::Electable,
+            host: "",
+            port: 0,
+            node_id: 0,
+        };
+        let node = member.as_ref().map_or(unknown, Member::as_rep_node);
+        self.change(harp::GroupChangeType::Remove, &node, reply);
+    }
+
+    /// As master: makes a membership change and answers once it is durable.
+    fn change(
+        &mut self,
+        change: harp::GroupChangeType,
+        node: &harp::RepNodeRef<'_>,
+        reply: Sender<Reply>,
+    ) {
+        match self.node.change_membership(self.now(), change, node) {
+            Ok(vlsn) => {
+                info!(change = ?change, member = node.name, vlsn, "membership change");
+                let answer = Reply::Changed { changed_at: vlsn };
+                self.waiters.push(Waiter { last: vlsn, answer, reply });
+            }
+            Err(harp::node::ChangeError::NotMaster) => {
+                let master = self.node.election().master().map(|m| self.peer_name(m));
+                let _ = reply.send(Reply::Error { error: "not the master".into(), master });
+            }
+            Err(e) => {
+                let _ = reply.send(Reply::Error { error: e.to_string(), master: None });
             }
         }
     }
@@ -1167,7 +1338,9 @@ impl Worker {
             }
         }
         match vlsns.last() {
-            Some(&last) => self.waiters.push(Waiter { last, vlsns, reply }),
+            Some(&last) => {
+                self.waiters.push(Waiter { last, answer: Reply::Appended { vlsns }, reply })
+            }
             None => {
                 let _ = reply.send(Reply::Appended { vlsns });
             }
@@ -1176,8 +1349,8 @@ impl Worker {
 
     fn status(&self) -> Status {
         let me = self.node.election().me();
-        let peers = self
-            .members
+        let members = self.node.members();
+        let peers = members
             .iter()
             .filter(|(id, _)| *id != me)
             .map(|(id, m)| {
@@ -1199,6 +1372,7 @@ impl Worker {
             vlsn: self.node.log().last_vlsn(),
             first: self.node.log().first_vlsn(),
             dtvlsn: self.node.durable_vlsn(),
+            members: members.iter().filter_map(|(_, m)| MemberRecord::of(m).ok()).collect(),
             peers,
             dropped_frames: self.dropped_frames,
             refused_connections: self.refused,
@@ -1213,6 +1387,8 @@ impl Worker {
 struct Inbox {
     tx: SyncSender<Input>,
     waker: Arc<Waker>,
+    /// Admin connections whose reply is not written yet.
+    answering: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Inbox {
@@ -1229,12 +1405,18 @@ fn spawn_admin(listener: std::net::TcpListener, input: Inbox, stop: Arc<AtomicBo
                 return;
             }
             let Ok(socket) = stream else { continue };
-            let input = input.clone();
-            let _ = thread::Builder::new().name("harp-admin-conn".into()).spawn(move || {
+            let (input, answering) = (input.clone(), input.answering.clone());
+            answering.fetch_add(1, Ordering::SeqCst);
+            let spawned = thread::Builder::new().name("harp-admin-conn".into()).spawn(move || {
                 if let Err(e) = serve_admin(socket, &input) {
                     debug!(%e, "admin connection ended");
                 }
+                input.answering.fetch_sub(1, Ordering::SeqCst);
             });
+            if spawned.is_err() {
+                answering.fetch_sub(1, Ordering::SeqCst);
+                warn!("could not start an admin connection's thread");
+            }
         }
     });
 }

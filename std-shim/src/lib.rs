@@ -5,6 +5,7 @@ pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod host;
+pub mod members;
 pub mod restore;
 pub mod sim;
 pub mod store;

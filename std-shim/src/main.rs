@@ -70,6 +70,10 @@ enum Command {
         /// The node's admin address.
         addr: String,
     },
+    /// Add a member to the group or remove one, through the master; waits until the change
+    /// is durable (see docs/hosted.md, "Changing the group").
+    #[command(subcommand)]
+    Member(MemberCommand),
     /// Bring back a stopped replica that fell behind the group's retained logs: replace its
     /// log with an empty one that starts where a running member's log starts; started
     /// again, it is streamed everything after (see docs/hosted.md, "Log retention").
@@ -102,6 +106,24 @@ enum Command {
 }
 
 /// `harp node`: a TOML file, or flags.
+#[derive(Subcommand)]
+enum MemberCommand {
+    /// Add a member; then start it with `harp node ... --join ADMIN`.
+    Add {
+        /// The master's admin address.
+        addr: String,
+        /// The new member: NAME=ADDR[,TYPE] (its listen address; type electable by default).
+        member: String,
+    },
+    /// Remove a member (not the master), once it is shut down (`harp shutdown`).
+    Remove {
+        /// The master's admin address.
+        addr: String,
+        /// The member's name.
+        name: String,
+    },
+}
+
 #[derive(clap::Args)]
 struct NodeArgs {
     /// A TOML configuration file (see docs/hosted.md); the other flags are then not allowed.
@@ -147,6 +169,11 @@ struct NodeArgs {
     /// (default: keep the whole log).
     #[arg(long)]
     retain_entries: Option<u64>,
+    /// Join a running group through this admin address of one of its members, after the
+    /// master added this node (`harp member add`); on the first start, with an empty data
+    /// directory. No --peer: the group comes from that member.
+    #[arg(long)]
+    join: Option<String>,
 }
 
 impl NodeArgs {
@@ -194,6 +221,7 @@ impl NodeArgs {
             heartbeat_ms: self.heartbeat_ms,
             election_timeout_ms: self.election_timeout_ms,
             retain_entries: self.retain_entries,
+            join: self.join,
             ..HostConfig::new("", "", "0.0.0.0:0".parse()?, Default::default())
         };
         config.validate()?;
@@ -228,24 +256,46 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("{v}");
                 }
             }
-            Reply::Error { error, master } if error == "not the master" => match master {
-                Some(m) => anyhow::bail!("not the master; the master is {m}"),
-                None => anyhow::bail!("not the master, and no master is known"),
-            },
-            Reply::Error { error, .. } => anyhow::bail!("{error}"),
-            other => anyhow::bail!("unexpected reply {other:?}"),
+            other => refused(other)?,
         },
+        Command::Member(command) => {
+            let request = match command {
+                MemberCommand::Add { ref member, .. } => {
+                    let (name, rest) = member
+                        .split_once('=')
+                        .ok_or_else(|| anyhow::anyhow!("{member:?}: expected NAME=ADDR[,TYPE]"))?;
+                    let (address, node_type) = rest.split_once(',').unwrap_or((rest, "electable"));
+                    Request::AddMember {
+                        name: name.to_string(),
+                        address: address
+                            .parse()
+                            .map_err(|e| anyhow::anyhow!("{member:?}: bad address: {e}"))?,
+                        node_type: harp_std::config::parse_type(node_type)?,
+                    }
+                }
+                MemberCommand::Remove { ref name, .. } => {
+                    Request::RemoveMember { name: name.clone() }
+                }
+            };
+            let (MemberCommand::Add { addr, .. } | MemberCommand::Remove { addr, .. }) = command;
+            match admin(&addr, &request)? {
+                Reply::Changed { changed_at } => {
+                    println!("changed at VLSN {changed_at} (durable)");
+                }
+                other => refused(other)?,
+            }
+        }
         Command::Shutdown { addr } => {
             admin(&addr, &Request::Shutdown)?;
             println!("stopping");
         }
         Command::Restore { data_dir, from } => {
-            let point = match admin(&from, &Request::RestorePoint)? {
-                Reply::RestorePoint { restore_point } => restore_point,
+            let (point, base) = match admin(&from, &Request::RestorePoint)? {
+                Reply::RestorePoint { restore_point, members: Some(base) } => (restore_point, base),
                 other => anyhow::bail!("{from}: unexpected reply {other:?}"),
             };
             let durability = harp_std::store::Durability::Fsync;
-            let restored = harp_std::restore::restore(&data_dir, point, durability)?;
+            let restored = harp_std::restore::restore(&data_dir, point, &base, durability)?;
             println!(
                 "restored {}: its log now starts after VLSN {} (term {}) instead of holding \
                  {}..={}; start the node to catch up",
@@ -276,6 +326,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 use harp_std::host::{Reply, Request};
+
+/// The error an admin request was answered with (naming the master when the node is not).
+fn refused(reply: Reply) -> anyhow::Result<()> {
+    match reply {
+        Reply::Error { error, master } if error == "not the master" => match master {
+            Some(m) => anyhow::bail!("not the master; the master is {m}"),
+            None => anyhow::bail!("not the master, and no master is known"),
+        },
+        Reply::Error { error, .. } => anyhow::bail!("{error}"),
+        other => anyhow::bail!("unexpected reply {other:?}"),
+    }
+}
 
 fn admin(addr: &str, request: &Request) -> anyhow::Result<Reply> {
     harp_std::host::admin_request(addr, request, std::time::Duration::from_secs(60))

@@ -28,12 +28,13 @@ use anyhow::{anyhow, bail, Context, Result};
 use harp::replication::{check_restore, EntryMeta, LogStore, RestoreRefusal};
 use serde::{Deserialize, Serialize};
 
+use crate::members::BaseMembers;
 use crate::store::{sync_dir, DirLock, Durability, FileLog};
 
 /// The log's directory in a node's data directory.
 pub(crate) const LOG_DIR: &str = "log";
 /// A restored log being built.
-const STAGED_DIR: &str = "log.restore";
+pub(crate) const STAGED_DIR: &str = "log.restore";
 /// The log a restore replaced, until it is deleted.
 const OLD_DIR: &str = "log.old";
 
@@ -71,9 +72,15 @@ pub struct Restored {
 }
 
 /// Replaces the log in `data_dir` (a stopped node's) with an empty one compacted through
-/// `point` (see the [module docs](self)). Fails, changing nothing, if a node runs on
-/// `data_dir`, its log cannot be read, or it needs no restore from this point.
-pub fn restore(data_dir: &Path, point: RestorePoint, durability: Durability) -> Result<Restored> {
+/// `point` (see the [module docs](self)), starting from `base`, the membership the member
+/// that gave the point has there. Fails, changing nothing, if a node runs on `data_dir`,
+/// its log cannot be read, or it needs no restore from this point.
+pub fn restore(
+    data_dir: &Path,
+    point: RestorePoint,
+    base: &BaseMembers,
+    durability: Durability,
+) -> Result<Restored> {
     if !data_dir.join(LOG_DIR).is_dir() && !data_dir.join(OLD_DIR).is_dir() {
         bail!("{} holds no log: not a node's data directory", data_dir.display());
     }
@@ -91,6 +98,11 @@ pub fn restore(data_dir: &Path, point: RestorePoint, durability: Durability) -> 
     let meta = EntryMeta { term: point.term, dtvlsn: point.dtvlsn };
     FileLog::create_after(&staged, point.vlsn, meta)
         .map_err(|e| anyhow!("creating the restored log: {e}"))?;
+    // A node that joined after `base` keeps its own record until a compaction carries it in.
+    let joining = BaseMembers::load(&data_dir.join(LOG_DIR))?
+        .and_then(|kept| kept.joining)
+        .filter(|own| !base.members.iter().any(|m| m.name == own.name));
+    BaseMembers { joining, ..base.clone() }.save(&staged, Durability::Fsync)?;
     fs::rename(data_dir.join(LOG_DIR), data_dir.join(OLD_DIR))?;
     fs::rename(&staged, data_dir.join(LOG_DIR))?;
     sync_dir(data_dir)?;
@@ -157,6 +169,30 @@ mod tests {
         dir
     }
 
+    /// The membership a member's log starts from, as its restore point gives it.
+    fn base() -> BaseMembers {
+        let mut config = crate::config::HostConfig::new(
+            "n1",
+            "g",
+            "127.0.0.1:7001".parse().unwrap(),
+            "unused".into(),
+        );
+        config.peers.push(crate::config::PeerConfig {
+            name: "n2".into(),
+            address: "127.0.0.1:7002".parse().unwrap(),
+            node_type: harp::NodeType::Electable,
+            priority: 1,
+        });
+        BaseMembers::from_config(&config)
+    }
+
+    /// The point most tests restore to.
+    const POINT: RestorePoint = RestorePoint { vlsn: 40, term: 2, dtvlsn: 39 };
+
+    fn restore_at(dir: &Path, point: RestorePoint) -> Result<Restored> {
+        restore(dir, point, &base(), Durability::Os)
+    }
+
     fn open(dir: &Path) -> FileLog {
         FileLog::open(&dir.join(LOG_DIR), Durability::Os, 4096).unwrap().0
     }
@@ -165,33 +201,57 @@ mod tests {
     fn a_replica_behind_the_point_gets_an_empty_log_that_starts_after_it() {
         let dir = data_dir(5, 1);
         let point = RestorePoint { vlsn: 40, term: 2, dtvlsn: 39 };
-        let restored = restore(dir.path(), point, Durability::Os).unwrap();
+        let restored = restore_at(dir.path(), point).unwrap();
         assert_eq!(restored, Restored { old: (1, 5) });
         let log = open(dir.path());
         assert_eq!((log.first_vlsn(), log.last_vlsn()), (41, 40));
         assert_eq!(log.meta(40), Some(EntryMeta { term: 2, dtvlsn: 39 }));
         assert_eq!(RestorePoint::of(&log), point);
         assert!(!dir.path().join(STAGED_DIR).exists() && !dir.path().join(OLD_DIR).exists());
+        let kept = BaseMembers::load(&dir.path().join(LOG_DIR)).unwrap();
+        assert_eq!(kept, Some(base()), "the log starts from the member's membership");
+    }
+
+    #[test]
+    fn a_joined_node_keeps_its_own_record_until_the_base_holds_it() {
+        let dir = data_dir(5, 1);
+        let own = crate::members::MemberRecord {
+            name: "n3".into(),
+            node_type: harp::NodeType::Electable,
+            priority: 1,
+            node_id: 3,
+            address: "127.0.0.1:7003".parse().unwrap(),
+        };
+        let joined = BaseMembers { joining: Some(own.clone()), ..base() };
+        joined.save(&dir.path().join(LOG_DIR), Durability::Os).unwrap();
+        let point = RestorePoint { vlsn: 40, term: 2, dtvlsn: 39 };
+        restore_at(dir.path(), point).unwrap();
+        let kept = BaseMembers::load(&dir.path().join(LOG_DIR)).unwrap().unwrap();
+        assert_eq!(kept.joining, Some(own.clone()));
+
+        let dir = data_dir(5, 1);
+        joined.save(&dir.path().join(LOG_DIR), Durability::Os).unwrap();
+        let mut holds_it = base();
+        holds_it.members.push(own);
+        restore(dir.path(), point, &holds_it, Durability::Os).unwrap();
+        let kept = BaseMembers::load(&dir.path().join(LOG_DIR)).unwrap().unwrap();
+        assert_eq!(kept, holds_it, "its addition is in the base now");
     }
 
     #[test]
     fn a_log_that_diverges_at_the_point_is_replaced() {
         let dir = data_dir(50, 1); // term 1 at VLSN 40; the group's is term 2
-        restore(dir.path(), RestorePoint { vlsn: 40, term: 2, dtvlsn: 39 }, Durability::Os)
-            .unwrap();
+        restore_at(dir.path(), POINT).unwrap();
         assert_eq!(open(dir.path()).first_vlsn(), 41);
     }
 
     #[test]
     fn a_log_that_agrees_with_the_point_is_refused_and_kept() {
         let dir = data_dir(50, 2);
-        let err =
-            restore(dir.path(), RestorePoint { vlsn: 40, term: 2, dtvlsn: 39 }, Durability::Os)
-                .unwrap_err();
+        let err = restore_at(dir.path(), POINT).unwrap_err();
         assert!(err.to_string().contains("already agrees"), "{err}");
         assert_eq!(open(dir.path()).last_vlsn(), 50);
-        let err = restore(dir.path(), RestorePoint { vlsn: 0, term: 0, dtvlsn: 0 }, Durability::Os)
-            .unwrap_err();
+        let err = restore_at(dir.path(), RestorePoint { vlsn: 0, term: 0, dtvlsn: 0 }).unwrap_err();
         assert!(err.to_string().contains("already agrees"), "{err}");
     }
 
@@ -199,9 +259,7 @@ mod tests {
     fn a_log_compacted_past_the_point_is_refused() {
         let dir = data_dir(50, 2);
         open(dir.path()).compact(45).unwrap();
-        let err =
-            restore(dir.path(), RestorePoint { vlsn: 40, term: 2, dtvlsn: 39 }, Durability::Os)
-                .unwrap_err();
+        let err = restore_at(dir.path(), POINT).unwrap_err();
         assert!(err.to_string().contains("starts at VLSN 45"), "{err}");
     }
 
@@ -209,8 +267,7 @@ mod tests {
     fn a_directory_without_a_log_is_refused_and_left_alone() {
         let dir = tempfile::tempdir().unwrap();
         let typo = dir.path().join("n3-typo");
-        let err = restore(&typo, RestorePoint { vlsn: 40, term: 2, dtvlsn: 39 }, Durability::Os)
-            .unwrap_err();
+        let err = restore_at(&typo, POINT).unwrap_err();
         assert!(err.to_string().contains("not a node's data directory"), "{err}");
         assert!(!typo.exists(), "nothing created");
     }
@@ -219,9 +276,7 @@ mod tests {
     fn a_running_node_s_directory_is_refused() {
         let dir = data_dir(5, 1);
         let _running = DirLock::acquire(dir.path()).unwrap();
-        let err =
-            restore(dir.path(), RestorePoint { vlsn: 40, term: 2, dtvlsn: 39 }, Durability::Os)
-                .unwrap_err();
+        let err = restore_at(dir.path(), POINT).unwrap_err();
         assert!(err.to_string().contains("in use by another harp process"), "{err}");
         assert_eq!(open(dir.path()).last_vlsn(), 5);
     }

@@ -578,7 +578,12 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 /// so a crash leaves either the old contents or the new. With `Durability::Fsync` the file
 /// and the directory are synced too, so the new contents also survive a power loss (the
 /// election record always is; a log's compaction point as durably as its entries).
-fn replace_file(dir: &Path, name: &str, bytes: &[u8], durability: Durability) -> io::Result<()> {
+pub(crate) fn replace_file(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    durability: Durability,
+) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let mut file = File::create(&tmp)?;
     file.write_all(bytes)?;

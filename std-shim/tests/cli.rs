@@ -117,8 +117,9 @@ fn sim_replays_one_seed_with_a_trace() {
 fn an_invalid_node_configuration_stops_with_one_line_before_anything_starts() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("d").display().to_string();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["--peer", "n1=127.0.0.1:2"], "appears twice"),
+        (&["--join", "127.0.0.1:3", "--peer", "n2=127.0.0.1:2"], "no peers"),
         (&["--type", "boss"], "unknown node type"),
         (&["--heartbeat-ms", "400"], "election_timeout_ms"),
         (&["--peer", "n2"], "NAME=ADDR"),
@@ -134,6 +135,10 @@ fn an_invalid_node_configuration_stops_with_one_line_before_anything_starts() {
         assert!(err.contains(expected), "{expected:?} not in {err}");
     }
     assert!(!dir.path().join("d").exists(), "nothing was created");
+    let (ok, _, err) = harp(&["member", "add", "127.0.0.1:1", "n4"]);
+    assert!(!ok && err.contains("expected NAME=ADDR[,TYPE]"), "{err}");
+    let (ok, _, err) = harp(&["member", "add", "127.0.0.1:1", "n4=127.0.0.1:9,boss"]);
+    assert!(!ok && err.contains("unknown node type"), "{err}");
     let toml = dir.path().join("bad.toml");
     std::fs::write(&toml, "name = \"n1\"\ngroup = \"g\"\nlisten = \"127.0.0.1:1\"\ndata_dir = \"x\"\nfavourite_colour = \"red\"\n").unwrap();
     let (ok, _, err) = harp(&["node", "--config", toml.to_str().unwrap()]);

@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 
 use harp_std::host::{admin_request, Reply, Request, Status};
 
-const NAMES: [&str; 3] = ["n1", "n2", "n3"];
+/// The first three start the group; the fourth joins it later (`harp member add`).
+const NAMES: [&str; 4] = ["n1", "n2", "n3", "n4"];
+/// The members every node is configured with at its first start.
+const FOUNDERS: usize = 3;
 /// The failover bound checked: the election timeout (500 ms) at most twice over, plus the
 /// collection window and scheduling slack on a loaded 2-core machine.
 const FAILOVER_BOUND: Duration = Duration::from_millis(3000);
@@ -24,6 +27,8 @@ struct Group {
     children: Vec<Option<Child>>,
     /// Flags every node gets.
     extra: Vec<String>,
+    /// The node a joining node joins through.
+    join: Option<usize>,
 }
 
 fn free_port() -> SocketAddr {
@@ -38,12 +43,13 @@ impl Group {
     fn start_with(extra: &[&str]) -> Group {
         let mut g = Group {
             dir: tempfile::tempdir().unwrap(),
-            listen: (0..3).map(|_| free_port()).collect(),
-            admin: (0..3).map(|_| free_port().to_string()).collect(),
-            children: vec![None, None, None],
+            listen: NAMES.iter().map(|_| free_port()).collect(),
+            admin: NAMES.iter().map(|_| free_port().to_string()).collect(),
+            children: NAMES.iter().map(|_| None).collect(),
+            join: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
-        for i in 0..3 {
+        for i in 0..FOUNDERS {
             g.spawn(i);
         }
         g
@@ -57,6 +63,8 @@ impl Group {
         self.dir.path().join(NAMES[i])
     }
 
+    /// Starts node `i`: a founder with the founders as peers, the others joining through
+    /// the admin address of node `Group::join`.
     fn spawn(&mut self, i: usize) {
         let log =
             std::fs::OpenOptions::new().create(true).append(true).open(self.log_path(i)).unwrap();
@@ -65,7 +73,10 @@ impl Group {
             .args(["--listen", &self.listen[i].to_string(), "--admin", &self.admin[i]])
             .args(["--data-dir", &self.data_dir(i).display().to_string()])
             .args(&self.extra);
-        for j in (0..3).filter(|&j| j != i) {
+        if i >= FOUNDERS {
+            cmd.args(["--join", &self.admin[self.join.expect("a member to join through")]]);
+        }
+        for j in (0..FOUNDERS).filter(|&j| j != i && i < FOUNDERS) {
             cmd.args(["--peer", &format!("{}={}", NAMES[j], self.listen[j])]);
         }
         let child = cmd.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(log).spawn().unwrap();
@@ -86,7 +97,7 @@ impl Group {
     }
 
     fn live(&self) -> Vec<usize> {
-        (0..3).filter(|&i| self.children[i].is_some()).collect()
+        (0..NAMES.len()).filter(|&i| self.children[i].is_some()).collect()
     }
 
     /// The master every live node follows, once there is one.
@@ -367,8 +378,12 @@ fn a_node_restarts_after_a_torn_last_record() {
     let victim = (master + 1) % 3;
     g.kill(victim);
     let log_dir = g.data_dir(victim).join("log");
-    let last_segment =
-        std::fs::read_dir(&log_dir).unwrap().map(|e| e.unwrap().path()).max().unwrap();
+    let last_segment = std::fs::read_dir(&log_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .max()
+        .unwrap();
     let mut f = std::fs::OpenOptions::new().append(true).open(&last_segment).unwrap();
     f.write_all(&[0xAB; 17]).unwrap(); // half a record: a crash in the middle of a write
     drop(f);
@@ -385,7 +400,7 @@ fn the_embeddable_api_appends_waits_for_durability_and_notifies_subscribers() {
     use harp_std::host::{Host, Notice};
     let dir = tempfile::tempdir().unwrap();
     let listen: Vec<SocketAddr> = (0..3).map(|_| free_port()).collect();
-    let hosts: Vec<Host> = HostConfig::group(&NAMES, "api", &listen, dir.path())
+    let hosts: Vec<Host> = HostConfig::group(&NAMES[..FOUNDERS], "api", &listen, dir.path())
         .into_iter()
         .map(|config| Host::start(config).unwrap())
         .collect();
@@ -533,5 +548,106 @@ fn retention_waits_for_a_connected_replica_that_is_behind() {
     while let Some(s) = g.status(master).filter(|s| s.vlsn + 1 - s.first > 250) {
         assert!(Instant::now() < deadline, "retention resumes once it caught up: {s:?}");
         thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs the `harp` tool.
+fn harp(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_harp")).args(args).output().unwrap()
+}
+
+/// Waits until node `i`'s process ends by itself; its exit status.
+fn wait_exit(g: &mut Group, i: usize) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = g.children[i].as_mut().unwrap().try_wait().unwrap() {
+            g.children[i] = None;
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{} did not stop: {}", NAMES[i], g.log_text(i));
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The VLSN `harp member` printed.
+fn added_at(out: &std::process::Output) -> u64 {
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().find_map(|w| w.parse().ok()).unwrap()
+}
+
+fn member_names(s: &Status) -> Vec<&str> {
+    let mut names: Vec<&str> = s.members.iter().map(|m| m.name.as_str()).collect();
+    names.sort();
+    names
+}
+
+/// An operator grows the group by a node and shrinks it by another while it serves: the
+/// new node joins from the master's compacted log, a member is removed once shut down,
+/// the changes outlive compaction and restarts, and a failover in the new group loses
+/// nothing.
+#[test]
+fn members_are_added_and_removed_through_the_master_and_it_lasts() {
+    let mut g = Group::start_with(&["--retain-entries", "100"]);
+    let master = g.wait_master(Duration::from_secs(10));
+    let mut durable = write(&g, master, 0, 400);
+    g.join = Some(master);
+    let new = FOUNDERS; // n4
+    let spec = format!("{}={}", NAMES[new], g.listen[new]);
+
+    // Started before the master added it, the new node stops at once and says why.
+    g.spawn(new);
+    assert!(!wait_exit(&mut g, new).success());
+    assert!(g.log_text(new).contains("does not list n4 as a member"), "{}", g.log_text(new));
+    assert!(!g.data_dir(new).join("log").exists(), "nothing is left to clean up");
+    let replica = (master + 1) % FOUNDERS;
+    let refused = harp(&["member", "add", &g.admin[replica], &spec]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("the master is"), "{refused:?}");
+
+    let added = harp(&["member", "add", &g.admin[master], &spec]);
+    assert!(added.status.success(), "{added:?}");
+    assert!(String::from_utf8_lossy(&added.stdout).contains("(durable)"), "{added:?}");
+    let again = harp(&["member", "add", &g.admin[master], &spec]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already a member"), "{again:?}");
+    g.spawn(new);
+    wait_caught_up(&g, new, added_at(&added));
+    let first = g.status(new).unwrap().first;
+    assert!(first > 1, "it joined from the master's compacted log");
+    durable.extend(write(&g, master, 400, 300)); // compacts past the addition everywhere
+    wait_caught_up(&g, new, durable.last().unwrap().0);
+    g.assert_holds(new, &durable[durable.len() - 100..]);
+    let s = g.status(master).unwrap();
+    assert_eq!(member_names(&s), ["n1", "n2", "n3", "n4"]);
+    let n4 = s.members.iter().find(|m| m.name == "n4").unwrap();
+    assert_eq!((n4.node_id, n4.address), (4, g.listen[new]), "a new id; the given address");
+    assert!(s.peers.iter().any(|p| p.name == "n4" && p.connected), "{s:?}");
+
+    // A running member is not removed: it is shut down first, then removed; the group
+    // goes on with the other three.
+    let removed = replica;
+    let out = harp(&["member", "remove", &g.admin[master], NAMES[removed]]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shut it down first"), "{out:?}");
+    let stop = harp(&["shutdown", &g.admin[removed]]);
+    assert!(stop.status.success(), "{stop:?}");
+    assert!(wait_exit(&mut g, removed).success());
+    let out = harp(&["member", "remove", &g.admin[master], NAMES[removed]]);
+    assert!(out.status.success(), "{out:?}");
+    durable.extend(write(&g, master, 700, 300));
+    let s = g.status(master).unwrap();
+    assert!(!member_names(&s).contains(&NAMES[removed]), "{s:?}");
+    assert!(s.first > durable[700].0 - 200, "compacted past the removal: {s:?}");
+
+    // The master fails; the new group (three voters, two of them alive) elects another,
+    // and the old master, restarted from its files, still knows the group as changed.
+    g.kill(master);
+    let next = g.wait_master(Duration::from_secs(10));
+    durable.extend(write(&g, next, 1_000, 50)); // within the retention: no restore needed
+    g.spawn(master);
+    wait_caught_up(&g, master, durable.last().unwrap().0);
+    for i in g.live() {
+        let s = g.status(i).unwrap();
+        let mut expected = vec!["n1", "n2", "n3", "n4"];
+        expected.retain(|n| *n != NAMES[removed]);
+        assert_eq!(member_names(&s), expected, "{}", NAMES[i]);
+        g.assert_holds(i, &durable[durable.len() - 50..]);
     }
 }
