@@ -36,7 +36,7 @@ use crate::replication::{
 use crate::storage::StableStore;
 use crate::wire::{Extension, Message};
 use crate::GroupChangeType;
-use crate::{MessageRef, NodeType};
+use crate::{MessageRef, NodeType, RepNodeRef};
 use core::fmt;
 
 /// How many small replication messages (acks, sync points) wait to be sent at most. A
@@ -462,13 +462,24 @@ enum Pending {
 
 /// Applies to `members` the membership changes the log holds before `end`.
 fn fold_membership<L: LogStore, const N: usize>(members: &mut Membership<N>, log: &L, end: u64) {
+    for_each_change(log, end, |change_type, node| {
+        let _ = members.apply(change_type, node);
+    });
+}
+
+/// Calls `f` with each membership change the log holds before `end`, in log order.
+fn for_each_change<L: LogStore>(
+    log: &L,
+    end: u64,
+    mut f: impl FnMut(GroupChangeType, &RepNodeRef<'_>),
+) {
     let mut v = log.first_vlsn();
     while v < end {
         if let Some(entry) = log.entry(v).filter(|e| e.entry_type == ENTRY_MEMBERSHIP) {
             if let Ok(MessageRef::GroupChange { change_type, node }) =
                 crate::wire::decode_core(entry.data)
             {
-                let _ = members.apply(change_type, &node);
+                f(change_type, &node);
             }
         }
         v = v.plus(1);
@@ -522,6 +533,9 @@ pub struct Node<S, L, const N: usize> {
     /// As master: members without a log (monitors, arbiters) being sent the membership
     /// history as `GroupChange` notices, and the VLSN to continue from.
     history_to: [Option<u64>; N],
+    /// The slots of the base membership still to announce to each such member, before the
+    /// log's changes: a change compacted away while it was down reaches it this way.
+    history_base: [MemberSet; N],
     /// As master: when the membership history was last sent to members without a log.
     history_at: u64,
     /// As master: the DTVLSN that has not advanced while entries wait, and since when (an
@@ -597,6 +611,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             change: None,
             change_answers: heapless::Deque::new(),
             history_to: [None; N],
+            history_base: [MemberSet::EMPTY; N],
             history_at: 0,
             stalled: None,
             events: heapless::Deque::new(),
@@ -768,6 +783,14 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             let reason = refusal.map(HandshakeRefusal::as_str);
             let message = MessageRef::HandshakeResponse { accepted: refusal.is_none(), reason };
             return self.transmit(to, Message::Core(message));
+        }
+        if let Some((to, slot)) = self.next_base_notice() {
+            let change_type = match self.base.get(slot) {
+                Some(_) => GroupChangeType::Add,
+                None => GroupChangeType::Remove,
+            };
+            let node = self.base.known(slot).map(Member::as_rep_node)?; // known: see below
+            return self.transmit(to, Message::Core(MessageRef::GroupChange { change_type, node }));
         }
         if let Some((to, vlsn)) = self.next_history_notice() {
             // Membership entries are validated before they are appended, so this decodes.
@@ -1797,21 +1820,60 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         }
     }
 
-    /// Queues the membership history (every change in the log) for `peer`.
+    /// Queues the membership history for `peer`: if the log was compacted (it may have
+    /// dropped changes the peer missed), first the base membership's members that no change
+    /// in the log names (each as an `Add`, or a `Remove` if removed; their state has not
+    /// changed since, and announcing an older state of a member the log changes would undo
+    /// newer changes the peer knows), then every change in the log.
     fn send_history_to(&mut self, peer: MemberId) {
         if !self.me_stores_data() {
             return;
         }
         let first = self.log.first_vlsn();
-        // One cursor per peer: a peer queued again starts over from the first change.
+        let mut unchanged = MemberSet::EMPTY;
+        // Only a master's base: its log holds every durable change, so the base's state of
+        // a member no change in it names is that member's latest; another member's log may
+        // lack later changes and its base would undo them.
+        if first > 1 && self.is_master() {
+            unchanged = self.base.all_known();
+            let base = &self.base;
+            for_each_change(&self.log, self.log.last_vlsn().plus(1), |_, node| {
+                if let Some(id) = base.known_id_of(node.name) {
+                    unchanged.remove(id);
+                }
+            });
+        }
+        // One cursor per peer: a peer queued again starts over from the base.
         if let Some(cursor) = self.history_to.get_mut(peer.index()) {
             *cursor = Some(first);
         }
+        if let Some(slots) = self.history_base.get_mut(peer.index()) {
+            *slots = unchanged;
+        }
+    }
+
+    /// The next notice of the base membership: its recipient and the base slot announced,
+    /// one that holds a member (or a removed one). Every change the base holds is durable
+    /// (only durable entries are compacted).
+    fn next_base_notice(&mut self) -> Option<(MemberId, MemberId)> {
+        for (i, slots) in self.history_base.iter_mut().enumerate() {
+            let to = MemberId::new(u8::try_from(i).unwrap_or(u8::MAX));
+            if !self.outbound.contains(to) {
+                *slots = MemberSet::EMPTY; // queued again when it connects
+            } else if let Some(slot) = slots.pop_first() {
+                if self.base.known(slot).is_some() {
+                    return Some((to, slot));
+                }
+            }
+        }
+        None
     }
 
     /// The recipient and VLSN of the next `GroupChange` notice of the membership history.
     /// Only durable changes are announced: a member without a log could not undo a change
-    /// that a failover drops.
+    /// that a failover drops. A cursor that reaches entries not yet durable waits there,
+    /// so a change is announced as soon as it is durable (a log compacted soon after
+    /// would otherwise no longer hold it at the next periodic announcement).
     fn next_history_notice(&mut self) -> Option<(MemberId, u64)> {
         let last = self.log.last_vlsn().min(self.durable);
         for (i, cursor) in self.history_to.iter_mut().enumerate() {
@@ -1820,9 +1882,15 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
                 v = v.plus(1);
             }
             let to = MemberId::new(u8::try_from(i).unwrap_or(u8::MAX));
-            if v <= last && self.outbound.contains(to) {
+            if !self.outbound.contains(to) {
+                continue;
+            }
+            if v <= last {
                 *cursor = Some(v.plus(1));
                 return Some((to, v));
+            }
+            if v <= self.log.last_vlsn() {
+                *cursor = Some(v); // not durable yet
             }
         }
         None

@@ -918,6 +918,73 @@ fn members_without_a_log_are_told_of_a_change_only_once_it_is_durable() {
     );
 }
 
+#[test]
+fn a_connected_member_without_a_log_is_told_of_a_change_as_soon_as_it_is_durable() {
+    let (mut a, vlsn) = master_a_adding_d();
+    a.disconnect(id("m"));
+    assert_eq!(handshake_with_m(&mut a), Vec::<String>::new(), "not durable yet");
+    for r in ["b", "c"] {
+        deliver(&mut a, 1310, r, core(MessageRef::Ack { vlsn }));
+    }
+    // At once, not at the next periodic announcement: a log compacted meanwhile would no
+    // longer hold the change.
+    let notices: Vec<String> =
+        sent(&mut a).into_iter().filter(|l| l.starts_with("m <- GroupChange")).collect();
+    assert_eq!(
+        notices,
+        [
+            r#"m <- GroupChange { change_type: Add, node: RepNodeRef { name: "d", node_type: Electable, host: "h", port: 5001, node_id: 9 } }"#
+        ]
+    );
+}
+
+#[test]
+fn a_member_without_a_log_hears_changes_compacted_away_from_the_base() {
+    use harp::GroupChangeType::Remove;
+    let (mut a, added) = master_a_adding_d();
+    let removed = a.change_membership(1150, Remove, &rep("s", NodeType::Secondary, 4));
+    assert!(removed.is_err(), "one change at a time");
+    for r in ["b", "c"] {
+        deliver(&mut a, 1200, r, core(MessageRef::Ack { vlsn: added }));
+    }
+    let removed = a.change_membership(1210, Remove, &rep("s", NodeType::Secondary, 4)).unwrap();
+    sent(&mut a); // streamed
+    for r in ["b", "c"] {
+        deliver(&mut a, 1220, r, core(MessageRef::Ack { vlsn: removed }));
+    }
+    a.compact_log(removed + 1).unwrap();
+    a.disconnect(id("m")); // down while both changes were compacted away
+    let base = |change: &str, name: &str, node_type: &str, host: &str, port: u16, node_id: u32| {
+        format!(
+            r#"m <- GroupChange {{ change_type: {change}, node: RepNodeRef {{ name: "{name}", node_type: {node_type}, host: "{host}", port: {port}, node_id: {node_id} }} }}"#
+        )
+    };
+    assert_eq!(
+        handshake_with_m(&mut a),
+        [
+            base("Add", "a", "Electable", "", 0, 1),
+            base("Add", "b", "Electable", "", 0, 2),
+            base("Add", "c", "Electable", "", 0, 3),
+            base("Remove", "s", "Secondary", "", 0, 4),
+            base("Add", "m", "Monitor", "", 0, 5),
+            base("Add", "r", "Arbiter", "", 0, 6),
+            base("Add", "d", "Electable", "h", 5001, 9),
+        ]
+    );
+    // Once the log names `s` again, its change announces it, not the older base.
+    let s_again = rep("s", NodeType::Secondary, 4);
+    let added = a.change_membership(1300, harp::GroupChangeType::Add, &s_again).unwrap();
+    sent(&mut a);
+    for r in ["b", "c"] {
+        deliver(&mut a, 1310, r, core(MessageRef::Ack { vlsn: added }));
+    }
+    a.disconnect(id("m"));
+    let notices = handshake_with_m(&mut a);
+    assert_eq!(notices.len(), 7, "{notices:?}");
+    assert!(!notices.contains(&base("Remove", "s", "Secondary", "", 0, 4)), "{notices:?}");
+    assert_eq!(notices.last(), Some(&base("Add", "s", "Secondary", "h", 5001, 4)));
+}
+
 /// `a` and monitor `m` accept each other's handshakes again; what `a` sends `m` after that.
 fn handshake_with_m(a: &mut TestNode) -> Vec<String> {
     a.connect(id("m"));

@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 
 use harp_std::host::{admin_request, Reply, Request, Status};
 
-/// The first three start the group; the fourth joins it later (`harp member add`).
-const NAMES: [&str; 4] = ["n1", "n2", "n3", "n4"];
+/// The first three start the group; the others join it later (`harp member add`), the
+/// last as an arbiter.
+const NAMES: [&str; 5] = ["n1", "n2", "n3", "n4", "n5"];
+const ARBITER: usize = 4;
 /// The members every node is configured with at its first start.
 const FOUNDERS: usize = 3;
 /// The failover bound checked: the election timeout (500 ms) at most twice over, plus the
@@ -75,6 +77,9 @@ impl Group {
             .args(&self.extra);
         if i >= FOUNDERS {
             cmd.args(["--join", &self.admin[self.join.expect("a member to join through")]]);
+        }
+        if i == ARBITER {
+            cmd.args(["--type", "arbiter"]);
         }
         for j in (0..FOUNDERS).filter(|&j| j != i && i < FOUNDERS) {
             cmd.args(["--peer", &format!("{}={}", NAMES[j], self.listen[j])]);
@@ -575,6 +580,15 @@ fn added_at(out: &std::process::Output) -> u64 {
     text.split_whitespace().find_map(|w| w.parse().ok()).unwrap()
 }
 
+/// Waits until node `i` sees exactly `names` as the group.
+fn wait_members(g: &Group, i: usize, names: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while g.status(i).is_none_or(|s| member_names(&s) != names) {
+        assert!(Instant::now() < deadline, "{}: {:?}", NAMES[i], g.status(i));
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn member_names(s: &Status) -> Vec<&str> {
     let mut names: Vec<&str> = s.members.iter().map(|m| m.name.as_str()).collect();
     names.sort();
@@ -621,6 +635,12 @@ fn members_are_added_and_removed_through_the_master_and_it_lasts() {
     assert_eq!((n4.node_id, n4.address), (4, g.listen[new]), "a new id; the given address");
     assert!(s.peers.iter().any(|p| p.name == "n4" && p.connected), "{s:?}");
 
+    // An arbiter (no log) joins too: it learns the group from the master's notices.
+    let spec = format!("{}={},arbiter", NAMES[ARBITER], g.listen[ARBITER]);
+    assert!(harp(&["member", "add", &g.admin[master], &spec]).status.success());
+    g.spawn(ARBITER);
+    wait_members(&g, ARBITER, &["n1", "n2", "n3", "n4", "n5"]);
+
     // A running member is not removed: it is shut down first, then removed; the group
     // goes on with the other three.
     let removed = replica;
@@ -634,6 +654,12 @@ fn members_are_added_and_removed_through_the_master_and_it_lasts() {
     durable.extend(write(&g, master, 700, 300));
     let s = g.status(master).unwrap();
     assert!(!member_names(&s).contains(&NAMES[removed]), "{s:?}");
+    let mut group = vec!["n1", "n2", "n3", "n4", "n5"];
+    group.retain(|n| *n != NAMES[removed]);
+    wait_members(&g, ARBITER, &group);
+    g.kill(ARBITER); // it keeps the change it heard of: it has no log to find it in again
+    g.spawn(ARBITER);
+    wait_members(&g, ARBITER, &group);
     assert!(s.first > durable[700].0 - 200, "compacted past the removal: {s:?}");
 
     // The master fails; the new group (three voters, two of them alive) elects another,
@@ -645,9 +671,9 @@ fn members_are_added_and_removed_through_the_master_and_it_lasts() {
     wait_caught_up(&g, master, durable.last().unwrap().0);
     for i in g.live() {
         let s = g.status(i).unwrap();
-        let mut expected = vec!["n1", "n2", "n3", "n4"];
-        expected.retain(|n| *n != NAMES[removed]);
-        assert_eq!(member_names(&s), expected, "{}", NAMES[i]);
-        g.assert_holds(i, &durable[durable.len() - 50..]);
+        assert_eq!(member_names(&s), group, "{}", NAMES[i]);
+        if i != ARBITER {
+            g.assert_holds(i, &durable[durable.len() - 50..]);
+        }
     }
 }
