@@ -462,7 +462,7 @@ enum Pending {
 
 /// Applies to `members` the membership changes the log holds before `end`.
 fn fold_membership<L: LogStore, const N: usize>(members: &mut Membership<N>, log: &L, end: u64) {
-    for_each_change(log, end, |change_type, node| {
+    for_each_change(log, end, &mut |change_type, node| {
         let _ = members.apply(change_type, node);
     });
 }
@@ -471,7 +471,7 @@ fn fold_membership<L: LogStore, const N: usize>(members: &mut Membership<N>, log
 fn for_each_change<L: LogStore>(
     log: &L,
     end: u64,
-    mut f: impl FnMut(GroupChangeType, &RepNodeRef<'_>),
+    f: &mut dyn FnMut(GroupChangeType, &RepNodeRef<'_>),
 ) {
     let mut v = log.first_vlsn();
     while v < end {
@@ -1837,7 +1837,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         if first > 1 && self.is_master() {
             unchanged = self.base.all_known();
             let base = &self.base;
-            for_each_change(&self.log, self.log.last_vlsn().plus(1), |_, node| {
+            for_each_change(&self.log, self.log.last_vlsn().plus(1), &mut |_, node| {
                 if let Some(id) = base.known_id_of(node.name) {
                     unchanged.remove(id);
                 }

@@ -134,6 +134,17 @@ pub enum Request {
         /// Its name.
         name: String,
     },
+    /// On the master: moves a member to a new address, or changes its type (`harp member
+    /// update`), and waits until the change is durable. Restart the node at that address.
+    UpdateMember {
+        /// Its name.
+        name: String,
+        /// Where it listens from now on.
+        address: SocketAddr,
+        /// Its new type (`electable`, `secondary`, `monitor`, `arbiter`); unchanged if absent.
+        #[serde(default)]
+        node_type: Option<String>,
+    },
 }
 
 fn electable() -> harp::NodeType {
@@ -1247,7 +1258,34 @@ impl Worker {
                 self.add_member(&name, address, node_type, reply)
             }
             Request::RemoveMember { name } => self.remove_member(&name, reply),
+            Request::UpdateMember { name, address, node_type } => {
+                self.update_member(&name, address, node_type.as_deref(), reply)
+            }
         }
+    }
+
+    /// As master: gives `name` a new address (and type): the same member and numeric id.
+    fn update_member(
+        &mut self,
+        name: &str,
+        address: SocketAddr,
+        node_type: Option<&str>,
+        reply: Sender<Reply>,
+    ) {
+        let members = self.node.members();
+        let current = members.id_of(name).and_then(|id| members.get(id));
+        let (current_type, node_id) =
+            current.map_or((harp::NodeType::Electable, 0), |m| (m.node_type, m.node_id));
+        let node_type = match node_type.map(crate::config::parse_type).transpose() {
+            Ok(t) => t.unwrap_or(current_type),
+            Err(e) => {
+                let _ = reply.send(Reply::Error { error: e.to_string(), master: None });
+                return;
+            }
+        };
+        let host = address.ip().to_string();
+        let node = harp::RepNodeRef { name, node_type, host: &host, port: address.port(), node_id };
+        self.change(harp::GroupChangeType::Update, &node, reply);
     }
 
     /// As master: adds `name`, listening at `address`, with a numeric id above every id

@@ -115,6 +115,14 @@ enum MemberCommand {
         /// The new member: NAME=ADDR[,TYPE] (its listen address; type electable by default).
         member: String,
     },
+    /// Move a member to a new address or change its type: stop it, update it, start it
+    /// again at that address.
+    Update {
+        /// The master's admin address.
+        addr: String,
+        /// NAME=ADDR[,TYPE] (type unchanged if absent).
+        member: String,
+    },
     /// Remove a member (not the master), once it is shut down (`harp shutdown`).
     Remove {
         /// The master's admin address.
@@ -261,23 +269,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Member(command) => {
             let request = match command {
                 MemberCommand::Add { ref member, .. } => {
-                    let (name, rest) = member
-                        .split_once('=')
-                        .ok_or_else(|| anyhow::anyhow!("{member:?}: expected NAME=ADDR[,TYPE]"))?;
-                    let (address, node_type) = rest.split_once(',').unwrap_or((rest, "electable"));
-                    Request::AddMember {
-                        name: name.to_string(),
-                        address: address
-                            .parse()
-                            .map_err(|e| anyhow::anyhow!("{member:?}: bad address: {e}"))?,
-                        node_type: harp_std::config::parse_type(node_type)?,
+                    let (name, address, node_type) = member_spec(member)?;
+                    let node_type = harp_std::config::parse_type(node_type.unwrap_or("electable"))?;
+                    Request::AddMember { name, address, node_type }
+                }
+                MemberCommand::Update { ref member, .. } => {
+                    let (name, address, node_type) = member_spec(member)?;
+                    if let Some(t) = node_type {
+                        harp_std::config::parse_type(t)?;
                     }
+                    Request::UpdateMember { name, address, node_type: node_type.map(Into::into) }
                 }
                 MemberCommand::Remove { ref name, .. } => {
                     Request::RemoveMember { name: name.clone() }
                 }
             };
-            let (MemberCommand::Add { addr, .. } | MemberCommand::Remove { addr, .. }) = command;
+            let (MemberCommand::Add { addr, .. }
+            | MemberCommand::Update { addr, .. }
+            | MemberCommand::Remove { addr, .. }) = command;
             match admin(&addr, &request)? {
                 Reply::Changed { changed_at } => {
                     println!("changed at VLSN {changed_at} (durable)");
@@ -326,6 +335,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 use harp_std::host::{Reply, Request};
+
+/// NAME=ADDR[,TYPE] of `harp member add / update`.
+fn member_spec(spec: &str) -> anyhow::Result<(String, std::net::SocketAddr, Option<&str>)> {
+    let (name, rest) = spec
+        .split_once('=')
+        .ok_or_else(|| anyhow::anyhow!("{spec:?}: expected NAME=ADDR[,TYPE]"))?;
+    let (address, node_type) = match rest.split_once(',') {
+        Some((address, node_type)) => (address, Some(node_type)),
+        None => (rest, None),
+    };
+    let address = address.parse().map_err(|e| anyhow::anyhow!("{spec:?}: bad address: {e}"))?;
+    Ok((name.to_string(), address, node_type))
+}
 
 /// The error an admin request was answered with (naming the master when the node is not).
 fn refused(reply: Reply) -> anyhow::Result<()> {

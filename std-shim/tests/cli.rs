@@ -139,6 +139,8 @@ fn an_invalid_node_configuration_stops_with_one_line_before_anything_starts() {
     assert!(!ok && err.contains("expected NAME=ADDR[,TYPE]"), "{err}");
     let (ok, _, err) = harp(&["member", "add", "127.0.0.1:1", "n4=127.0.0.1:9,boss"]);
     assert!(!ok && err.contains("unknown node type"), "{err}");
+    let (ok, _, err) = harp(&["member", "update", "127.0.0.1:1", "n4=nowhere"]);
+    assert!(!ok && err.contains("bad address"), "{err}");
     let toml = dir.path().join("bad.toml");
     std::fs::write(&toml, "name = \"n1\"\ngroup = \"g\"\nlisten = \"127.0.0.1:1\"\ndata_dir = \"x\"\nfavourite_colour = \"red\"\n").unwrap();
     let (ok, _, err) = harp(&["node", "--config", toml.to_str().unwrap()]);

@@ -595,10 +595,10 @@ fn member_names(s: &Status) -> Vec<&str> {
     names
 }
 
-/// An operator grows the group by a node and shrinks it by another while it serves: the
-/// new node joins from the master's compacted log, a member is removed once shut down,
-/// the changes outlive compaction and restarts, and a failover in the new group loses
-/// nothing.
+/// An operator grows the group by a node and an arbiter and shrinks it by another while it
+/// serves: the new node joins from the master's compacted log, a member is removed once
+/// shut down, the changes outlive compaction and restarts, a failover in the new group
+/// loses nothing, and a replica moved to another address is redialled there.
 #[test]
 fn members_are_added_and_removed_through_the_master_and_it_lasts() {
     let mut g = Group::start_with(&["--retain-entries", "100"]);
@@ -674,6 +674,29 @@ fn members_are_added_and_removed_through_the_master_and_it_lasts() {
         assert_eq!(member_names(&s), group, "{}", NAMES[i]);
         if i != ARBITER {
             g.assert_holds(i, &durable[durable.len() - 50..]);
+        }
+    }
+
+    // A replica moves to another address: stopped, updated, started there. The one with
+    // the largest name: the others dial it, at the address the update gives.
+    let moved = g.live().into_iter().filter(|&i| i != next && i != ARBITER).max().unwrap();
+    g.kill(moved);
+    g.listen[moved] = free_port();
+    let spec = format!("{}={}", NAMES[moved], g.listen[moved]);
+    let out = harp(&["member", "update", &g.admin[next], &spec]);
+    assert!(out.status.success(), "{out:?}");
+    g.spawn(moved);
+    durable.extend(write(&g, next, 1_050, 50));
+    wait_caught_up(&g, moved, durable.last().unwrap().0);
+    let s = g.status(next).unwrap();
+    let record = s.members.iter().find(|m| m.name == NAMES[moved]).unwrap();
+    assert_eq!(record.address, g.listen[moved], "{s:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for i in g.live().into_iter().filter(|&i| i != moved) {
+        let linked = |s: &Status| s.peers.iter().any(|p| p.name == NAMES[moved] && p.connected);
+        while g.status(i).is_none_or(|s| !linked(&s)) {
+            assert!(Instant::now() < deadline, "{}: {:?}", NAMES[i], g.status(i));
+            thread::sleep(Duration::from_millis(20));
         }
     }
 }
