@@ -1856,6 +1856,10 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     /// one that holds a member (or a removed one). Every change the base holds is durable
     /// (only durable entries are compacted).
     fn next_base_notice(&mut self) -> Option<(MemberId, MemberId)> {
+        if !self.is_master() {
+            self.history_base = [MemberSet::EMPTY; N]; // a master's base only (see above)
+            return None;
+        }
         for (i, slots) in self.history_base.iter_mut().enumerate() {
             let to = MemberId::new(u8::try_from(i).unwrap_or(u8::MAX));
             if !self.outbound.contains(to) {

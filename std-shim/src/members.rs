@@ -27,7 +27,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use harp::membership::{Member, Membership};
+use harp::membership::{Member, MemberId, Membership};
 use harp::replication::EntryMeta;
 use harp::NodeType;
 use serde::{Deserialize, Serialize};
@@ -90,6 +90,11 @@ pub struct BaseMembers {
     pub group: String,
     /// Its members, in slot order.
     pub members: Vec<MemberRecord>,
+    /// Members removed but still recognised (the core keeps a removed member in its slot
+    /// until another takes it; a master announces their removal to monitors and arbiters
+    /// that may have missed it).
+    #[serde(default)]
+    pub former: Vec<MemberRecord>,
     /// A node that joined the group after this base: itself as the master added it, until a
     /// compaction carries its addition into `members`.
     #[serde(default)]
@@ -97,11 +102,17 @@ pub struct BaseMembers {
 }
 
 impl BaseMembers {
-    /// The record of a core membership (its current members).
+    /// The record of a core membership.
     pub fn of(membership: &Membership<MAX_MEMBERS>) -> Result<BaseMembers> {
+        let slots = (0..MAX_MEMBERS as u8).map(MemberId::new);
+        let former = slots.filter(|&id| membership.get(id).is_none());
         Ok(BaseMembers {
             group: membership.group_name().to_string(),
             members: membership.iter().map(|(_, m)| MemberRecord::of(m)).collect::<Result<_>>()?,
+            former: former
+                .filter_map(|id| membership.known(id))
+                .map(MemberRecord::of)
+                .collect::<Result<_>>()?,
             joining: None,
         })
     }
@@ -126,7 +137,7 @@ impl BaseMembers {
                 address,
             })
             .collect();
-        BaseMembers { group: config.group.clone(), members, joining: None }
+        BaseMembers { group: config.group.clone(), members, former: Vec::new(), joining: None }
     }
 
     /// The core membership.
@@ -134,6 +145,13 @@ impl BaseMembers {
         let mut group = Membership::named(&self.group).map_err(|e| anyhow!("group name: {e:?}"))?;
         for record in &self.members {
             group.add(record.to_member()?).map_err(|e| anyhow!("member {}: {e:?}", record.name))?;
+        }
+        // Added after every member (a removed slot is free to an add), then removed. One
+        // whose name came back as a member is that member now.
+        for record in &self.former {
+            if let Ok(id) = group.add(record.to_member()?) {
+                let _ = group.remove(id);
+            }
         }
         Ok(group)
     }
@@ -270,6 +288,19 @@ mod tests {
         assert_eq!(BaseMembers::load(dir.path()).unwrap(), None);
         base.save(dir.path(), Durability::Fsync).unwrap();
         assert_eq!(BaseMembers::load(dir.path()).unwrap(), Some(base));
+    }
+
+    #[test]
+    fn a_removed_member_still_recognised_survives_a_round_trip() {
+        let mut group = BaseMembers::from_config(&config()).membership().unwrap();
+        let n2 = group.id_of("n2").unwrap();
+        group.remove(n2).unwrap();
+        let record = BaseMembers::of(&group).unwrap();
+        assert_eq!(record.former.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["n2"]);
+        let back = record.membership().unwrap();
+        assert!(back.id_of("n2").is_none(), "not a member");
+        assert!(back.known_id_of("n2").is_some(), "still recognised");
+        assert_eq!(BaseMembers::of(&back).unwrap(), record);
     }
 
     #[test]
