@@ -1,7 +1,7 @@
 //! A whole group driven through an arbitrary sequence of operations (time passing with
 //! deliveries, loss/duplication/reordering on or off, crashes, restarts, partitions,
-//! appends, membership changes, graceful shutdowns) with every safety invariant of the
-//! simulator checked after each step.
+//! appends, membership changes, graceful shutdowns, log compactions and the restores they
+//! lead to) with every safety invariant of the simulator checked after each step.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -19,6 +19,7 @@ enum Step {
     Append,
     ChangeMembership,
     Shutdown,
+    Compact,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -41,6 +42,7 @@ fuzz_target!(|scenario: Scenario| {
             Step::Append => Op::Append,
             Step::ChangeMembership => Op::ChangeMembership,
             Step::Shutdown => Op::Shutdown,
+            Step::Compact => Op::Compact,
         };
         sim.apply(op);
         assert!(sim.violations().is_empty(), "seed {}: {:?}", scenario.seed, sim.violations());

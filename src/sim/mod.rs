@@ -77,6 +77,9 @@ pub enum Op {
     ChangeMembership,
     /// Shut the master down gracefully.
     Shutdown,
+    /// Every running node compacts its log as the workload does now and then (sometimes
+    /// past hosts that are down, which are then restored).
+    Compact,
 }
 
 /// The largest group the simulator draws.
@@ -516,6 +519,7 @@ impl Sim {
             }
             Op::ChangeMembership => self.membership_change(),
             Op::Shutdown => self.graceful_stop(),
+            Op::Compact => self.compact_logs(),
         }
     }
 
