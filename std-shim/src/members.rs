@@ -216,7 +216,8 @@ pub fn join(config: &HostConfig, admin: &str) -> Result<BaseMembers> {
     let own = status.members.iter().find(|m| m.name == config.name).cloned().ok_or_else(|| {
         anyhow!(
             "{admin} ({}) does not list {} as a member: add it on the master first \
-             (harp member add MASTER_ADMIN {}={})",
+             (harp member add MASTER_ADMIN {}={}), or join through the master if it was \
+             added and this member has not heard yet",
             status.name,
             config.name,
             config.name,
