@@ -962,12 +962,9 @@ impl Worker {
     /// Keeps `base` as the membership the log starts from ([`crate::members`]).
     fn save_base(&self, base: Membership<MAX_MEMBERS>) -> Result<()> {
         let dir = self.data_dir.join(LOG_DIR);
-        let mut record = BaseMembers::of(&base)?;
         // A joining node keeps its own record until the base holds it.
-        record.joining = BaseMembers::load(&dir)?
-            .and_then(|kept| kept.joining)
-            .filter(|own| !record.members.iter().any(|m| m.name == own.name));
-        record.save(&dir, self.durability)
+        let joining = BaseMembers::load(&dir)?.and_then(|kept| kept.joining);
+        BaseMembers::of(&base)?.joined_by(joining).save(&dir, self.durability)
     }
 
     /// Log retention ([`HostConfig::retain_entries`]): once a quarter more than that many

@@ -28,14 +28,13 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use harp::membership::{Member, MemberId, Membership};
-use harp::replication::EntryMeta;
 use harp::NodeType;
 use serde::{Deserialize, Serialize};
 
 use crate::config::HostConfig;
 use crate::host::{admin_request, Reply, Request, MAX_MEMBERS};
-use crate::restore::{self, LOG_DIR, STAGED_DIR};
-use crate::store::{replace_file, sync_dir, Durability, FileLog};
+use crate::restore::{self, LOG_DIR};
+use crate::store::{replace_file, sync_dir, Durability};
 
 /// The base membership's file, in the log's directory.
 pub const MEMBERS_FILE: &str = "members";
@@ -140,6 +139,12 @@ impl BaseMembers {
         BaseMembers { group: config.group.clone(), members, former: Vec::new(), joining: None }
     }
 
+    /// This base, with `own` as the node that joined after it, unless it already holds it.
+    pub fn joined_by(mut self, own: Option<MemberRecord>) -> BaseMembers {
+        self.joining = own.filter(|own| !self.members.iter().any(|m| m.name == own.name));
+        self
+    }
+
     /// The core membership.
     pub fn membership(&self) -> Result<Membership<MAX_MEMBERS>> {
         let mut group = Membership::named(&self.group).map_err(|e| anyhow!("group name: {e:?}"))?;
@@ -241,20 +246,11 @@ pub fn join(config: &HostConfig, admin: &str) -> Result<BaseMembers> {
     if base.group != config.group {
         bail!("{admin} is a member of group {:?}, not {:?}", base.group, config.group);
     }
-    let in_base = base.members.iter().any(|m| m.name == config.name);
-    let base = BaseMembers { joining: (!in_base).then_some(own), ..base };
+    let base = base.joined_by(Some(own));
     fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     restore::finish_interrupted(&config.data_dir)?;
-    let staged = config.data_dir.join(STAGED_DIR);
-    let meta = EntryMeta { term: point.term, dtvlsn: point.dtvlsn };
-    if point.vlsn > 0 {
-        FileLog::create_after(&staged, point.vlsn, meta)
-            .map_err(|e| anyhow!("creating the log: {e}"))?;
-    } else {
-        fs::create_dir_all(&staged)?;
-    }
-    base.save(&staged, Durability::Fsync)?;
+    let staged = restore::stage_log(&config.data_dir, point, &base)?;
     fs::rename(&staged, config.data_dir.join(LOG_DIR))?;
     sync_dir(&config.data_dir)?;
     Ok(base)

@@ -34,7 +34,7 @@ use crate::store::{sync_dir, DirLock, Durability, FileLog};
 /// The log's directory in a node's data directory.
 pub(crate) const LOG_DIR: &str = "log";
 /// A restored log being built.
-pub(crate) const STAGED_DIR: &str = "log.restore";
+const STAGED_DIR: &str = "log.restore";
 /// The log a restore replaced, until it is deleted.
 const OLD_DIR: &str = "log.old";
 
@@ -91,23 +91,34 @@ pub fn restore(
     check(&log, point)?;
     let old = (log.first_vlsn(), log.last_vlsn());
     drop(log);
+    // A node that joined after `base` keeps its own record until a compaction carries it in.
+    let joining = BaseMembers::load(&data_dir.join(LOG_DIR))?.and_then(|kept| kept.joining);
+    let staged = stage_log(data_dir, point, &base.clone().joined_by(joining))?;
+    fs::rename(data_dir.join(LOG_DIR), data_dir.join(OLD_DIR))?;
+    fs::rename(&staged, data_dir.join(LOG_DIR))?;
+    sync_dir(data_dir)?;
+    fs::remove_dir_all(data_dir.join(OLD_DIR))?;
+    Ok(Restored { old })
+}
+
+/// Builds, in `data_dir`'s staging directory, an empty log that starts right after `point`
+/// and from `base` (what a restore and a join put in place); returns the directory, for
+/// the caller to rename into place. A restore or join cut short leaves only this
+/// directory, which [`finish_interrupted`] deletes.
+pub(crate) fn stage_log(
+    data_dir: &Path,
+    point: RestorePoint,
+    base: &BaseMembers,
+) -> Result<std::path::PathBuf> {
     let staged = data_dir.join(STAGED_DIR);
     if staged.exists() {
         fs::remove_dir_all(&staged).with_context(|| format!("removing {}", staged.display()))?;
     }
     let meta = EntryMeta { term: point.term, dtvlsn: point.dtvlsn };
     FileLog::create_after(&staged, point.vlsn, meta)
-        .map_err(|e| anyhow!("creating the restored log: {e}"))?;
-    // A node that joined after `base` keeps its own record until a compaction carries it in.
-    let joining = BaseMembers::load(&data_dir.join(LOG_DIR))?
-        .and_then(|kept| kept.joining)
-        .filter(|own| !base.members.iter().any(|m| m.name == own.name));
-    BaseMembers { joining, ..base.clone() }.save(&staged, Durability::Fsync)?;
-    fs::rename(data_dir.join(LOG_DIR), data_dir.join(OLD_DIR))?;
-    fs::rename(&staged, data_dir.join(LOG_DIR))?;
-    sync_dir(data_dir)?;
-    fs::remove_dir_all(data_dir.join(OLD_DIR))?;
-    Ok(Restored { old })
+        .map_err(|e| anyhow!("creating the log: {e}"))?;
+    base.save(&staged, Durability::Fsync)?;
+    Ok(staged)
 }
 
 /// Refuses a restore that is not needed or would discard what the group may need
