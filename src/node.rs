@@ -636,11 +636,17 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         matches!(member.node_type, NodeType::Electable | NodeType::Secondary)
     }
 
-    /// Who this node is: its entry in the current membership, else the configured one (a
-    /// removal can still be undone), else the member it joins as.
+    /// Who this node is: its entry in the current membership, else the member it joins as
+    /// (a joining node may sit in a slot a removed member left), else its own removed entry
+    /// or the configured one (a removal can still be undone).
     fn identity(&self) -> Option<&Member> {
         let me = self.election.me();
-        self.election.members().known(me).or_else(|| self.base.get(me)).or(self.election.joining())
+        let members = self.election.members();
+        members
+            .get(me)
+            .or(self.election.joining())
+            .or_else(|| members.known(me))
+            .or_else(|| self.base.get(me))
     }
 
     /// Whether this node keeps a log (by its [`identity`](Self::identity)).

@@ -1086,6 +1086,33 @@ fn a_joining_node_becomes_a_member_through_the_log() {
     assert_eq!(sent(&mut d).last().map(String::as_str), Some("a <- Ack { vlsn: 2 }"));
 }
 
+/// A group that removed `m` (the monitor) keeps its slot as a removed member's; a node
+/// joining then sits in that free slot until its Add applies, and must still introduce
+/// itself as itself, not as the member the slot last held.
+#[test]
+fn a_node_joining_into_a_removed_member_s_slot_introduces_itself() {
+    let mut members = group();
+    members.remove(id("m")).unwrap();
+    let own = Member::new("d", NodeType::Electable, 1, 9).unwrap();
+    let mut d = Node::<RamStore, Log, 7>::new_joining(
+        members,
+        own,
+        NodeConfig::default(),
+        RamStore::new(),
+        Log::new(),
+        1,
+        0,
+    )
+    .unwrap();
+    d.connect(id("a"));
+    let hello: Vec<String> =
+        sent(&mut d).into_iter().filter(|l| l.starts_with("a <- Handshake")).collect();
+    assert_eq!(
+        hello,
+        [r#"a <- Handshake { node_name: "d", group_name: "g", node_type: Electable }"#]
+    );
+}
+
 // ----- bounded queues -----
 
 #[test]

@@ -14,7 +14,7 @@ use harp_std::host::{admin_request, Reply, Request, Status};
 
 /// The first three start the group; the others join it later (`harp member add`), the
 /// last as an arbiter.
-const NAMES: [&str; 5] = ["n1", "n2", "n3", "n4", "n5"];
+const NAMES: [&str; 6] = ["n1", "n2", "n3", "n4", "n5", "n6"];
 const ARBITER: usize = 4;
 /// The members every node is configured with at its first start.
 const FOUNDERS: usize = 3;
@@ -699,4 +699,15 @@ fn members_are_added_and_removed_through_the_master_and_it_lasts() {
             thread::sleep(Duration::from_millis(20));
         }
     }
+
+    // One more joins after the removal was compacted away: the base it starts from keeps
+    // the removed member's slot, where it sits until its addition reaches its log.
+    let last = NAMES.len() - 1;
+    g.join = Some(next);
+    let spec = format!("{}={}", NAMES[last], g.listen[last]);
+    assert!(harp(&["member", "add", &g.admin[next], &spec]).status.success());
+    g.spawn(last);
+    durable.extend(write(&g, next, 1_100, 50));
+    wait_caught_up(&g, last, durable.last().unwrap().0);
+    g.assert_holds(last, &durable[durable.len() - 50..]);
 }
