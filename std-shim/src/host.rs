@@ -595,6 +595,7 @@ impl Worker {
                 None => d.retry_later(now),
             }
         }
+        const UNFINISHED: &str = "a frame left unfinished for 5 s (slow or stuck peer)";
         let late: Vec<(ConnId, &'static str)> = self
             .conns
             .iter()
@@ -602,11 +603,14 @@ impl Worker {
                 if c.connecting.is_some_and(|t| now.duration_since(t) > CONNECT_TIMEOUT) {
                     Some((id, "connect timed out"))
                 } else if c.partial_since.is_some_and(|t| now.duration_since(t) > SLOW_FRAME) {
-                    Some((id, "a frame left unfinished for 5 s (slow or stuck peer)"))
+                    Some((id, UNFINISHED))
                 } else if c.stalled_since.is_some_and(|t| now.duration_since(t) > WRITE_STALL) {
                     Some((id, "the peer took none of our bytes for 10 s"))
                 } else if c.peer.is_none() && now.duration_since(c.opened) > SLOW_FRAME {
-                    Some((id, "no handshake within 5 s"))
+                    // A first frame still unfinished is why there is no handshake (its bytes
+                    // came a moment after the connection opened, so its own clock is behind).
+                    let unfinished = c.partial_since.is_some();
+                    Some((id, if unfinished { UNFINISHED } else { "no handshake within 5 s" }))
                 } else {
                     None
                 }
