@@ -133,6 +133,25 @@ pub(crate) mod node_type {
         let name = String::deserialize(d)?;
         super::parse_type(&name).map_err(serde::de::Error::custom)
     }
+
+    /// The same, for a type that may be absent.
+    pub mod optional {
+        use harp::NodeType;
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(t: &Option<NodeType>, s: S) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => super::serialize(t, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NodeType>, D::Error> {
+            let name = Option::<String>::deserialize(d)?;
+            let parse = |name: String| crate::config::parse_type(&name);
+            name.map(parse).transpose().map_err(serde::de::Error::custom)
+        }
+    }
 }
 
 /// `electable`, `secondary`, `monitor` or `arbiter`.

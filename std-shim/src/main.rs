@@ -275,10 +275,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 MemberCommand::Update { ref member, .. } => {
                     let (name, address, node_type) = member_spec(member)?;
-                    if let Some(t) = node_type {
-                        harp_std::config::parse_type(t)?;
-                    }
-                    Request::UpdateMember { name, address, node_type: node_type.map(Into::into) }
+                    let node_type = node_type.map(harp_std::config::parse_type).transpose()?;
+                    Request::UpdateMember { name, address, node_type }
                 }
                 MemberCommand::Remove { ref name, .. } => {
                     Request::RemoveMember { name: name.clone() }

@@ -73,9 +73,9 @@ pub enum Request {
         name: String,
         /// Where it listens from now on.
         address: SocketAddr,
-        /// Its new type (`electable`, `secondary`, `monitor`, `arbiter`); unchanged if absent.
-        #[serde(default)]
-        node_type: Option<String>,
+        /// Its new type; unchanged if absent.
+        #[serde(default, with = "crate::config::node_type::optional")]
+        node_type: Option<harp::NodeType>,
     },
 }
 
@@ -218,7 +218,7 @@ impl Worker {
             }
             Request::RemoveMember { name } => self.remove_member(&name, reply),
             Request::UpdateMember { name, address, node_type } => {
-                self.update_member(&name, address, node_type.as_deref(), reply)
+                self.update_member(&name, address, node_type, reply)
             }
         }
     }
@@ -228,20 +228,14 @@ impl Worker {
         &mut self,
         name: &str,
         address: SocketAddr,
-        node_type: Option<&str>,
+        node_type: Option<harp::NodeType>,
         reply: Sender<Reply>,
     ) {
         let members = self.node.members();
         let current = members.id_of(name).and_then(|id| members.get(id));
         let (current_type, node_id) =
             current.map_or((harp::NodeType::Electable, 0), |m| (m.node_type, m.node_id));
-        let node_type = match node_type.map(crate::config::parse_type).transpose() {
-            Ok(t) => t.unwrap_or(current_type),
-            Err(e) => {
-                let _ = reply.send(Reply::Error { error: e.to_string(), master: None });
-                return;
-            }
-        };
+        let node_type = node_type.unwrap_or(current_type);
         let host = address.ip().to_string();
         let node = harp::RepNodeRef { name, node_type, host: &host, port: address.port(), node_id };
         self.change(harp::GroupChangeType::Update, &node, reply);
