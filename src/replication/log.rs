@@ -40,6 +40,13 @@ pub struct Entry<'a> {
 /// `append` may buffer; [`sync`](LogStore::sync) makes everything appended durable, and the
 /// node calls it before it acknowledges or counts an entry. Entries appended but not synced
 /// may be lost in a crash.
+///
+/// Errors: the node acknowledges nothing that depends on a failed call (it emits
+/// `NodeEvent::StorageFailed`) and tries again later. An `append` that fails must leave the
+/// log as it was. A `sync` that succeeds must mean the entries are durable, also after an
+/// earlier `sync` of them failed: an OS may drop the pages it could not write back and
+/// report the next `fsync` as successful, so a store on such a file system should refuse
+/// every change after a failure (`harp-std`'s `FileLog` does, and its node then stops).
 pub trait LogStore {
     /// The store's error.
     type Error: fmt::Debug;

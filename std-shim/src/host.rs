@@ -46,7 +46,7 @@ use harp::wire::Message;
 use harp::MessageRef;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 mod admin;
 
@@ -464,7 +464,8 @@ impl Worker {
     fn run(mut self) -> Result<()> {
         let mut events = Events::with_capacity(256);
         let mut stopped = false;
-        while !stopped && !self.stop.load(Ordering::SeqCst) {
+        let mut failure = None;
+        while !stopped && failure.is_none() && !self.stop.load(Ordering::SeqCst) {
             let wait = self.wait();
             if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -489,6 +490,7 @@ impl Worker {
             self.send_all();
             stopped = self.after_events();
             self.retain_log();
+            failure = self.node.log().failure().map(str::to_owned);
         }
         for (_, mut conn) in self.conns.drain() {
             let _ = conn.flush();
@@ -498,6 +500,14 @@ impl Worker {
             let _ = w.reply.send(Reply::Error { error: "the node stopped".into(), master: None });
         }
         self.stop.store(true, Ordering::SeqCst);
+        if let Some(failure) = failure {
+            error!(node = %self.name, %failure, "the log failed: stopped");
+            return Err(anyhow!(
+                "the log failed ({failure}): the node stopped, so it acknowledges nothing the \
+                 disk may not hold; its files keep what was written whole, and a restart \
+                 recovers it once the disk works"
+            ));
+        }
         info!(node = %self.name, "stopped");
         Ok(())
     }
@@ -1079,7 +1089,79 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::faults::{inject, Fault};
     use std::io::Read;
+
+    /// Polls `check` every 10 ms until it gives something, for at most 10 s.
+    fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(found) = check() {
+                return found;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn log_of(host: &Host) -> Vec<(u64, String)> {
+        match host.ask(Request::Entries { from: 1, limit: 1000 }).unwrap() {
+            Reply::Entries { entries, .. } => entries,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A master whose disk fills up stops (it acknowledges nothing more), the others elect
+    /// a master and go on, and the stopped node, restarted once the disk works, recovers its
+    /// log and catches up: every entry reported durable is on every member.
+    #[test]
+    fn a_node_whose_log_fails_stops_and_comes_back_when_restarted() {
+        let dir = tempfile::tempdir().unwrap();
+        let listen: Vec<_> = (0..3).map(|_| crate::free_local_addr().unwrap()).collect();
+        let configs = HostConfig::group(&["a", "b", "c"], "faults", &listen, dir.path());
+        let mut hosts: Vec<Option<Host>> =
+            configs.iter().map(|c| Some(Host::start(c.clone()).unwrap())).collect();
+        let role = |h: &Option<Host>| h.as_ref().and_then(|h| h.status().ok()).map(|s| s.role);
+        let master = wait_for("a master", || {
+            hosts.iter().position(|h| role(h).as_deref() == Some("master"))
+        });
+        let mut durable = hosts[master].as_ref().unwrap().append(vec!["one".into()]).unwrap();
+
+        let log_dir = configs[master].data_dir.join(LOG_DIR);
+        inject(&log_dir, Some(Fault::DiskFullAfter(0)));
+        let failing = hosts[master].take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let answer = failing.append(vec!["two".into()]);
+            tx.send((failing, answer)).unwrap();
+        });
+        let (mut failed, answer) = rx.recv_timeout(Duration::from_secs(10)).expect("an answer");
+        let refused = answer.unwrap_err().to_string();
+        assert!(refused.contains("stopped"), "{refused}");
+        let stopped = failed.join().unwrap_err().to_string();
+        assert!(stopped.contains("the log failed") && stopped.contains("no space"), "{stopped}");
+
+        let next = wait_for("a new master", || {
+            hosts.iter().position(|h| role(h).as_deref() == Some("master"))
+        });
+        durable.extend(hosts[next].as_ref().unwrap().append(vec!["three".into()]).unwrap());
+        inject(&log_dir, None);
+        hosts[master] = Some(Host::start(configs[master].clone()).unwrap());
+        let last = *durable.last().unwrap();
+        let logs = wait_for("the restarted node to catch up", || {
+            let logs: Vec<_> = hosts.iter().map(|h| log_of(h.as_ref().unwrap())).collect();
+            logs.iter().all(|l| l.last().is_some_and(|(v, _)| *v >= last)).then_some(logs)
+        });
+        for log in &logs {
+            assert_eq!(log, &logs[0], "the members' logs agree");
+            for vlsn in &durable {
+                assert!(log.iter().any(|(v, _)| v == vlsn), "durable VLSN {vlsn} kept");
+            }
+        }
+        for host in hosts.into_iter().flatten() {
+            host.shutdown().unwrap();
+        }
+    }
 
     /// A connection whose peer stops reading is marked stalled (and `check_links` cuts it
     /// after `WRITE_STALL`); once the peer reads everything, it is not.

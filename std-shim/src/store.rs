@@ -58,6 +58,15 @@ pub enum LogError {
         /// What is wrong.
         what: &'static str,
     },
+    /// An earlier write, sync, truncation or compaction failed (this is its error), so the
+    /// log takes no more changes: after a failed `fsync` the OS may have dropped the pages it
+    /// could not write while reporting later syncs as successful, and a write cut short
+    /// leaves part of a record in the file, so going on could acknowledge entries that are
+    /// not on disk. Reads still work. What reached the disk is recovered by the next
+    /// [`FileLog::open`] (a record cut short at the end is cut off, as after a crash).
+    Failed(String),
+    /// An entry of this many bytes: records hold at most `u32::MAX`.
+    TooLarge(usize),
     /// An append not at `last_vlsn() + 1`.
     Gap {
         /// The VLSN expected.
@@ -74,6 +83,10 @@ impl std::fmt::Display for LogError {
             LogError::Corrupt { segment, offset, what } => {
                 write!(f, "log segment {} at byte {offset}: {what}", segment.display())
             }
+            LogError::Failed(first) => {
+                write!(f, "the log stopped taking changes after a failure: {first}")
+            }
+            LogError::TooLarge(len) => write!(f, "an entry of {len} bytes (at most 4 GiB)"),
             LogError::Gap { expected, got } => {
                 write!(f, "append at VLSN {got}, expected {expected}")
             }
@@ -138,6 +151,9 @@ pub struct FileLog {
     /// The metadata of the last entry compacted, `first - 1` (for a sync point below the
     /// first entry held).
     compacted: EntryMeta,
+    /// The first I/O error of a change, after which the log takes no more
+    /// ([`LogError::Failed`]).
+    failure: Option<String>,
 }
 
 impl FileLog {
@@ -166,6 +182,7 @@ impl FileLog {
             held: Default::default(),
             first: names.first().map_or(1, |(first, _)| *first),
             compacted: EntryMeta::default(),
+            failure: None,
         };
         let mut recovery = Recovery::default();
         let count = names.len();
@@ -260,6 +277,32 @@ impl FileLog {
     /// holding only such entries are deleted, and the rest of a partly discarded segment
     /// stays on disk until its whole segment goes.
     pub fn compact(&mut self, vlsn: u64) -> Result<(), LogError> {
+        self.change(|log| log.compact_through(vlsn))
+    }
+
+    /// The first failure of a change, after which the log takes no more
+    /// ([`LogError::Failed`]); `None` while every change succeeded.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
+    /// Runs a change of the log, unless an earlier one failed; an I/O error in it is kept,
+    /// and the log takes no more changes ([`LogError::Failed`]).
+    fn change<T>(
+        &mut self,
+        change: impl FnOnce(&mut Self) -> Result<T, LogError>,
+    ) -> Result<T, LogError> {
+        if let Some(first) = &self.failure {
+            return Err(LogError::Failed(first.clone()));
+        }
+        let result = change(self);
+        if let Err(LogError::Io(e)) = &result {
+            self.failure = Some(e.to_string());
+        }
+        result
+    }
+
+    fn compact_through(&mut self, vlsn: u64) -> Result<(), LogError> {
         let vlsn = vlsn.min(self.last_vlsn() + 1);
         if vlsn <= self.first {
             return Ok(());
@@ -345,12 +388,17 @@ impl FileLog {
                 self.file = Some(OpenOptions::new().append(true).open(&segment.path)?);
             }
             if let Some(file) = self.file.as_mut() {
-                file.write_all(&segment.bytes[segment.written..])?;
+                let unwritten = segment.bytes.get(segment.written..).unwrap_or_default();
+                #[cfg(test)]
+                faults::before_write(&self.dir, file, unwritten)?;
+                file.write_all(unwritten)?;
                 segment.written = segment.bytes.len();
             }
         }
         if durable && self.durability == Durability::Fsync {
             if let Some(file) = self.file.as_ref() {
+                #[cfg(test)]
+                faults::before_sync(&self.dir)?;
                 file.sync_data()?;
             }
         }
@@ -404,8 +452,7 @@ fn encode_record(
     entry_type: u8,
     data: &[u8],
 ) -> Result<(), LogError> {
-    let len = u32::try_from(data.len())
-        .map_err(|_| LogError::Io(io::Error::other("entry over 4 GiB")))?;
+    let len = u32::try_from(data.len()).map_err(|_| LogError::TooLarge(data.len()))?;
     let start = out.len();
     out.reserve(HEADER + data.len() + CRC);
     out.extend_from_slice(&len.to_le_bytes());
@@ -447,7 +494,28 @@ impl LogStore for FileLog {
         Some(Entry { meta: held.meta, entry_type: held.entry_type, data })
     }
 
+    /// Appends the entry; on an error the log holds what it held before.
     fn append(
+        &mut self,
+        vlsn: u64,
+        meta: EntryMeta,
+        entry_type: u8,
+        data: &[u8],
+    ) -> Result<(), LogError> {
+        self.change(|log| log.append_record(vlsn, meta, entry_type, data))
+    }
+
+    fn truncate(&mut self, vlsn: u64) -> Result<(), LogError> {
+        self.change(|log| log.truncate_from(vlsn))
+    }
+
+    fn sync(&mut self) -> Result<(), LogError> {
+        self.change(|log| log.flush(true))
+    }
+}
+
+impl FileLog {
+    fn append_record(
         &mut self,
         vlsn: u64,
         meta: EntryMeta,
@@ -463,18 +531,24 @@ impl LogStore for FileLog {
         let last = self.segments.last_mut().ok_or(LogError::Io(io::Error::other("no segment")))?;
         let offset = last.bytes.len();
         encode_record(&mut last.bytes, vlsn, meta, entry_type, data)?;
-        let unwritten = last.bytes.len() - last.written;
+        if last.bytes.len() - last.written >= WRITE_CHUNK {
+            if let Err(e) = self.flush(false) {
+                // Not held: the record leaves memory (the file may keep part of it, a torn
+                // tail the next open cuts off).
+                if let Some(last) = self.segments.last_mut() {
+                    last.bytes.truncate(offset);
+                }
+                return Err(e);
+            }
+        }
         if self.held.is_empty() {
             self.first = vlsn;
         }
         self.held.push_back(Held { meta, entry_type, segment, offset, len: data.len() });
-        if unwritten >= WRITE_CHUNK {
-            self.flush(false)?;
-        }
         Ok(())
     }
 
-    fn truncate(&mut self, vlsn: u64) -> Result<(), LogError> {
+    fn truncate_from(&mut self, vlsn: u64) -> Result<(), LogError> {
         let Some(index) = vlsn.checked_sub(self.first).and_then(|i| usize::try_from(i).ok()) else {
             return Ok(()); // before the retained log: nothing held there to drop
         };
@@ -498,10 +572,6 @@ impl LogStore for FileLog {
         self.held.truncate(index);
         self.sync_dir()?;
         Ok(())
-    }
-
-    fn sync(&mut self) -> Result<(), LogError> {
-        self.flush(true)
     }
 }
 
@@ -595,4 +665,158 @@ pub(crate) fn replace_file(
         sync_dir(dir)?;
     }
     Ok(())
+}
+
+/// Disk failures that tests inject into the logs of chosen directories (the hosted tests
+/// reach a running node's log this way).
+#[cfg(test)]
+pub(crate) mod faults {
+    use std::fs::File;
+    use std::io::{self, Write};
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    /// What fails in one log directory.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) enum Fault {
+        /// Writes take this many more bytes, then fail (a disk filling up mid-record).
+        DiskFullAfter(usize),
+        /// Every `fsync` fails (a disk that could not write the pages back).
+        SyncFails,
+    }
+
+    static FAULTS: Mutex<Vec<(PathBuf, Fault)>> = Mutex::new(Vec::new());
+
+    /// From now on, the log in `dir` meets `fault` (replacing an earlier one); `None` heals it.
+    pub(crate) fn inject(dir: &Path, fault: Option<Fault>) {
+        let mut faults = FAULTS.lock().unwrap();
+        faults.retain(|(d, _)| d != dir);
+        faults.extend(fault.map(|f| (dir.to_path_buf(), f)));
+    }
+
+    fn fault(dir: &Path) -> Option<Fault> {
+        FAULTS.lock().unwrap().iter().find(|(d, _)| d == dir).map(|(_, f)| *f)
+    }
+
+    fn injected() -> io::Error {
+        io::Error::other("injected: no space left on device")
+    }
+
+    /// Called before `bytes` are written to `file`: writes what the disk still takes and
+    /// fails if that is not all of them.
+    pub(crate) fn before_write(dir: &Path, file: &mut File, bytes: &[u8]) -> io::Result<()> {
+        let Some(Fault::DiskFullAfter(room)) = fault(dir) else { return Ok(()) };
+        if bytes.len() <= room {
+            inject(dir, Some(Fault::DiskFullAfter(room - bytes.len())));
+            return Ok(());
+        }
+        file.write_all(&bytes[..room])?;
+        inject(dir, Some(Fault::DiskFullAfter(0)));
+        Err(injected())
+    }
+
+    /// Called before an `fsync` of the log in `dir`.
+    pub(crate) fn before_sync(dir: &Path) -> io::Result<()> {
+        match fault(dir) {
+            Some(Fault::SyncFails) => Err(io::Error::other("injected: i/o error on write-back")),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::faults::{inject, Fault};
+    use super::*;
+
+    fn meta() -> EntryMeta {
+        EntryMeta { term: 1, dtvlsn: 0 }
+    }
+
+    fn open(dir: &Path, durability: Durability) -> (FileLog, Recovery) {
+        FileLog::open(dir, durability, 4 << 20).unwrap()
+    }
+
+    /// A log holding "entry 1" ..= "entry n", synced.
+    fn synced(dir: &Path, durability: Durability, n: u64) -> FileLog {
+        let (mut log, _) = open(dir, durability);
+        for v in 1..=n {
+            log.append(v, meta(), 1, format!("entry {v}").as_bytes()).unwrap();
+        }
+        log.sync().unwrap();
+        log
+    }
+
+    /// Every change of `log` is refused with the first failure, which names `what`.
+    fn assert_stopped(log: &mut FileLog, what: &str) {
+        assert!(log.failure().is_some_and(|f| f.contains(what)), "{:?}", log.failure());
+        let next = log.last_vlsn() + 1;
+        let refusals = [
+            log.sync(),
+            log.append(next, meta(), 1, b"more"),
+            log.truncate(1),
+            LogStore::compact(log, 2),
+        ];
+        for refusal in refusals {
+            match refusal {
+                Err(LogError::Failed(first)) => assert!(first.contains(what), "{first}"),
+                other => panic!("a change after the failure: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_write_cut_short_stops_the_log_and_the_next_open_keeps_what_was_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = synced(dir.path(), Durability::Os, 3);
+        log.append(4, meta(), 1, b"entry 4").unwrap();
+        log.append(5, meta(), 1, b"entry 5").unwrap();
+        let record = HEADER + b"entry 4".len() + CRC;
+        inject(dir.path(), Some(Fault::DiskFullAfter(record + 10)));
+        assert!(matches!(log.sync(), Err(LogError::Io(_))));
+        inject(dir.path(), None); // space freed: the log still refuses, the file is torn
+        assert_stopped(&mut log, "no space left");
+        assert_eq!(log.last_vlsn(), 5, "reads go on");
+        drop(log);
+        let (mut log, recovery) = open(dir.path(), Durability::Os);
+        assert_eq!((recovery.entries, recovery.torn_bytes), (4, 10));
+        assert_eq!(log.entry(4).unwrap().data, b"entry 4");
+        log.append(5, meta(), 1, b"entry 5 again").unwrap();
+        log.sync().unwrap();
+        drop(log);
+        let (log, recovery) = open(dir.path(), Durability::Os);
+        assert_eq!((recovery.entries, recovery.torn_bytes), (5, 0));
+        assert_eq!(log.entry(5).unwrap().data, b"entry 5 again");
+    }
+
+    #[test]
+    fn a_failed_fsync_stops_the_log_even_if_a_later_one_would_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = synced(dir.path(), Durability::Fsync, 2);
+        log.append(3, meta(), 1, b"entry 3").unwrap();
+        inject(dir.path(), Some(Fault::SyncFails));
+        assert!(matches!(log.sync(), Err(LogError::Io(_))));
+        inject(dir.path(), None);
+        assert_stopped(&mut log, "write-back");
+        drop(log);
+        let (log, recovery) = open(dir.path(), Durability::Fsync);
+        assert_eq!((log.first_vlsn(), recovery.torn_bytes), (1, 0));
+        assert!(recovery.entries >= 2, "what was synced is kept");
+    }
+
+    #[test]
+    fn an_append_whose_write_fails_leaves_the_log_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = synced(dir.path(), Durability::Os, 1);
+        inject(dir.path(), Some(Fault::DiskFullAfter(100)));
+        let big = vec![7u8; WRITE_CHUNK]; // an append this large writes at once
+        assert!(matches!(log.append(2, meta(), 1, &big), Err(LogError::Io(_))));
+        inject(dir.path(), None);
+        assert_eq!(log.last_vlsn(), 1);
+        assert_eq!(log.entry(2), None);
+        assert_stopped(&mut log, "no space left");
+        drop(log);
+        let (log, recovery) = open(dir.path(), Durability::Os);
+        assert_eq!((log.last_vlsn(), recovery.torn_bytes), (1, 100));
+    }
 }
