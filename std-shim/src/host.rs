@@ -176,10 +176,15 @@ impl Host {
         let mut listener = TcpListener::bind(config.listen)
             .with_context(|| format!("binding {}", config.listen))?;
         let admin = match config.admin {
-            Some(addr) => Some(
-                std::net::TcpListener::bind(addr)
-                    .with_context(|| format!("binding admin {addr}"))?,
-            ),
+            Some(addr) => {
+                if !addr.ip().is_loopback() {
+                    warn!(%addr, "the admin address is not a loopback one: whoever reaches it can append, change the membership and stop the node (docs/hosted.md, \"Trust\")");
+                }
+                Some(
+                    std::net::TcpListener::bind(addr)
+                        .with_context(|| format!("binding admin {addr}"))?,
+                )
+            }
             None => None,
         };
         let poll = Poll::new()?;

@@ -208,3 +208,37 @@ fn status_append_and_shutdown_drive_a_running_node() {
     };
     assert!(exit.success(), "the node exits 0 after a graceful shutdown: {exit}");
 }
+
+/// A node whose admin address is reachable from other hosts says so at start (anyone who
+/// reaches it can append, change the membership and stop the node); one on loopback does not.
+#[test]
+fn a_node_warns_when_its_admin_address_is_not_loopback() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let mut warned = Vec::new();
+    for (name, host) in [("n1", "0.0.0.0"), ("n2", "127.0.0.1")] {
+        let listen = harp_std::free_local_addr().unwrap().to_string();
+        let port = harp_std::free_local_addr().unwrap().port();
+        let admin = format!("{host}:{port}");
+        let data = dir.path().join(name);
+        let node = Command::new(env!("CARGO_BIN_EXE_harp"))
+            .args(["node", "--name", name, "--group", "g", "--listen", &listen])
+            .args(["--admin", &admin, "--durability", "os", "--data-dir", data.to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let local = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !harp(&["status", &local]).0 {
+            assert!(Instant::now() < deadline, "the node does not answer on {local}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (ok, _, err) = harp(&["shutdown", &local]);
+        assert!(ok, "shutdown failed: {err}");
+        let out = node.wait_with_output().unwrap();
+        assert!(out.status.success());
+        warned.push(String::from_utf8(out.stderr).unwrap().contains("not a loopback"));
+    }
+    assert_eq!(warned, [true, false], "warned for 0.0.0.0, not for 127.0.0.1");
+}
