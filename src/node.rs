@@ -820,7 +820,10 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             .filter_map(|i| u8::try_from(i).ok().map(MemberId::new))
             .any(|id| others.contains(id) && !self.outbound.contains(id));
         let greet = self.greeted_at.plus(self.greet_interval());
-        Some(if unanswered { election.min(greet) } else { election })
+        let next = if unanswered { election.min(greet) } else { election };
+        // A master's shutdown ends at its deadline, whatever else is due.
+        let stop = self.shutdown.as_ref().filter(|s| !s.done).map_or(u64::MAX, |s| s.deadline);
+        Some(next.min(stop))
     }
 
     #[cfg_attr(target_pointer_width = "32", inline(never))]
@@ -1007,9 +1010,10 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     }
 
     /// Shuts the node down gracefully: a master stops taking appends and first lets its most
-    /// up-to-date electable replica catch up (for at most two election timeouts) so that
-    /// replica can take over with nothing lost; then every peer is sent `Shutdown{reason}`
-    /// (replicas elect at once) and the node stops ([`NodeEvent::Stopped`]).
+    /// up-to-date electable replica catch up (for at most two election timeouts, and not at
+    /// all if no other member could be master) so that replica can take over with nothing
+    /// lost; then every peer is sent `Shutdown{reason}` (replicas elect at once) and the node
+    /// stops ([`NodeEvent::Stopped`]).
     #[cfg_attr(target_pointer_width = "32", inline(always))]
     pub fn shutdown(&mut self, now: u64, reason: &str) {
         if self.shutdown.is_some() {
@@ -1043,13 +1047,18 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         self.emit(NodeEvent::Stopped);
     }
 
-    /// Whether some electable replica holds everything this master persisted.
+    /// Whether some electable replica holds everything this master persisted, or none could
+    /// take over at all (a group of one, or of this node and members that cannot be master):
+    /// then waiting gains nothing.
     fn successor_caught_up(&self) -> bool {
-        self.election.members().iter().any(|(id, m)| {
-            id != self.election.me()
-                && m.is_candidate()
-                && self.peers.get(id.index()).is_some_and(|p| p.matched >= self.synced)
-        })
+        let mut successors = self.election.others(Member::is_candidate);
+        let none = successors.is_empty();
+        while let Some(id) = successors.pop_first() {
+            if self.peers.get(id.index()).is_some_and(|p| p.matched >= self.synced) {
+                return true;
+            }
+        }
+        none
     }
 
     /// Appends an entry as master and returns its VLSN. It is streamed to the replicas;

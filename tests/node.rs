@@ -692,6 +692,38 @@ fn a_master_gives_up_waiting_after_two_election_timeouts() {
 }
 
 #[test]
+fn a_shutting_down_master_is_woken_at_its_deadline() {
+    let mut a = master_a(NodeConfig::default());
+    a.shutdown(1150, "going"); // heartbeats fall on hundreds: the deadline, 2150, does not
+    let mut now = 1150;
+    while a.role() == Role::Master {
+        now = a.poll_timeout().unwrap();
+        assert!(now <= 2150, "the next deadline {now} is past the shutdown's");
+        a.handle_timeout(now);
+        for r in ["b", "c"] {
+            let echo = MessageRef::HeartbeatResponse { replica_vlsn: 0, timestamp_ms: now };
+            deliver(&mut a, now, r, core(echo)); // alive, but never catching up
+        }
+    }
+    assert_eq!((now, a.role()), (2150, Role::Stopped));
+}
+
+#[test]
+fn a_master_no_one_could_take_over_from_stops_at_once() {
+    let mut solo = solo_master_on_flaky_log();
+    solo.shutdown(5000, "going");
+    assert_eq!(solo.role(), Role::Stopped);
+    assert_eq!(
+        solo.poll_event(),
+        Some(NodeEvent::Election(harp::election::Event::SteppedDown {
+            term: solo.election().term(),
+            reason: harp::election::StepDown::Stopped,
+        }))
+    );
+    assert_eq!(solo.poll_event(), Some(NodeEvent::Stopped));
+}
+
+#[test]
 fn replicas_elect_at_once_when_their_master_shuts_down() {
     let mut b = replica_b();
     let before = b.election().term();

@@ -693,7 +693,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     }
 
     /// The members other than this node for which `keep` holds.
-    pub(crate) fn others(&self, keep: impl Fn(&Member) -> bool) -> MemberSet {
+    pub(crate) fn others(&self, keep: fn(&Member) -> bool) -> MemberSet {
         let mut set = self.members.select(keep);
         set.remove(self.me);
         set

@@ -241,6 +241,9 @@ struct Host {
     state: HostState,
     /// A restore is scheduled (the master reported it `NeedsRestore`).
     restore_pending: bool,
+    /// When its node was asked to shut down gracefully (until it crashes or its process
+    /// exits).
+    shutting_down: Option<u64>,
 }
 
 /// The simulation of one seed.
@@ -353,6 +356,7 @@ impl Sim {
                 base,
                 state,
                 restore_pending: false,
+                shutting_down: None,
             });
             if active {
                 sim.boot(i);
@@ -579,11 +583,17 @@ impl Sim {
             Kind::Write => self.write(),
             Kind::Retire { node, vlsn } => self.retire(node, vlsn),
             Kind::Restore { node } => self.restore(node),
-            Kind::Halt { node } => {
-                // The process exits after its graceful shutdown (unless it was restarted).
-                let stopped = self.is_stopped(node);
-                if stopped {
-                    self.crash(node);
+            Kind::Halt { node, since } => {
+                // The process exits after its graceful shutdown (unless it crashed since),
+                // which ends by its deadline, two election timeouts (plus the clock's drift).
+                if self.hosts.get(node).is_some_and(|h| h.shutting_down == Some(since)) {
+                    if self.is_stopped(node) {
+                        self.crash(node);
+                    } else {
+                        let late =
+                            format!("n{node}'s graceful shutdown did not end by its deadline");
+                        self.violation(late);
+                    }
                 }
             }
         }
@@ -961,12 +971,13 @@ impl Sim {
         if let Some(host) = self.hosts.get_mut(i) {
             if let Some(node) = host.node.as_mut() {
                 node.shutdown(host.clock.local(now), "maintenance");
+                host.shutting_down = Some(now);
             }
         }
         self.report.graceful_stops += 1;
         self.graceful_at = Some(now);
         self.after_step(i);
-        self.net.schedule(exit, Kind::Halt { node: i });
+        self.net.schedule(exit, Kind::Halt { node: i, since: now });
     }
 
     fn set_store_failing(&mut self, i: usize, failing: bool) {
@@ -989,6 +1000,7 @@ impl Sim {
 
     fn crash(&mut self, i: usize) {
         let Some(host) = self.hosts.get_mut(i) else { return };
+        host.shutting_down = None;
         let Some(node) = host.node.take() else { return };
         for other in self.hosts.iter_mut().filter_map(|h| h.node.as_mut()) {
             if let Some(id) = other.members().known_id_of(&format!("n{i}")) {

@@ -30,6 +30,8 @@ pub(super) enum Kind {
     Write,
     Halt {
         node: usize,
+        /// When its graceful shutdown began (a later shutdown has its own `Halt`).
+        since: u64,
     },
     Retire {
         node: usize,
