@@ -14,6 +14,10 @@
 //! kept in memory, byte for byte as on disk, so reads never touch the disk and an append
 //! allocates nothing: the record is built in the segment's buffer, and `sync` writes the
 //! unwritten tail of that buffer to the file.
+//!
+//! The first write, `fsync`, truncation or compaction that fails stops the log: every later
+//! change is refused with [`LogError::Failed`] (see there why a retry is not safe), and a
+//! hosted node stops with it (docs/hosted.md, "When the disk fails").
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
