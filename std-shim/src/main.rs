@@ -254,10 +254,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let mut host = harp_std::host::Host::start(config)?;
             host.join()?;
         }
-        Command::Status { addr } => {
-            let reply = admin(&addr, &Request::Status)?;
-            println!("{}", serde_json::to_string(&reply)?);
-        }
+        Command::Status { addr } => match admin(&addr, &Request::Status)? {
+            status @ Reply::Status(_) => println!("{}", serde_json::to_string(&status)?),
+            other => refused(other)?,
+        },
         Command::Append { addr, data } => match admin(&addr, &Request::Append { data })? {
             Reply::Appended { vlsns } => {
                 for v in vlsns {
@@ -292,10 +292,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 other => refused(other)?,
             }
         }
-        Command::Shutdown { addr } => {
-            admin(&addr, &Request::Shutdown)?;
-            println!("stopping");
-        }
+        Command::Shutdown { addr } => match admin(&addr, &Request::Shutdown)? {
+            Reply::Stopping { .. } => println!("stopping"),
+            other => refused(other)?,
+        },
         Command::Restore { data_dir, from } => {
             let (point, base) = match admin(&from, &Request::RestorePoint)? {
                 Reply::RestorePoint { restore_point, members: Some(base) } => (restore_point, base),

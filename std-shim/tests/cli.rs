@@ -1,6 +1,51 @@
 //! The `harp` inspector commands, run as a real process.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+
+/// A `harp node` process, killed if the test ends (or fails) while it runs, so a failing
+/// test leaves no node behind.
+struct NodeProcess(std::process::Child);
+
+impl NodeProcess {
+    /// Starts `harp node` with `args`; its stderr is kept only if `keep_log`.
+    fn start(args: &[&str], keep_log: bool) -> NodeProcess {
+        let log = if keep_log { Stdio::piped() } else { Stdio::null() };
+        let child = Command::new(env!("CARGO_BIN_EXE_harp"))
+            .arg("node")
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        NodeProcess(child)
+    }
+
+    /// Waits (at most 20 s) for the process to end; its exit status and stderr.
+    fn wait(&mut self) -> (std::process::ExitStatus, String) {
+        use std::io::Read;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                break status;
+            }
+            assert!(std::time::Instant::now() < deadline, "the node did not stop");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let mut log = String::new();
+        if let Some(mut stderr) = self.0.stderr.take() {
+            stderr.read_to_string(&mut log).unwrap();
+        }
+        (status, log)
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 fn harp(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_harp")).args(args).output().unwrap();
@@ -147,46 +192,44 @@ fn an_invalid_node_configuration_stops_with_one_line_before_anything_starts() {
     assert!(!ok && err.contains("favourite_colour"), "{err}");
 }
 
+/// Asks `harp status` at `admin` until it answers (at most 20 s); its output.
+fn wait_for_status(admin: &str, until: impl Fn(&str) -> bool) -> String {
+    use std::time::{Duration, Instant};
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (ok, out, err) = harp(&["status", admin]);
+        if ok && until(&out) {
+            return out;
+        }
+        assert!(Instant::now() < deadline, "no such status at {admin}: {out}{err}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// `harp node`, then `harp status`, `harp append` and `harp shutdown` against its admin
 /// address, each as its own process (a one-member group: it elects itself).
 #[test]
 fn status_append_and_shutdown_drive_a_running_node() {
-    use std::time::{Duration, Instant};
     let port = || harp_std::free_local_addr().unwrap();
     let (listen, admin) = (port().to_string(), port().to_string());
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("n1");
-    let mut node = Command::new(env!("CARGO_BIN_EXE_harp"))
-        .args(["node", "--name", "n1", "--group", "g", "--listen", &listen, "--admin", &admin])
-        .args(["--durability", "os", "--data-dir", data.to_str().unwrap()])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        let (ok, out, _) = harp(&["status", &admin]);
-        if ok && out.contains(r#""role":"master""#) {
-            break out;
-        }
-        assert!(Instant::now() < deadline, "no master: {out}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let data = data.to_str().unwrap();
+    let mut node = NodeProcess::start(
+        &["--name", "n1", "--group", "g", "--listen", &listen, "--admin", &admin]
+            .into_iter()
+            .chain(["--durability", "os", "--data-dir", data])
+            .collect::<Vec<_>>(),
+        false,
+    );
+    let status = wait_for_status(&admin, |out| out.contains(r#""role":"master""#));
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     for key in ["name", "role", "term", "master", "vlsn", "first", "dtvlsn", "peers"] {
         assert!(status.get(key).is_some(), "status has {key}: {status}");
     }
     let other = port().to_string();
-    let (ok, _, err) = harp(&[
-        "node",
-        "--name",
-        "n1",
-        "--group",
-        "g",
-        "--listen",
-        &other,
-        "--data-dir",
-        data.to_str().unwrap(),
-    ]);
+    let (ok, _, err) =
+        harp(&["node", "--name", "n1", "--group", "g", "--listen", &other, "--data-dir", data]);
     assert!(
         !ok && err.contains("in use by another harp process"),
         "a second node on the same data directory is refused: {err}"
@@ -198,14 +241,7 @@ fn status_append_and_shutdown_drive_a_running_node() {
     assert_eq!(vlsns[1], vlsns[0] + 1, "consecutive VLSNs: {out}");
     let (ok, _, err) = harp(&["shutdown", &admin]);
     assert!(ok, "shutdown failed: {err}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(exit) = node.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "the node did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let (exit, _) = node.wait();
     assert!(exit.success(), "the node exits 0 after a graceful shutdown: {exit}");
 }
 
@@ -213,7 +249,6 @@ fn status_append_and_shutdown_drive_a_running_node() {
 /// reaches it can append, change the membership and stop the node); one on loopback does not.
 #[test]
 fn a_node_warns_when_its_admin_address_is_not_loopback() {
-    use std::time::{Duration, Instant};
     let dir = tempfile::tempdir().unwrap();
     let mut warned = Vec::new();
     for (name, host) in [("n1", "0.0.0.0"), ("n2", "127.0.0.1")] {
@@ -221,24 +256,57 @@ fn a_node_warns_when_its_admin_address_is_not_loopback() {
         let port = harp_std::free_local_addr().unwrap().port();
         let admin = format!("{host}:{port}");
         let data = dir.path().join(name);
-        let node = Command::new(env!("CARGO_BIN_EXE_harp"))
-            .args(["node", "--name", name, "--group", "g", "--listen", &listen])
-            .args(["--admin", &admin, "--durability", "os", "--data-dir", data.to_str().unwrap()])
-            .env("RUST_LOG", "info")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut node = NodeProcess::start(
+            &["--name", name, "--group", "g", "--listen", &listen, "--admin", &admin]
+                .into_iter()
+                .chain(["--durability", "os", "--data-dir", data.to_str().unwrap()])
+                .collect::<Vec<_>>(),
+            true,
+        );
         let local = format!("127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !harp(&["status", &local]).0 {
-            assert!(Instant::now() < deadline, "the node does not answer on {local}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_status(&local, |_| true);
         let (ok, _, err) = harp(&["shutdown", &local]);
         assert!(ok, "shutdown failed: {err}");
-        let out = node.wait_with_output().unwrap();
-        assert!(out.status.success());
-        warned.push(String::from_utf8(out.stderr).unwrap().contains("not a loopback"));
+        let (exit, log) = node.wait();
+        assert!(exit.success());
+        warned.push(log.contains("not a loopback"));
     }
     assert_eq!(warned, [true, false], "warned for 0.0.0.0, not for 127.0.0.1");
+}
+
+/// A flood of idle admin connections is bounded: beyond 256 at once, a connection is
+/// answered "too many" at once (no thread, no wait); once they close, requests are served.
+#[test]
+fn admin_connections_beyond_the_limit_are_refused_at_once() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let listen = harp_std::free_local_addr().unwrap().to_string();
+    let admin = harp_std::free_local_addr().unwrap().to_string();
+    let data = dir.path().join("n1");
+    let mut node = NodeProcess::start(
+        &["--name", "n1", "--group", "g", "--listen", &listen, "--admin", &admin]
+            .into_iter()
+            .chain(["--durability", "os", "--data-dir", data.to_str().unwrap()])
+            .collect::<Vec<_>>(),
+        false,
+    );
+    wait_for_status(&admin, |_| true);
+    let idle: Vec<_> = (0..256).map(|_| std::net::TcpStream::connect(&admin).unwrap()).collect();
+    // The node has taken every idle connection off its listen queue within moments (they
+    // then wait 10 s for a request); from then on a request is refused, without waiting.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let err = loop {
+        let started = Instant::now();
+        let (ok, _, err) = harp(&["status", &admin]);
+        if !ok {
+            assert!(started.elapsed() < Duration::from_secs(2), "refused at once");
+            break err;
+        }
+        assert!(Instant::now() < deadline, "a 257th connection is still served");
+    };
+    assert!(err.contains("too many admin connections"), "{err}");
+    drop(idle);
+    wait_for_status(&admin, |_| true); // served again once the idle connections closed
+    assert!(harp(&["shutdown", &admin]).0);
+    assert!(node.wait().0.success());
 }

@@ -389,6 +389,12 @@ impl Inbox {
     }
 }
 
+/// Admin connections served at once (a thread each, held until the reply is written:
+/// an `append` waits for durability, an idle client for its 10 s read timeout). Beyond, a
+/// connection is answered with an error at once and closed, so a flood of them cannot
+/// exhaust the process.
+pub(super) const MAX_ADMIN_CONNECTIONS: usize = 256;
+
 pub(super) fn spawn_admin(listener: std::net::TcpListener, input: Inbox, stop: Arc<AtomicBool>) {
     let _ = thread::Builder::new().name("harp-admin".into()).spawn(move || {
         for stream in listener.incoming() {
@@ -396,6 +402,10 @@ pub(super) fn spawn_admin(listener: std::net::TcpListener, input: Inbox, stop: A
                 return;
             }
             let Ok(socket) = stream else { continue };
+            if input.answering.load(Ordering::SeqCst) >= MAX_ADMIN_CONNECTIONS {
+                refuse_admin(&socket);
+                continue;
+            }
             let (input, answering) = (input.clone(), input.answering.clone());
             answering.fetch_add(1, Ordering::SeqCst);
             let spawned = thread::Builder::new().name("harp-admin-conn".into()).spawn(move || {
@@ -410,6 +420,17 @@ pub(super) fn spawn_admin(listener: std::net::TcpListener, input: Inbox, stop: A
             }
         }
     });
+}
+
+/// Answers a connection over [`MAX_ADMIN_CONNECTIONS`] with an error (a few bytes into a
+/// fresh socket's buffer: the write does not block) and closes it.
+fn refuse_admin(mut socket: &std::net::TcpStream) {
+    let limit = MAX_ADMIN_CONNECTIONS;
+    warn!(limit, "refused an admin connection: too many open");
+    let error = format!("too many admin connections (at most {limit} at once); try again");
+    if let Ok(reply) = serde_json::to_string(&Reply::Error { error, master: None }) {
+        let _ = writeln!(socket, "{reply}");
+    }
 }
 
 fn serve_admin(socket: std::net::TcpStream, input: &Inbox) -> Result<()> {
