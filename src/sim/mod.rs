@@ -693,7 +693,13 @@ impl Sim {
         }
         host.timer = None;
         let Some(node) = host.node.as_mut() else { return };
-        node.handle_timeout(host.clock.local(self.now));
+        let local = host.clock.local(self.now);
+        node.handle_timeout(local);
+        // A node woken at its deadline must move it on: one that asks to be woken again at
+        // once would spin a firmware loop (or a host's poll) at full speed.
+        if node.poll_timeout().is_some_and(|next| next <= local) {
+            self.violation(format!("n{i} asks to be woken again at once (a busy loop)"));
+        }
         self.after_step(i);
     }
 
