@@ -265,6 +265,11 @@ impl Host {
         rx.recv().map_err(|_| anyhow!("the node stopped before answering"))
     }
 
+    /// A handle that requests a graceful shutdown from another thread.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle { input: self.input.clone() }
+    }
+
     /// Stops gracefully (a master first lets a replica catch up) and waits for the node.
     pub fn shutdown(mut self) -> Result<()> {
         let _ = self.ask(Request::Shutdown);
@@ -285,6 +290,22 @@ impl Host {
             thread::sleep(Duration::from_millis(1));
         }
         result
+    }
+}
+
+/// Asks a running [`Host`] to stop gracefully, as [`Host::shutdown`] does, from any thread
+/// (a signal handler's, say) and without waiting. Cloneable.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    input: Inbox,
+}
+
+impl ShutdownHandle {
+    /// Requests the graceful shutdown; [`Host::join`] returns once it is done. Fails if the
+    /// node already stopped.
+    pub fn shutdown(&self) -> Result<()> {
+        let (reply, _) = mpsc::channel();
+        self.input.send(Input::Admin(Request::Shutdown, reply))
     }
 }
 

@@ -252,6 +252,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let config = (*args).into_config()?;
             init_logging();
             let mut host = harp_std::host::Host::start(config)?;
+            #[cfg(unix)]
+            stop_on_signals(host.shutdown_handle())?;
             host.join()?;
         }
         Command::Status { addr } => match admin(&addr, &Request::Status)? {
@@ -357,6 +359,31 @@ fn refused(reply: Reply) -> anyhow::Result<()> {
         Reply::Error { error, .. } => anyhow::bail!("{error}"),
         other => anyhow::bail!("unexpected reply {other:?}"),
     }
+}
+
+/// SIGTERM (systemd's stop) or SIGINT (Ctrl-C) stops the node gracefully, as `harp
+/// shutdown` does: a master first lets a replica catch up and hands over. A second signal
+/// stops the process at once (like a crash, which the group tolerates).
+#[cfg(unix)]
+fn stop_on_signals(node: harp_std::host::ShutdownHandle) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+    std::thread::Builder::new().name("harp-signals".into()).spawn(move || {
+        let mut asked = false;
+        for signal in signals.forever() {
+            let name = if signal == SIGTERM { "SIGTERM" } else { "SIGINT" };
+            if asked {
+                tracing::warn!(signal = name, "second signal: stopping at once");
+                std::process::exit(1);
+            }
+            asked = true;
+            tracing::info!(signal = name, "stopping gracefully (a second signal stops at once)");
+            if node.shutdown().is_err() {
+                return; // the node has stopped already
+            }
+        }
+    })?;
+    Ok(())
 }
 
 fn admin(addr: &str, request: &Request) -> anyhow::Result<Reply> {

@@ -220,6 +220,31 @@ fn ten_thousand_entries_survive_a_kill_9_of_the_master_and_the_old_master_catche
     assert!(g.log_text(second).contains("role=\"master\""), "role changes are logged");
 }
 
+/// `systemctl stop` or Ctrl-C: SIGTERM makes the master stop gracefully (it exits 0, not
+/// killed by the signal), a replica takes over, and nothing durable is lost; started again,
+/// the old master catches up.
+#[test]
+fn sigterm_stops_the_master_gracefully_and_a_replica_takes_over() {
+    let mut g = Group::start();
+    let first = g.wait_master(Duration::from_secs(10));
+    let durable = write(&g, first, 0, 1_000);
+    let pid = rustix::process::Pid::from_child(g.children[first].as_ref().unwrap());
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let signalled = Instant::now();
+    let exit = wait_exit(&mut g, first);
+    assert!(exit.success(), "a graceful stop exits 0: {exit}");
+    let log = g.log_text(first);
+    assert!(log.contains("stopping gracefully") && log.contains("signal=\"SIGTERM\""), "{log}");
+    let second = g.wait_master(Duration::from_secs(10));
+    assert!(signalled.elapsed() < FAILOVER_BOUND, "handed over in {:?}", signalled.elapsed());
+    g.assert_holds(second, &durable);
+    let more = write(&g, second, 1_000, 100);
+    g.spawn(first);
+    wait_caught_up(&g, first, more.last().unwrap().0);
+    g.assert_holds(first, &durable);
+    g.assert_holds(first, &more);
+}
+
 #[test]
 fn a_master_killed_in_the_middle_of_a_write_stream_loses_nothing_reported_durable() {
     let mut g = Group::start();
