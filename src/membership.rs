@@ -17,6 +17,10 @@ pub const NAME_CAP: usize = 32;
 pub struct MemberId(u8);
 
 impl MemberId {
+    /// No slot: where a joining node sits while its Add has not placed it and the group has
+    /// no free slot. No membership holds it and no [`MemberSet`] contains it.
+    pub const UNPLACED: MemberId = MemberId(u8::MAX);
+
     /// The id of the member at `index`.
     pub const fn new(index: u8) -> Self {
         MemberId(index)

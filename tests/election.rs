@@ -848,3 +848,41 @@ fn a_master_re_tells_every_member_the_result_every_ten_intervals() {
     }
     assert_eq!(results_to_b, [2001, 3001], "b answers every heartbeat yet is re-told each second");
 }
+
+// ----- joining nodes -----
+
+/// A node joining into the slot a removed member left (`m`, a monitor, removed) takes part
+/// in elections under its own name: a proposal or vote under the removed member's name
+/// would be ignored by the members, and a group whose log already counts the joiner could
+/// then never elect a master.
+#[test]
+fn a_joiner_in_a_removed_member_s_slot_proposes_and_votes_under_its_own_name() {
+    let mut members = group();
+    members.remove(id(&members, "m")).unwrap();
+    let mut d = Node::new_learner(members, Config::default(), RamStore::new(), 1, 0).unwrap();
+    assert_eq!(d.me(), MemberId::new(4), "it sits in m's slot until its Add places it");
+    d.set_joining(Some(Member::new("d", NodeType::Electable, 1, 9).unwrap()));
+    let deadline = d.poll_timeout().unwrap();
+    d.handle_timeout(deadline);
+    let proposals: Vec<String> =
+        sent(&mut d).into_iter().filter(|l| l.contains("ElectionProposal")).collect();
+    assert!(!proposals.is_empty() && proposals.iter().all(|l| l.contains(r#"node_name: "d""#)));
+    deliver(&mut d, deadline + 1, "a", proposal("a", 1, 50, 40, 1));
+    deliver(&mut d, deadline + 1, "b", proposal("b", 1, 20, 10, 2));
+    deliver(&mut d, deadline + 1, "c", proposal("c", 1, 0, 0, 0)); // every voter heard
+    assert_eq!(sent(&mut d), [r#"a <- ElectionVote { voter: "d", granted: true, term: 1 }"#]);
+}
+
+/// A node joining a group whose every slot holds a member (its Add comes after a removal
+/// still ahead in the log it will be streamed) starts, in no slot, and is no member.
+#[test]
+fn a_joiner_starts_even_when_every_slot_holds_a_member() {
+    let spec: Vec<(String, NodeType, u32)> =
+        (0..7).map(|i| (format!("n{i}"), NodeType::Electable, 1)).collect();
+    let spec: Vec<(&str, NodeType, u32)> =
+        spec.iter().map(|(n, t, p)| (n.as_str(), *t, *p)).collect();
+    let full = group_of(&spec);
+    let d = Node::new_learner(full, Config::default(), RamStore::new(), 1, 0).unwrap();
+    assert_eq!(d.me(), MemberId::UNPLACED);
+    assert!(d.members().get(d.me()).is_none() && d.role() != Role::Master);
+}

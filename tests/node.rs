@@ -1082,19 +1082,16 @@ fn a_removed_member_stays_reachable_while_its_removal_can_be_undone() {
     );
 }
 
+/// `d` (Electable, priority 1, node id 9), started to join `members`.
+fn joining_d(members: Membership<7>) -> TestNode {
+    let own = Member::new("d", NodeType::Electable, 1, 9).unwrap();
+    Node::new_joining(members, own, NodeConfig::default(), RamStore::new(), Log::new(), 1, 0)
+        .unwrap()
+}
+
 #[test]
 fn a_joining_node_becomes_a_member_through_the_log() {
-    let own = Member::new("d", NodeType::Electable, 1, 9).unwrap();
-    let mut d = Node::<RamStore, Log, 7>::new_joining(
-        group(),
-        own,
-        NodeConfig::default(),
-        RamStore::new(),
-        Log::new(),
-        1,
-        0,
-    )
-    .unwrap();
+    let mut d = joining_d(group());
     assert!(d.members().id_of("d").is_none(), "not a member yet");
     // The master greets it; it answers as "d" and follows the master's stream.
     let hello =
@@ -1118,6 +1115,38 @@ fn a_joining_node_becomes_a_member_through_the_log() {
     assert_eq!(sent(&mut d).last().map(String::as_str), Some("a <- Ack { vlsn: 2 }"));
 }
 
+/// A joining node sits in the group's free slot until its Add applies; an Add of another
+/// node that takes that slot first leaves it in none (the group is full), never in the
+/// other node's slot, and its own Add, after a removal, places it.
+#[test]
+fn a_joining_node_never_sits_in_another_member_s_slot() {
+    let mut d = joining_d(group());
+    assert_eq!(d.election().me(), MemberId::new(6), "the free slot");
+    let hello =
+        MessageRef::Handshake { node_name: "a", group_name: "g", node_type: NodeType::Electable };
+    d.handle(0, id("a"), &core(hello));
+    d.handle(0, id("a"), &core(MessageRef::HandshakeResponse { accepted: true, reason: None }));
+    d.handle(10, id("a"), &core(MessageRef::ElectionResult { master: "a", term: 1 }));
+    d.handle(11, id("a"), &Message::Ext(Extension::SyncPoint { vlsn: 0, log_term: 0 }));
+    d.handle(12, id("a"), &entry(1, ENTRY_TERM_START, &term_start(1)));
+    let change = |change_type, name, node_type, node_id| {
+        let mut buf = [0u8; 128];
+        let node = rep(name, node_type, node_id);
+        let n = MessageRef::GroupChange { change_type, node }.encode_into(&mut buf).unwrap();
+        buf[..n].to_vec()
+    };
+    let add_e = change(harp::GroupChangeType::Add, "e", NodeType::Electable, 8);
+    d.handle(13, id("a"), &entry(2, harp::replication::ENTRY_MEMBERSHIP, &add_e));
+    assert_eq!(d.members().id_of("e"), Some(MemberId::new(6)));
+    assert_eq!(d.election().me(), MemberId::UNPLACED, "the group is full");
+    let remove_m = change(harp::GroupChangeType::Remove, "m", NodeType::Monitor, 5);
+    d.handle(14, id("a"), &entry(3, harp::replication::ENTRY_MEMBERSHIP, &remove_m));
+    let add_d = change(harp::GroupChangeType::Add, "d", NodeType::Electable, 9);
+    d.handle(15, id("a"), &entry(4, harp::replication::ENTRY_MEMBERSHIP, &add_d));
+    assert_eq!(d.members().id_of("d"), Some(id("m")), "its Add placed it in m's old slot");
+    assert_eq!(d.election().me(), id("m"));
+}
+
 /// A group that removed `m` (the monitor) keeps its slot as a removed member's; a node
 /// joining then sits in that free slot until its Add applies, and must still introduce
 /// itself as itself, not as the member the slot last held.
@@ -1125,17 +1154,7 @@ fn a_joining_node_becomes_a_member_through_the_log() {
 fn a_node_joining_into_a_removed_member_s_slot_introduces_itself() {
     let mut members = group();
     members.remove(id("m")).unwrap();
-    let own = Member::new("d", NodeType::Electable, 1, 9).unwrap();
-    let mut d = Node::<RamStore, Log, 7>::new_joining(
-        members,
-        own,
-        NodeConfig::default(),
-        RamStore::new(),
-        Log::new(),
-        1,
-        0,
-    )
-    .unwrap();
+    let mut d = joining_d(members);
     d.connect(id("a"));
     let hello: Vec<String> =
         sent(&mut d).into_iter().filter(|l| l.starts_with("a <- Handshake")).collect();

@@ -331,7 +331,9 @@ impl<S: StableStore, const N: usize> Election<S, N> {
 
     /// A node that is not (yet) in `members`: it takes no part in elections until a change
     /// applied through [`set_members`](Self::set_members) puts it in slot `me` (the first
-    /// empty slot of `members`, where an Add places it). `Node::new_joining` uses this.
+    /// empty slot of `members`, where an Add places it, or [`MemberId::UNPLACED`] while
+    /// every slot holds a member: the log it is streamed may free one before its Add).
+    /// `Node::new_joining` uses this.
     pub fn new_learner(
         members: Membership<N>,
         config: Config,
@@ -339,7 +341,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         seed: u64,
         now: u64,
     ) -> Result<Self, StartError<S::Error>> {
-        let me = members.next_slot().ok_or(StartError::NotAMember)?;
+        let me = members.next_slot().unwrap_or(MemberId::UNPLACED);
         Self::with_priority(members, me, config, store, seed, now, 0)
     }
 
@@ -647,7 +649,13 @@ impl<S: StableStore, const N: usize> Election<S, N> {
 
     fn render(&self, out: Outgoing) -> Message<'_> {
         let name = |id: MemberId| self.members.known(id).map_or("", |m| m.name.as_str());
-        let own = name(self.me);
+        // A node joining into a slot a removed member left is who it joins as, not the
+        // removed member its view still recognises there.
+        let own = self
+            .members
+            .get(self.me)
+            .or(self.joining.as_ref())
+            .map_or_else(|| name(self.me), |m| m.name.as_str());
         Message::Core(match out {
             Outgoing::LogTerm { term } => {
                 return Message::Ext(Extension::LogTerm { term, log_term: self.log.log_term })

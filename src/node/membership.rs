@@ -296,12 +296,11 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             }
         }
         let was_member = self.election.members().get(self.election.me()).is_some();
-        // A joining node is found by name: until its Add applies it sits in a free slot.
+        // A joining node is found by name: until its Add applies it sits in a free slot, or
+        // in none while every slot holds a member (never in another member's).
         if let Some(own) = self.election.joining() {
             let slot = members.id_of(&own.name).or_else(|| members.next_slot());
-            if let Some(slot) = slot {
-                self.election.set_me(slot);
-            }
+            self.election.set_me(slot.unwrap_or(MemberId::UNPLACED));
         }
         self.election.set_members(members);
         if was_member && self.election.members().get(self.election.me()).is_none() {

@@ -29,6 +29,15 @@ pub struct Checker {
 }
 
 impl Checker {
+    /// A new machine at host index `index`, known in votes by `node_id`.
+    pub(super) fn add_host(&mut self, node_id: u32, index: usize) {
+        self.node_ids.insert(node_id, index);
+        if self.last_record.len() <= index {
+            self.last_record.resize(index + 1, None);
+            self.last_term.resize(index + 1, 0);
+        }
+    }
+
     /// A checker for `group`.
     pub fn new<const N: usize>(group: &Membership<N>, designated: Option<MemberId>) -> Self {
         Checker {

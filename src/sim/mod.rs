@@ -84,6 +84,9 @@ pub enum Op {
 
 /// The largest group the simulator draws.
 pub const MAX_NODES: usize = 7;
+/// Machines per run: the drawn group's, then new ones that replace removed members (see
+/// `Sim::add_machine`).
+const MAX_HOSTS: usize = 16;
 
 /// What a run simulates.
 #[derive(Debug, Clone)]
@@ -173,6 +176,9 @@ pub struct Report {
     pub graceful_stops: u32,
     /// Membership changes the master accepted (adds and removes).
     pub membership_changes: u32,
+    /// New machines (names no member had) the master added, and how many of them went into
+    /// a slot a removed member had left.
+    pub new_machines: (u32, u32),
     /// Log compactions (`Node::compact_log`) that dropped entries, and how many of them
     /// dropped a membership change (carried into the node's base membership).
     pub compactions: (u32, u32),
@@ -244,6 +250,8 @@ struct Host {
     /// When its node was asked to shut down gracefully (until it crashes or its process
     /// exits).
     shutting_down: Option<u64>,
+    /// Who it is: name `n<index>`, type, priority, node id.
+    identity: Member,
 }
 
 /// The simulation of one seed.
@@ -336,7 +344,8 @@ impl Sim {
             members.iter().filter(|(_, m)| m.is_candidate()).map(|(id, _)| id.index()).collect();
         let old_master = candidates.get(sim.rng.below(candidates.len() as u64) as usize).copied();
         let mut initial = Vec::new();
-        for i in 0..size {
+        let identities: Vec<Member> = sim.roster.iter().map(|(_, m)| m.clone()).collect();
+        for (i, identity) in identities.into_iter().enumerate() {
             let drift = sim.opts.max_drift_ppm;
             let ppm = i64::try_from(sim.rng.below(2 * drift + 1)).unwrap_or(0)
                 - i64::try_from(drift).unwrap_or(0);
@@ -357,6 +366,7 @@ impl Sim {
                 state,
                 restore_pending: false,
                 shutting_down: None,
+                identity,
             });
             if active {
                 sim.boot(i);
@@ -406,6 +416,7 @@ impl Sim {
             .roster
             .get(member(i))
             .is_some_and(|m| matches!(m.node_type, NodeType::Electable | NodeType::Secondary));
+        // (The hosts are not built yet: the roster is who they will be.)
         let len = match (stores_data, whole) {
             (false, _) => 0,
             (true, true) => history.len(),
@@ -459,12 +470,8 @@ impl Sim {
             Some(me) => Node::new(host.base.clone(), me, config, store, log, seed, local),
             // Started for an addition: it joins as a learner, a member once its log says so.
             None => {
-                match self.roster.get(member(i)).map(|m| Member::from_rep_node(&m.as_rep_node())) {
-                    Some(Ok(own)) => {
-                        Node::new_joining(host.base.clone(), own, config, store, log, seed, local)
-                    }
-                    _ => return,
-                }
+                let own = host.identity.clone();
+                Node::new_joining(host.base.clone(), own, config, store, log, seed, local)
             }
         };
         match started {
@@ -913,12 +920,13 @@ impl Sim {
                 (crate::GroupChangeType::Remove, j)
             }
         };
-        let Some(who) = self.roster.get(member(target)).cloned() else { return };
+        let Some(who) = self.hosts.get(target).map(|h| h.identity.clone()) else { return };
         let now = self.now;
         let Some(host) = self.hosts.get_mut(m) else { return };
         let local = host.clock.local(now);
         let Some(node) = host.node.as_mut() else { return };
         let before = node.members().clone();
+        let left_slot = before.next_slot().is_some_and(|slot| before.known(slot).is_some());
         let result = node.change_membership(local, change, &who.as_rep_node());
         // An added node is started with the group as it was (it joins through the log).
         let members = before;
@@ -927,6 +935,10 @@ impl Sim {
         match (change, result) {
             (crate::GroupChangeType::Add, Ok(_)) => {
                 self.report.membership_changes += 1;
+                if target >= self.report.nodes {
+                    self.report.new_machines.0 += 1;
+                    self.report.new_machines.1 += u32::from(left_slot);
+                }
                 if let Some(h) = self.hosts.get_mut(target) {
                     h.state = HostState::Active;
                     h.base = members;
@@ -962,7 +974,49 @@ impl Sim {
             if let Some(h) = self.hosts.get_mut(i) {
                 h.state = HostState::Retired;
             }
+            self.add_machine();
         }
+    }
+
+    /// A new machine, under a name no member ever had, for a later change to add: it joins
+    /// with empty stores, into whatever slot the master gives it (a slot a removed member
+    /// left, once the group has used them all). Up to [`MAX_HOSTS`] machines per run.
+    fn add_machine(&mut self) {
+        let k = self.hosts.len();
+        if k >= MAX_HOSTS {
+            return;
+        }
+        let node_type = match self.rng.below(10) {
+            0..=5 => NodeType::Electable,
+            6 => NodeType::Arbiter,
+            7 => NodeType::Secondary,
+            _ => NodeType::Monitor,
+        };
+        let priority = match node_type {
+            NodeType::Electable => self.rng.below(4) as u32,
+            _ => 0,
+        };
+        let node_id = 100 + k as u32;
+        let Ok(identity) = Member::new(&format!("n{k}"), node_type, priority, node_id) else {
+            return;
+        };
+        let drift = self.opts.max_drift_ppm;
+        let ppm = i64::try_from(self.rng.below(2 * drift + 1)).unwrap_or(0)
+            - i64::try_from(drift).unwrap_or(0);
+        let clock = Clock { offset: self.rng.below(1 << 40), ppm };
+        self.checker.add_host(node_id, k);
+        self.hosts.push(Host {
+            node: None,
+            parked: Some((SimStore::default(), SimLog::default())),
+            clock,
+            timer: None,
+            base: Membership::default(), // the group as the change that adds it finds it
+            state: HostState::Spare,
+            restore_pending: false,
+            shutting_down: None,
+            identity,
+        });
+        self.trace(|| format!("n{k} is a new {node_type:?} machine, not a member yet"));
     }
 
     /// The master is shut down gracefully, then its process exits.
@@ -1348,6 +1402,8 @@ pub struct Summary {
     pub lost_durable: u64,
     /// Membership changes accepted, over all runs.
     pub membership_changes: u64,
+    /// New machines added, and those added into a slot a removed member left, over all runs.
+    pub new_machines: (u64, u64),
     /// Log compactions, and those that dropped a membership change, over all runs.
     pub compactions: (u64, u64),
     /// Restores done and refused, over all runs.
@@ -1377,6 +1433,8 @@ impl Summary {
         self.durable_entries += report.durable_entries;
         self.lost_durable += report.lost_durable;
         self.membership_changes += u64::from(report.membership_changes);
+        self.new_machines.0 += u64::from(report.new_machines.0);
+        self.new_machines.1 += u64::from(report.new_machines.1);
         self.compactions.0 += u64::from(report.compactions.0);
         self.compactions.1 += u64::from(report.compactions.1);
         self.restores.0 += u64::from(report.restores.0);
@@ -1401,6 +1459,8 @@ impl Summary {
         self.durable_entries += other.durable_entries;
         self.lost_durable += other.lost_durable;
         self.membership_changes += other.membership_changes;
+        self.new_machines.0 += other.new_machines.0;
+        self.new_machines.1 += other.new_machines.1;
         self.compactions.0 += other.compactions.0;
         self.compactions.1 += other.compactions.1;
         self.restores.0 += other.restores.0;
