@@ -346,10 +346,7 @@ impl Sim {
         let mut initial = Vec::new();
         let identities: Vec<Member> = sim.roster.iter().map(|(_, m)| m.clone()).collect();
         for (i, identity) in identities.into_iter().enumerate() {
-            let drift = sim.opts.max_drift_ppm;
-            let ppm = i64::try_from(sim.rng.below(2 * drift + 1)).unwrap_or(0)
-                - i64::try_from(drift).unwrap_or(0);
-            let clock = Clock { offset: sim.rng.below(1 << 40), ppm };
+            let clock = sim.draw_clock();
             let log = sim.initial_log(i, &history, old_master == Some(i));
             initial.push((log.entries.last().map_or(0, |e| e.meta.term), log.last_vlsn(), 0));
             let store =
@@ -978,6 +975,14 @@ impl Sim {
         }
     }
 
+    /// A machine's clock: a random offset, and a drift of up to `max_drift_ppm` either way.
+    fn draw_clock(&mut self) -> Clock {
+        let drift = self.opts.max_drift_ppm;
+        let ppm = i64::try_from(self.rng.below(2 * drift + 1)).unwrap_or(0)
+            - i64::try_from(drift).unwrap_or(0);
+        Clock { offset: self.rng.below(1 << 40), ppm }
+    }
+
     /// A new machine, under a name no member ever had, for a later change to add: it joins
     /// with empty stores, into whatever slot the master gives it (a slot a removed member
     /// left, once the group has used them all). Up to [`MAX_HOSTS`] machines per run.
@@ -1000,10 +1005,7 @@ impl Sim {
         let Ok(identity) = Member::new(&format!("n{k}"), node_type, priority, node_id) else {
             return;
         };
-        let drift = self.opts.max_drift_ppm;
-        let ppm = i64::try_from(self.rng.below(2 * drift + 1)).unwrap_or(0)
-            - i64::try_from(drift).unwrap_or(0);
-        let clock = Clock { offset: self.rng.below(1 << 40), ppm };
+        let clock = self.draw_clock();
         self.checker.add_host(node_id, k);
         self.hosts.push(Host {
             node: None,
