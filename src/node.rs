@@ -40,6 +40,7 @@ use crate::{MessageRef, NodeType};
 use core::fmt;
 
 mod membership;
+use membership::holds_log;
 
 use membership::fold_membership;
 pub use membership::{ChangeError, ChangeRefusal};
@@ -633,7 +634,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     }
 
     fn stores_data(member: &Member) -> bool {
-        matches!(member.node_type, NodeType::Electable | NodeType::Secondary)
+        holds_log(member.node_type)
     }
 
     /// Who this node is: its entry in the current membership, else the member it joins as
@@ -945,7 +946,11 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         if id == self.election.me() {
             return Err(HandshakeRefusal::SelfConnection);
         }
-        if members.known(id).map(|m| m.node_type) != Some(node_type) {
+        // Electable and Secondary may differ: an `Update` between them is in one log and not
+        // yet in the other, and the stream reconciles them (refused, a member that was away
+        // during the change could never receive it).
+        let known = members.known(id).map(|m| m.node_type);
+        if known != Some(node_type) && !(known.is_some_and(holds_log) && holds_log(node_type)) {
             return Err(HandshakeRefusal::NodeTypeMismatch);
         }
         Ok(id)

@@ -540,18 +540,36 @@ fn an_arbiter_never_becomes_master() {
 // ----- non-voters and bad input -----
 
 #[test]
-fn secondaries_and_monitors_never_vote_or_start_elections() {
-    for name in ["s", "m"] {
-        let mut n = node(name);
-        deliver(&mut n, 10, "a", proposal("a", 1, 1, 0, 1));
-        assert_eq!(sent(&mut n), Vec::<String>::new());
-        assert_eq!(n.stats().ignored.not_voter, 1);
-        let deadline = n.poll_timeout().unwrap();
-        n.handle_timeout(deadline);
-        assert_eq!(sent(&mut n), Vec::<String>::new(), "{name} never proposes");
-        assert_eq!(events(&mut n), []);
-        assert_eq!(n.term(), 0);
+fn monitors_never_vote_or_start_elections() {
+    let mut m = node("m");
+    deliver(&mut m, 10, "a", proposal("a", 1, 1, 0, 1));
+    assert_eq!(sent(&mut m), Vec::<String>::new());
+    assert_eq!(m.stats().ignored.not_voter, 1);
+    let deadline = m.poll_timeout().unwrap();
+    m.handle_timeout(deadline);
+    assert_eq!(sent(&mut m), Vec::<String>::new(), "a monitor never proposes");
+    assert_eq!(events(&mut m), []);
+    assert_eq!(m.term(), 0);
+}
+
+/// A Secondary answers a proposal with a persisted vote, as a Raft server answers whatever
+/// its configuration says (its vote counts only for a candidate whose log made it
+/// Electable by a change it has not received), but proposes nothing and never campaigns.
+#[test]
+fn a_secondary_votes_when_asked_but_never_proposes_or_campaigns() {
+    let mut s = node("s");
+    deliver(&mut s, 10, "a", proposal("a", 1, 1, 0, 1));
+    assert_eq!(sent(&mut s), Vec::<String>::new(), "no proposal of its own");
+    let window = s.poll_timeout().unwrap();
+    s.handle_timeout(window);
+    assert_eq!(sent(&mut s), [r#"a <- ElectionVote { voter: "s", granted: true, term: 1 }"#]);
+    assert_eq!(record(&s), ElectionRecord { term: 1, vote: Some(1), ..Default::default() });
+    for _ in 0..3 {
+        let deadline = s.poll_timeout().unwrap();
+        s.handle_timeout(deadline);
+        assert_eq!(sent(&mut s), Vec::<String>::new(), "it never starts a term");
     }
+    assert_eq!(s.term(), 1);
 }
 
 #[test]
@@ -885,4 +903,20 @@ fn a_joiner_starts_even_when_every_slot_holds_a_member() {
     let d = Node::new_learner(full, Config::default(), RamStore::new(), 1, 0).unwrap();
     assert_eq!(d.me(), MemberId::UNPLACED);
     assert!(d.members().get(d.me()).is_none() && d.role() != Role::Master);
+}
+
+/// A member the master's log made Secondary, which has not received that change, campaigns
+/// in later terms and refuses the master's older one, so it would never follow and never
+/// receive the change: the master steps down into that term (its proposal is not counted),
+/// and the next election brings it a master of a term it accepts. A follower ignores it.
+#[test]
+fn a_master_makes_way_for_a_non_voter_that_campaigns_in_a_later_term() {
+    let mut a = a_master();
+    deliver(&mut a, 1100, "s", proposal("s", 5, 0, 0, 1));
+    assert_eq!(events(&mut a), [Event::SteppedDown { term: 1, reason: StepDown::HigherTerm }]);
+    assert_eq!((a.term(), a.role()), (5, Role::Unknown));
+    assert_eq!(a.stats().ignored.not_voter, 1, "the proposal itself is not counted");
+    let mut b = node("b");
+    deliver(&mut b, 10, "s", proposal("s", 5, 0, 0, 1));
+    assert_eq!(b.term(), 0, "only a master makes way");
 }

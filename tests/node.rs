@@ -587,6 +587,30 @@ fn connecting_sends_a_handshake_and_an_acceptance_connects() {
     assert!(b.is_connected(id("a")));
 }
 
+/// A member's handshake may name Electable where the membership says Secondary, or the
+/// reverse: an `Update` between them is in one log and not yet in the other, and only the
+/// stream the link carries can bring it. A monitor's or arbiter's type must match.
+#[test]
+fn a_handshake_may_differ_from_the_membership_between_electable_and_secondary_only() {
+    let mut b = fresh("b");
+    let hello = |node_name, node_type| {
+        core(MessageRef::Handshake { node_name, group_name: "g", node_type })
+    };
+    deliver(&mut b, 1, "s", hello("s", NodeType::Electable));
+    assert_eq!(
+        sent(&mut b).last().unwrap(),
+        "s <- HandshakeResponse { accepted: true, reason: None }"
+    );
+    deliver(&mut b, 1, "a", hello("a", NodeType::Secondary));
+    assert_eq!(
+        sent(&mut b).last().unwrap(),
+        "a <- HandshakeResponse { accepted: true, reason: None }"
+    );
+    deliver(&mut b, 1, "m", hello("m", NodeType::Electable));
+    let refused = r#"m <- HandshakeResponse { accepted: false, reason: Some("node type does not match the membership") }"#;
+    assert_eq!(sent(&mut b).last().unwrap(), refused);
+}
+
 #[test]
 fn bad_handshakes_are_refused_with_the_reason() {
     let mut b = fresh("b");
@@ -783,6 +807,14 @@ fn unsafe_or_invalid_changes_are_refused_with_the_reason() {
         a.change_membership(1100, Remove, &rep("a", NodeType::Electable, 1)),
         Err(Refused(MasterRemovesItself))
     );
+    let type_changes = [
+        (rep("a", NodeType::Secondary, 1), MasterChangesItsType),
+        (rep("m", NodeType::Electable, 5), TypeChangeAcrossLog),
+        (rep("b", NodeType::Arbiter, 2), TypeChangeAcrossLog),
+    ];
+    for (node, refusal) in type_changes {
+        assert_eq!(a.change_membership(1100, Update, &node), Err(Refused(refusal)), "{node:?}");
+    }
     assert_eq!(
         a.change_membership(1100, Add, &rep("b", NodeType::Electable, 2)),
         Err(Refused(AlreadyMember))

@@ -567,6 +567,16 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         self.own().is_voter()
     }
 
+    /// Whether this node answers proposals with a (persisted) vote: voters, and Secondary
+    /// members too, as Raft servers answer whatever their own configuration says. A
+    /// candidate counts only the votes of its own view's voters, so a Secondary's vote
+    /// counts only where an `Update` it has not received yet made it Electable: without it,
+    /// a group that counts it could never elect a master. It never campaigns.
+    fn answers_votes(&self) -> bool {
+        let own = self.own();
+        own.is_voter() || own.node_type == NodeType::Secondary
+    }
+
     /// Whether this node votes now (a voter of its current membership).
     pub fn votes_now(&self) -> bool {
         self.is_voter()
@@ -851,9 +861,9 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         }
     }
 
-    /// Writes the record (voters only); on success adopts its term and vote.
+    /// Writes the record (nodes that vote only); on success adopts its term and vote.
     fn write_record(&mut self, term: u64, node_id: Option<u32>, acknowledged: (u64, u64)) -> bool {
-        if self.is_voter() {
+        if self.answers_votes() {
             let record = ElectionRecord { term, vote: node_id, acknowledged };
             let mut buf = [0u8; MAX_RECORD];
             let written = record
@@ -921,9 +931,11 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         self.reset_election_timer(now);
         self.emit(Event::ElectionStarted { term: self.term });
         self.record_rank(self.me, self.log);
-        let voters = self.others(Member::is_voter);
-        self.send(voters, Outgoing::LogTerm { term: self.term });
-        self.send(voters, Outgoing::Proposal { term: self.term });
+        if self.is_voter() {
+            let voters = self.others(Member::is_voter);
+            self.send(voters, Outgoing::LogTerm { term: self.term });
+            self.send(voters, Outgoing::Proposal { term: self.term });
+        }
         self.decide_if_all_heard(now);
     }
 
@@ -1110,15 +1122,16 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         };
         let current = self.members.get(from).is_some();
         let (sender_name_ok, sender_votes) = (sender.name.as_str(), sender.is_voter() && current);
+        let campaigner = current && !sender_votes;
         match *msg {
             MessageRef::ElectionProposal { node_name, vlsn, priority, term, dtvlsn } => {
-                if self.accept_from(node_name == sender_name_ok, sender_votes, term) {
+                if self.accept_from(node_name == sender_name_ok, sender_votes, campaigner, term) {
                     let log_term = self.announced_log_term(from, term);
                     self.on_proposal(now, from, term, Rank { log_term, vlsn, dtvlsn, priority });
                 }
             }
             MessageRef::ElectionVote { voter, granted, term } => {
-                if self.accept_from(voter == sender_name_ok, sender_votes, term) {
+                if self.accept_from(voter == sender_name_ok, sender_votes, campaigner, term) {
                     self.on_vote(now, from, granted, term);
                 }
             }
@@ -1134,8 +1147,24 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     }
 
     /// The checks every proposal and vote must pass; counts the failures.
-    fn accept_from(&mut self, name_matches: bool, sender_votes: bool, term: u64) -> bool {
-        let (plausible, i_vote) = (self.plausible(term), self.is_voter());
+    ///
+    /// One from a current member this master's log made a non-voter (`campaigner`: an
+    /// `Update` to Secondary it has not received) in a later term is not counted, but the
+    /// master steps down into that term: that member refuses the master's older term, so
+    /// it would never follow it and never receive the change; the election that follows,
+    /// which its own proposals cannot win, gives it a master of a term it accepts.
+    fn accept_from(
+        &mut self,
+        name_matches: bool,
+        sender_votes: bool,
+        campaigner: bool,
+        term: u64,
+    ) -> bool {
+        let (plausible, i_vote) = (self.plausible(term), self.answers_votes());
+        let master = matches!(self.phase, Phase::Master { .. });
+        if master && campaigner && name_matches && plausible && term > self.term {
+            self.enter_term(term);
+        }
         let ignored = &mut self.stats.ignored;
         let counter = if !name_matches {
             &mut ignored.spoofed

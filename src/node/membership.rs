@@ -66,6 +66,13 @@ pub enum ChangeRefusal {
     NoLiveQuorum,
     /// The change does not fit the membership entry's buffer.
     FieldsTooLong,
+    /// `Update` of the master's own type: it would stop being master before the change is
+    /// durable, and a group whose other members lack the change might elect no one. Hand
+    /// mastership over first (a graceful shutdown), then change the member.
+    MasterChangesItsType,
+    /// `Update` of a type other than between Electable and Secondary: monitors and arbiters
+    /// keep no log, so a member that gains or loses one is removed and added again.
+    TypeChangeAcrossLog,
 }
 
 impl ChangeRefusal {
@@ -89,6 +96,12 @@ impl ChangeRefusal {
             ChangeRefusal::NoElectableMember => "the group would have no electable member",
             ChangeRefusal::NoLiveQuorum => "the new group would have no quorum of live voters",
             ChangeRefusal::FieldsTooLong => "member fields too long",
+            ChangeRefusal::MasterChangesItsType => {
+                "the master cannot change its own type (hand mastership over first)"
+            }
+            ChangeRefusal::TypeChangeAcrossLog => {
+                "a type changes only between electable and secondary (remove and add instead)"
+            }
         }
     }
 }
@@ -186,6 +199,17 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             }
             (GroupChangeType::Remove, Some(id)) if id == self.election.me() => {
                 return Err(ChangeRefusal::MasterRemovesItself)
+            }
+            (GroupChangeType::Update, Some(id)) => {
+                let old = current.get(id).map(|m| m.node_type);
+                if old != Some(node.node_type) {
+                    if id == self.election.me() {
+                        return Err(ChangeRefusal::MasterChangesItsType);
+                    }
+                    if !(old.is_some_and(holds_log) && holds_log(node.node_type)) {
+                        return Err(ChangeRefusal::TypeChangeAcrossLog);
+                    }
+                }
             }
             _ => {}
         }
@@ -420,4 +444,9 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     pub fn members(&self) -> &Membership<N> {
         self.election.members()
     }
+}
+
+/// Whether members of this type keep the replicated log (Electable and Secondary).
+pub(crate) fn holds_log(node_type: NodeType) -> bool {
+    matches!(node_type, NodeType::Electable | NodeType::Secondary)
 }

@@ -101,15 +101,18 @@ impl Checker {
         Ok(())
     }
 
-    /// A node reports its current term: it never goes backwards, across restarts too.
+    /// A node reports its current term: while it votes, it never goes backwards, across
+    /// restarts too. Non-voters keep no stable state (their term restarts after a crash),
+    /// so a term learnt while not voting binds nothing: a member turned Secondary whose
+    /// change a crash then lost votes again from the term it last persisted as a voter.
     pub fn on_term(&mut self, node: usize, term: u64, voting: bool) -> Result<(), String> {
-        let is_voter = voting;
         let last = self.last_term.get_mut(node).ok_or("unknown node")?;
-        // Non-voters keep no stable state: their term restarts at 0 after a crash.
-        if is_voter && term < *last {
-            return Err(format!("n{node} went back from term {last} to term {term}"));
+        if voting {
+            if term < *last {
+                return Err(format!("n{node} went back from term {last} to term {term}"));
+            }
+            *last = term;
         }
-        *last = term;
         Ok(())
     }
 

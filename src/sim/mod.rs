@@ -179,6 +179,8 @@ pub struct Report {
     /// New machines (names no member had) the master added, and how many of them went into
     /// a slot a removed member had left.
     pub new_machines: (u32, u32),
+    /// Data members turned from Electable into Secondary or back (`Update` changes).
+    pub type_changes: u32,
     /// Log compactions (`Node::compact_log`) that dropped entries, and how many of them
     /// dropped a membership change (carried into the node's base membership).
     pub compactions: (u32, u32),
@@ -903,8 +905,21 @@ impl Sim {
         }
         let Some(m) = self.master() else { return };
         let spare = self.hosts.iter().position(|h| h.state == HostState::Spare);
+        let data_member = |h: &Host| {
+            h.state == HostState::Active
+                && matches!(h.identity.node_type, NodeType::Electable | NodeType::Secondary)
+        };
+        let data_members: Vec<usize> =
+            (0..self.hosts.len()).filter(|&j| self.hosts.get(j).is_some_and(data_member)).collect();
         let (change, target) = match spare {
             Some(i) => (crate::GroupChangeType::Add, i),
+            // One change in four turns a data member (the master too) from Electable into
+            // Secondary or back: it starts or stops voting, as an add or a remove would.
+            None if !data_members.is_empty() && self.rng.below(4) == 0 => {
+                let pick = self.rng.below(data_members.len() as u64) as usize;
+                let Some(&j) = data_members.get(pick) else { return };
+                (crate::GroupChangeType::Update, j)
+            }
             None => {
                 let active: Vec<usize> = (0..self.hosts.len())
                     .filter(|&j| {
@@ -917,7 +932,13 @@ impl Sim {
                 (crate::GroupChangeType::Remove, j)
             }
         };
-        let Some(who) = self.hosts.get(target).map(|h| h.identity.clone()) else { return };
+        let Some(mut who) = self.hosts.get(target).map(|h| h.identity.clone()) else { return };
+        if change == crate::GroupChangeType::Update {
+            who.node_type = match who.node_type {
+                NodeType::Electable => NodeType::Secondary,
+                _ => NodeType::Electable,
+            };
+        }
         let now = self.now;
         let Some(host) = self.hosts.get_mut(m) else { return };
         let local = host.clock.local(now);
@@ -945,6 +966,13 @@ impl Sim {
             (crate::GroupChangeType::Remove, Ok(vlsn)) => {
                 self.report.membership_changes += 1;
                 self.net.schedule(now + 1_500, Kind::Retire { node: target, vlsn });
+            }
+            (crate::GroupChangeType::Update, Ok(_)) => {
+                self.report.membership_changes += 1;
+                self.report.type_changes += 1;
+                if let Some(h) = self.hosts.get_mut(target) {
+                    h.identity = who; // who it is from now on (unless a failover undoes it)
+                }
             }
             _ => {}
         }
@@ -1406,6 +1434,8 @@ pub struct Summary {
     pub membership_changes: u64,
     /// New machines added, and those added into a slot a removed member left, over all runs.
     pub new_machines: (u64, u64),
+    /// Electable/Secondary type changes, over all runs.
+    pub type_changes: u64,
     /// Log compactions, and those that dropped a membership change, over all runs.
     pub compactions: (u64, u64),
     /// Restores done and refused, over all runs.
@@ -1437,6 +1467,7 @@ impl Summary {
         self.membership_changes += u64::from(report.membership_changes);
         self.new_machines.0 += u64::from(report.new_machines.0);
         self.new_machines.1 += u64::from(report.new_machines.1);
+        self.type_changes += u64::from(report.type_changes);
         self.compactions.0 += u64::from(report.compactions.0);
         self.compactions.1 += u64::from(report.compactions.1);
         self.restores.0 += u64::from(report.restores.0);
@@ -1463,6 +1494,7 @@ impl Summary {
         self.membership_changes += other.membership_changes;
         self.new_machines.0 += other.new_machines.0;
         self.new_machines.1 += other.new_machines.1;
+        self.type_changes += other.type_changes;
         self.compactions.0 += other.compactions.0;
         self.compactions.1 += other.compactions.1;
         self.restores.0 += other.restores.0;

@@ -51,6 +51,7 @@ pub fn summary_json(summary: &Summary, elapsed_s: f64) -> String {
         "membership_changes": summary.membership_changes,
         "new_machines_added": summary.new_machines.0,
         "new_machines_in_a_left_slot": summary.new_machines.1,
+        "type_changes": summary.type_changes,
         "compactions": summary.compactions.0,
         "compactions_past_a_membership_change": summary.compactions.1,
         "restores": summary.restores.0,

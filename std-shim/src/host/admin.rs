@@ -423,14 +423,19 @@ pub(super) fn spawn_admin(listener: std::net::TcpListener, input: Inbox, stop: A
 }
 
 /// Answers a connection over [`MAX_ADMIN_CONNECTIONS`] with an error (a few bytes into a
-/// fresh socket's buffer: the write does not block) and closes it.
+/// fresh socket's buffer: the write does not block) and closes it. The client's request is
+/// read first for at most 20 ms: a socket closed with unread bytes is reset, and a reset
+/// can reach the client before the answer does.
 fn refuse_admin(mut socket: &std::net::TcpStream) {
     let limit = MAX_ADMIN_CONNECTIONS;
     warn!(limit, "refused an admin connection: too many open");
+    let _ = socket.set_read_timeout(Some(Duration::from_millis(20)));
+    let _ = BufReader::new(socket).take(1 << 16).read_line(&mut String::new());
     let error = format!("too many admin connections (at most {limit} at once); try again");
     if let Ok(reply) = serde_json::to_string(&Reply::Error { error, master: None }) {
         let _ = writeln!(socket, "{reply}");
     }
+    let _ = socket.shutdown(std::net::Shutdown::Write);
 }
 
 fn serve_admin(socket: std::net::TcpStream, input: &Inbox) -> Result<()> {
