@@ -40,7 +40,7 @@ use crate::{MessageRef, NodeType};
 use core::fmt;
 
 mod membership;
-use membership::holds_log;
+pub(crate) use membership::holds_log;
 
 use membership::fold_membership;
 pub use membership::{ChangeError, ChangeRefusal};

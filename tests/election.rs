@@ -252,6 +252,16 @@ fn a_stale_proposal_is_answered_with_the_current_term() {
     assert_eq!(b.term(), 5);
 }
 
+/// A Secondary answers proposals (its vote counts where a change it lacks made it
+/// Electable), so it also tells a stale proposer the current term.
+#[test]
+fn a_secondary_answers_a_stale_proposal_with_the_current_term() {
+    let mut s = node_in(group(), "s", Config::default(), store_with(5, None));
+    deliver(&mut s, 10, "a", proposal("a", 3, 1, 1, 1));
+    assert_eq!(sent(&mut s), [r#"a <- ElectionVote { voter: "s", granted: false, term: 5 }"#]);
+    assert_eq!(s.term(), 5);
+}
+
 #[test]
 fn a_refusal_with_a_higher_term_is_adopted() {
     let mut a = a_electing();
@@ -270,6 +280,22 @@ fn every_member_learns_the_result_monitors_included() {
     assert_eq!(m.role(), Role::Replica { master: a });
     deliver(&mut m, 20, "a", MessageRef::Heartbeat { master_vlsn: 3, timestamp_ms: 77 });
     assert_eq!(sent(&mut m), ["a <- HeartbeatResponse { replica_vlsn: 0, timestamp_ms: 77 }"]);
+}
+
+/// The `Update` that made a member Electable may sit in a suffix of this node's log that
+/// only that master's stream can cut, so a result naming a member this view holds as
+/// Secondary is followed; one naming a member that holds no log is not.
+#[test]
+fn a_result_naming_a_member_held_as_secondary_is_followed_one_without_a_log_is_not() {
+    let mut b = node("b");
+    deliver(&mut b, 10, "c", MessageRef::ElectionResult { master: "c", term: 1 });
+    deliver(&mut b, 10, "m", MessageRef::ElectionResult { master: "m", term: 1 });
+    assert_eq!(b.stats().ignored.impossible, 2, "an arbiter and a monitor hold no log");
+    assert_eq!(events(&mut b), []);
+    deliver(&mut b, 20, "s", MessageRef::ElectionResult { master: "s", term: 1 });
+    let s = id(b.members(), "s");
+    assert_eq!(events(&mut b), [Event::MasterKnown { master: s, term: 1 }]);
+    assert_eq!(b.role(), Role::Replica { master: s });
 }
 
 #[test]
@@ -485,15 +511,30 @@ fn an_arbiter_votes_only_for_logs_holding_the_entry_it_acknowledged() {
     assert_eq!(choose(x, &[(x, r(1, 9, 3)), (arb, acked)], &g), Some(x));
 }
 
+/// A voter chooses any candidate that holds its last entry, whatever its own type (a
+/// joining arbiter sits in a slot its view does not hold yet) and whatever the DTVLSNs
+/// say: JE's position would rank x, `(dtvlsn 106, vlsn 114)`, behind an unknown DTVLSN's
+/// `(114, 0)`, though x holds every entry the voter does.
 #[test]
-fn a_joining_arbiter_compares_positions_as_an_arbiter() {
-    use harp::election::choose_as;
+fn a_voter_chooses_a_candidate_holding_its_last_entry_whatever_the_dtvlsns() {
     let g = group_of(&[("x", NodeType::Electable, 1), ("y", NodeType::Electable, 1)]);
-    let (x, me) = (id(&g, "x"), MemberId::new(2)); // the arbiter joins in slot 2
+    let (x, me) = (id(&g, "x"), MemberId::new(2)); // a node joining in slot 2
     let r = |log_term, vlsn, dtvlsn| Rank { log_term, vlsn, dtvlsn, priority: 1 };
     let heard = [(me, r(7, 114, 0)), (x, r(7, 114, 106))];
-    assert_eq!(choose_as(me, NodeType::Arbiter, &heard, &g), Some(x), "x holds (7, 114)");
-    assert_eq!(choose(me, &heard, &g), None, "as a data node it would rank x's log behind");
+    assert_eq!(choose(me, &heard, &g), Some(x), "x holds (7, 114)");
+}
+
+/// The fuzz target's find: a log with an unknown DTVLSN (0), ranked by JE at `(vlsn, 0)`,
+/// outranked the voters' `(dtvlsn, vlsn)` though it lacked two of their entries (one
+/// durable): voters now refuse a candidate whose last entry is behind theirs.
+#[test]
+fn a_voter_never_chooses_a_log_behind_its_own_whatever_the_dtvlsns() {
+    let g = group_of(&[("x", NodeType::Electable, 1), ("y", NodeType::Electable, 1)]);
+    let (x, y) = (id(&g, "x"), id(&g, "y"));
+    let shorter = Rank { log_term: 2, vlsn: 42, dtvlsn: 0, priority: 3 };
+    let own = Rank { log_term: 2, vlsn: 44, dtvlsn: 41, priority: 1 };
+    assert!(shorter.cmp_rank(&own).is_gt(), "JE's order puts the shorter log first");
+    assert_eq!(choose(y, &[(y, own), (x, shorter)], &g), Some(y));
 }
 
 #[test]

@@ -28,3 +28,34 @@ fn a_driven_run_may_fault_before_the_first_election() {
         assert!(sim.violations().is_empty(), "{op:?}: {:?}", sim.violations());
     }
 }
+
+/// `fuzz/fuzz_targets/group.rs` found a durable entry lost after a graceful shutdown amid
+/// message loss: a replica whose log lacked the last two entries (one durable) but whose
+/// DTVLSN was unknown (0) was elected, because JE's order ranks such a log by `(vlsn, 0)`
+/// against the others' `(dtvlsn, vlsn)`, and voters checked "holds my entries" with that
+/// order. They now compare last entries (term, then VLSN), as Raft does.
+#[test]
+fn a_log_with_an_unknown_dtvlsn_cannot_outrank_the_entries_voters_hold() {
+    let opts = Options { manual: true, membership_changes: true, ..Options::default() };
+    let mut sim = Sim::new(18_374_923_612_694_973_754, opts);
+    for op in [
+        Op::Faults { on: true },
+        Op::Compact,
+        Op::Advance { ms: 1_402 },
+        Op::Append,
+        Op::Append,
+        Op::Shutdown,
+        Op::Compact,
+        Op::Advance { ms: 825 },
+        Op::Advance { ms: 961 },
+        Op::Shutdown,
+        Op::ChangeMembership,
+        Op::Advance { ms: 1_280 },
+        Op::Advance { ms: 1_535 },
+        Op::Crash { node: 255 },
+        Op::Crash { node: 0 },
+    ] {
+        sim.apply(op);
+        assert!(sim.violations().is_empty(), "{op:?}: {:?}", sim.violations());
+    }
+}

@@ -35,7 +35,7 @@ mod outbox;
 mod rank;
 
 pub use outbox::OUTBOX_CAPACITY;
-pub use rank::{choose, choose_as, Rank};
+pub use rank::{choose, Rank};
 
 use crate::arith::{count, SaturatingU64};
 use crate::membership::{Member, MemberId, MemberSet, Membership};
@@ -959,8 +959,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     fn decide_vote(&mut self, now: u64) {
         let Phase::Electing { collect_until, decided: false } = self.phase else { return };
         self.phase = Phase::Electing { collect_until, decided: true };
-        let voter = self.own().node_type;
-        let Some(choice) = choose_as(self.me, voter, &self.heard, &self.members) else {
+        let Some(choice) = choose(self.me, &self.heard, &self.members) else {
             count(&mut self.stats.abstentions);
             return;
         };
@@ -1059,7 +1058,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     fn answer_stale(&mut self, to: MemberId) {
         match self.master() {
             Some(master) => self.send_to(to, Outgoing::Result { master, term: self.term }),
-            None if self.is_voter() => {
+            None if self.answers_votes() => {
                 self.send_to(to, Outgoing::Vote { granted: false, term: self.term })
             }
             None => {}
@@ -1230,9 +1229,11 @@ impl<S: StableStore, const N: usize> Election<S, N> {
 
     fn on_result(&mut self, now: u64, from: MemberId, master_name: &str, term: u64) {
         let master = self.members.known_id_of(master_name);
+        // A Secondary in this view may be the master: the `Update` that made it one may be in
+        // a divergent suffix of this log, which only the master's stream can cut.
         let electable = master
             .and_then(|m| self.members.known(m))
-            .is_some_and(|m| m.node_type == crate::NodeType::Electable);
+            .is_some_and(|m| crate::node::holds_log(m.node_type));
         let (Some(master), true, true) = (master, electable, self.plausible(term)) else {
             count(&mut self.stats.ignored.impossible);
             return;

@@ -66,25 +66,17 @@ fn cmp_candidates(a: (&str, &Rank), b: (&str, &Rank)) -> Ordering {
 
 /// Whom voter `me` votes for, given the proposals it heard in a term (its own included).
 ///
-/// Candidates are Electable members whose proposal has a priority above 0 and whose log is
-/// at least as far along as the voter's own (a voter never helps elect a master that lacks
-/// entries it holds: they may be durable); the best-ranked one is chosen. JE's arbiter rule:
-/// an arbiter's rank matters only when exactly one non-arbiter was heard; if the arbiter's
-/// log is then ahead of that node's, no one is chosen this round (the lone node may lack
-/// entries the arbiter acknowledged).
+/// Candidates are Electable members whose proposal has a priority above 0 and that hold
+/// every entry the voter holds: their last entry's term and VLSN at least the voter's
+/// (Raft's "at least as up to date"; for an arbiter, the position it acknowledged). A voter
+/// never helps elect a master that lacks entries it holds: they may be durable. Among them
+/// the best-ranked (JE's order, [`Rank::cmp_rank`]) is chosen. JE's arbiter rule: an
+/// arbiter's rank matters only when exactly one non-arbiter was heard; if the arbiter's log
+/// is then ahead of that node's, no one is chosen this round (the lone node may lack entries
+/// the arbiter acknowledged). The voter's own type does not change the rule, so a joining
+/// node (not in `members` yet) chooses as any member does.
 pub fn choose<const N: usize>(
     me: MemberId,
-    heard: &[(MemberId, Rank)],
-    members: &Membership<N>,
-) -> Option<MemberId> {
-    let voter = members.get(me).map_or(NodeType::Electable, |m| m.node_type);
-    choose_as(me, voter, heard, members)
-}
-
-/// [`choose`] for a voter of type `voter` (a joining node is not in `members` yet).
-pub fn choose_as<const N: usize>(
-    me: MemberId,
-    voter: NodeType,
     heard: &[(MemberId, Rank)],
     members: &Membership<N>,
 ) -> Option<MemberId> {
@@ -93,10 +85,10 @@ pub fn choose_as<const N: usize>(
     let of_type =
         |t: NodeType| heard.iter().filter(move |(id, _)| node(*id).map(|m| m.node_type) == Some(t));
     let own = heard.iter().find(|(id, _)| *id == me).map(|(_, rank)| *rank).unwrap_or_default();
-    let arbiter = voter == NodeType::Arbiter;
-    // An arbiter's "log" is the position it acknowledged: a candidate must hold that entry.
-    let reaches_own =
-        |rank: &Rank| if arbiter { rank.cmp_entries(&own) } else { rank.cmp_log(&own) }.is_ge();
+    // Not JE's log position: with an unknown DTVLSN (0) it ranks a log by `(vlsn, 0)`
+    // against the others' `(dtvlsn, vlsn)`, so a log lacking durable entries could outrank
+    // the voters holding them (the group fuzz target found one elected so).
+    let reaches_own = |rank: &Rank| rank.cmp_entries(&own).is_ge();
     let (best, best_rank) = of_type(NodeType::Electable)
         .filter(|(_, rank)| rank.priority > 0 && reaches_own(rank))
         .max_by(|(a, ra), (b, rb)| cmp_candidates((name(*a), ra), (name(*b), rb)))?;
