@@ -412,8 +412,8 @@ fn ranking_is_dtvlsn_then_vlsn_then_priority() {
     assert!(r(5, 9, 1).cmp_rank(&r(100, 8, 1)).is_gt(), "dtvlsn is major");
     assert!(r(6, 9, 1).cmp_rank(&r(5, 9, 1)).is_gt(), "vlsn is minor");
     assert!(
-        r(10, 0, 1).cmp_rank(&r(7, 9, 1)).is_gt(),
-        "dtvlsn 0 ranks by (vlsn, 0): (10,0) > (9,7)"
+        r(7, 9, 1).cmp_rank(&r(10, 0, 1)).is_gt(),
+        "dtvlsn 0 is none durable yet, not JE's unknown: (9,7) > (0,10)"
     );
     assert!(r(5, 9, 2).cmp_rank(&r(5, 9, 1)).is_gt(), "priority breaks a tie");
 }
@@ -524,17 +524,34 @@ fn a_voter_chooses_a_candidate_holding_its_last_entry_whatever_the_dtvlsns() {
     assert_eq!(choose(me, &heard, &g), Some(x), "x holds (7, 114)");
 }
 
-/// The fuzz target's find: a log with an unknown DTVLSN (0), ranked by JE at `(vlsn, 0)`,
-/// outranked the voters' `(dtvlsn, vlsn)` though it lacked two of their entries (one
-/// durable): voters now refuse a candidate whose last entry is behind theirs.
+/// The fuzz target's find: a log with an unknown DTVLSN (0), then ranked by JE at
+/// `(vlsn, 0)`, outranked the voters' `(dtvlsn, vlsn)` though it lacked two of their entries
+/// (one durable). Voters refuse a candidate whose last entry is behind theirs whatever the
+/// DTVLSNs say (here a proposal claims more durable than the voter's longer log records).
 #[test]
 fn a_voter_never_chooses_a_log_behind_its_own_whatever_the_dtvlsns() {
     let g = group_of(&[("x", NodeType::Electable, 1), ("y", NodeType::Electable, 1)]);
     let (x, y) = (id(&g, "x"), id(&g, "y"));
-    let shorter = Rank { log_term: 2, vlsn: 42, dtvlsn: 0, priority: 3 };
+    let shorter = Rank { log_term: 2, vlsn: 42, dtvlsn: 42, priority: 3 };
     let own = Rank { log_term: 2, vlsn: 44, dtvlsn: 41, priority: 1 };
     assert!(shorter.cmp_rank(&own).is_gt(), "JE's order puts the shorter log first");
     assert_eq!(choose(y, &[(y, own), (x, shorter)], &g), Some(y));
+}
+
+/// The early-fault sweeps' find: with JE's `(vlsn, 0)` for a DTVLSN of 0, x's shorter log
+/// (its term's first DTVLSN record never reached it) outranked y's, x chose itself and y
+/// refused x (behind its own last entry): a two-node group split its vote in every term.
+/// A DTVLSN of 0 ranks as none durable yet, so every voter chooses the longer log.
+#[test]
+fn voters_of_one_last_term_agree_on_the_longest_log_when_a_dtvlsn_is_0() {
+    let g = group_of(&[("x", NodeType::Electable, 3), ("y", NodeType::Electable, 3)]);
+    let (x, y) = (id(&g, "x"), id(&g, "y"));
+    let heard = [
+        (x, Rank { log_term: 9, vlsn: 32, dtvlsn: 0, priority: 3 }),
+        (y, Rank { log_term: 9, vlsn: 36, dtvlsn: 28, priority: 3 }),
+    ];
+    assert_eq!(choose(x, &heard, &g), Some(y));
+    assert_eq!(choose(y, &heard, &g), Some(y));
 }
 
 #[test]

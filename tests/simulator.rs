@@ -18,6 +18,8 @@ fn sweep_has_no_violation_and_is_not_vacuous() {
     assert!(summary.violations.is_empty(), "{} failing seeds", summary.violations.len());
     assert_eq!(summary.vacuous(), None);
     assert!(summary.arbiter_acks > 0, "arbiters acknowledged writes while data nodes were down");
+    let early = summary.early_fault_runs * 100 / summary.seeds;
+    assert!((15..=35).contains(&early), "one seed in four starts its faults early: {early} %");
     eprintln!(
         "seeds {} elections {} crashes {} partitions {} failover p50 {:?} p99 {:?} recovery p99 {:?}",
         summary.seeds,
@@ -28,6 +30,21 @@ fn sweep_has_no_violation_and_is_not_vacuous() {
         Summary::percentile(&summary.failovers_ms, 99),
         Summary::percentile(&summary.recoveries_ms, 99),
     );
+}
+
+/// An early-fault run's faults start within 100 ms of the first master's election, long
+/// before the quiet phase would end.
+#[test]
+fn early_fault_runs_start_their_faults_right_after_the_first_election() {
+    let opts = Options { trace: true, ..Options::default() };
+    let report = (0..20).map(|seed| sim::run(seed, &opts)).find(|r| r.early_faults).unwrap();
+    let time = |line: &String| line.split_whitespace().next().and_then(|t| t.parse::<u64>().ok());
+    let elected = report.trace.iter().find(|l| l.contains("BecameMaster")).and_then(time).unwrap();
+    let start = report.trace.iter().find(|l| l.contains("faults start")).unwrap();
+    let at: u64 = start.split_whitespace().nth(4).and_then(|t| t.parse().ok()).unwrap();
+    assert!(at > elected && at <= elected + 100, "{start} (elected at {elected})");
+    assert!(at < Options::default().quiet_ms);
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
 }
 
 #[test]

@@ -13,30 +13,31 @@ pub struct Rank {
     pub log_term: u64,
     /// The last VLSN in the node's log.
     pub vlsn: u64,
-    /// The highest VLSN the node knows to be durable on a majority (0: unknown).
+    /// The highest VLSN the node's log records as durable on a majority (0: none yet).
     pub dtvlsn: u64,
     /// The node's election priority (0: never master).
     pub priority: u32,
 }
 
 impl Rank {
-    /// The log position JE ranks by: `(dtvlsn, vlsn)` as (major, minor), or `(vlsn, 0)` when
-    /// the DTVLSN is unknown (0).
+    /// The log position JE ranks by: `(dtvlsn, vlsn)` as (major, minor).
+    ///
+    /// JE reads a DTVLSN of 0 as unknown (a log written before DTVLSNs existed) and ranks it
+    /// at `(vlsn, 0)`. Every harp log records its DTVLSN, so 0 means that no durable entry is
+    /// recorded yet and ranks as such: JE's special case would put a shorter log of the same
+    /// last term ahead of a longer one, and a voter holding the longer one never votes for
+    /// it, so two voters could each insist on their own log forever (docs/protocol.md).
     ///
     /// ```
     /// use harp::election::Rank;
     /// let known = Rank { log_term: 1, vlsn: 7, dtvlsn: 5, priority: 1 };
-    /// let unknown = Rank { log_term: 1, vlsn: 10, dtvlsn: 0, priority: 1 };
+    /// let none_yet = Rank { log_term: 1, vlsn: 10, dtvlsn: 0, priority: 1 };
     /// assert_eq!(known.log_position(), (5, 7));
-    /// assert_eq!(unknown.log_position(), (10, 0));
-    /// assert!(unknown.cmp_rank(&known).is_gt());
+    /// assert_eq!(none_yet.log_position(), (0, 10));
+    /// assert!(known.cmp_rank(&none_yet).is_gt());
     /// ```
     pub const fn log_position(&self) -> (u64, u64) {
-        if self.dtvlsn == 0 {
-            (self.vlsn, 0)
-        } else {
-            (self.dtvlsn, self.vlsn)
-        }
+        (self.dtvlsn, self.vlsn)
     }
 
     /// Compares the last entries' terms, then JE's log positions, then priorities (higher
@@ -85,9 +86,9 @@ pub fn choose<const N: usize>(
     let of_type =
         |t: NodeType| heard.iter().filter(move |(id, _)| node(*id).map(|m| m.node_type) == Some(t));
     let own = heard.iter().find(|(id, _)| *id == me).map(|(_, rank)| *rank).unwrap_or_default();
-    // Not JE's log position: with an unknown DTVLSN (0) it ranks a log by `(vlsn, 0)`
-    // against the others' `(dtvlsn, vlsn)`, so a log lacking durable entries could outrank
-    // the voters holding them (the group fuzz target found one elected so).
+    // Last entries, not the rank: what a proposal says of DTVLSNs must never make a voter
+    // help elect a log that lacks entries it holds (with JE's `(vlsn, 0)` for a DTVLSN of 0,
+    // the group fuzz target found one elected so).
     let reaches_own = |rank: &Rank| rank.cmp_entries(&own).is_ge();
     let (best, best_rank) = of_type(NodeType::Electable)
         .filter(|(_, rank)| rank.priority > 0 && reaches_own(rank))

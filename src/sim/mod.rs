@@ -202,6 +202,10 @@ pub struct Report {
     /// After convergence, the master is crashed once on a quiet network: milliseconds until
     /// another node became master (None if the rest cannot form a quorum).
     pub clean_failover_ms: Option<u64>,
+    /// The faults started right after the first election instead of after the quiet
+    /// phase (one seed in four), while the group's first DTVLSN record may not have reached
+    /// every replica yet.
+    pub early_faults: bool,
     /// The readable trace, if asked for.
     pub trace: Vec<String>,
 }
@@ -320,6 +324,8 @@ impl Sim {
     /// Draws a group from the seed and starts every node at time 0.
     pub fn new(seed: u64, opts: Options) -> Self {
         let mut rng = SplitMix64::new(seed);
+        // From a stream of its own, so the other seeds run as they did before it existed.
+        let early_faults = !opts.manual && SplitMix64::new(!seed).below(4) == 0;
         let (roster, members, designated) = draw_group(&mut rng);
         let size = roster.len();
         let net = Network::new(&opts);
@@ -329,7 +335,7 @@ impl Sim {
             designated,
             hosts: Vec::new(),
             checker: Checker::new(&roster, designated),
-            report: Report { seed, nodes: size, ..Report::default() },
+            report: Report { seed, nodes: size, early_faults, ..Report::default() },
             roster,
             net,
             opts,
@@ -382,7 +388,9 @@ impl Sim {
             sim.checker.record_initial_ranks(&members, initial.into_iter());
         }
         if !sim.opts.manual {
-            sim.net.schedule(sim.opts.quiet_ms, Kind::Fault);
+            if !early_faults {
+                sim.net.schedule(sim.opts.quiet_ms, Kind::Fault);
+            } // else at the first election (`observe`)
             sim.net.schedule(sim.calm_at(), Kind::Calm);
             sim.net.schedule(1, Kind::Write);
         }
@@ -805,6 +813,9 @@ impl Sim {
         match event {
             NodeEvent::Election(Event::BecameMaster { term }) => {
                 self.report.elections += 1;
+                if self.report.early_faults && self.report.elections == 1 {
+                    self.start_early_faults();
+                }
                 if let Some(at) = self.master_crashed_at.take() {
                     self.report.failovers_ms.push(self.now.saturating_sub(at));
                 }
@@ -851,6 +862,17 @@ impl Sim {
                 self.check(result);
             }
             _ => {}
+        }
+    }
+
+    /// An early-fault run's faults start within 100 ms of the first master's election
+    /// (which the checker still sees fault-free): the first entries and the first DTVLSN
+    /// record are then still on their way, a window the quiet phase otherwise hides.
+    fn start_early_faults(&mut self) {
+        let at = self.now.saturating_add(1 + self.rng.below(100));
+        if at < self.calm_at() {
+            self.trace(|| format!("faults start at {at} (early)"));
+            self.net.schedule(at, Kind::Fault);
         }
     }
 
@@ -1444,6 +1466,8 @@ pub struct Summary {
     pub arbiter_acks: u64,
     /// Queue overflows (see [`Report::overflows`]), all seeds.
     pub overflows: Overflows,
+    /// Runs whose faults started right after the first election ([`Report::early_faults`]).
+    pub early_fault_runs: u64,
 }
 
 impl Summary {
@@ -1474,6 +1498,7 @@ impl Summary {
         self.restores.1 += u64::from(report.restores.1);
         self.arbiter_acks += report.arbiter_acks;
         self.overflows.add(report.overflows);
+        self.early_fault_runs += u64::from(report.early_faults);
     }
 
     /// Adds another summary (from another thread).
@@ -1501,6 +1526,7 @@ impl Summary {
         self.restores.1 += other.restores.1;
         self.arbiter_acks += other.arbiter_acks;
         self.overflows.add(other.overflows);
+        self.early_fault_runs += other.early_fault_runs;
     }
 
     /// Why the sweep proves nothing, if it saw no crash, partition, election or durable entry.

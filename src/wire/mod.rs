@@ -211,7 +211,8 @@ pub enum MessageRef<'a> {
         priority: u32,
         /// The election term.
         term: u64,
-        /// DTVLSN, the major ranking key. 0 = unknown.
+        /// DTVLSN, the major ranking key (after the last entry's term). 0 = none known
+        /// durable (JE: unknown).
         dtvlsn: u64,
     },
     /// Tag 10. A vote in response to an election proposal.

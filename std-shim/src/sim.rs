@@ -57,6 +57,7 @@ pub fn summary_json(summary: &Summary, elapsed_s: f64) -> String {
         "restores": summary.restores.0,
         "restores_refused": summary.restores.1,
         "arbiter_acks": summary.arbiter_acks,
+        "early_fault_runs": summary.early_fault_runs,
         "overflows": {
             "pending": summary.overflows.pending,
             "node_events": summary.overflows.node_events,
@@ -77,7 +78,8 @@ pub fn run_sweep(start: u64, count: u64, threads: Option<usize>, membership_chan
     let opts = Options { membership_changes, ..Options::default() };
     let summary = sweep(start, count, threads, &opts);
     for (seed, what) in &summary.violations {
-        eprintln!("seed {seed}: {what}\n  replay: harp sim --seed {seed}");
+        let flag = if membership_changes { " --membership-changes" } else { "" };
+        eprintln!("seed {seed}: {what}\n  replay: harp sim --seed {seed}{flag}");
     }
     println!("{}", summary_json(&summary, began.elapsed().as_secs_f64()));
     summary.violations.is_empty() && summary.vacuous().is_none()
