@@ -331,6 +331,8 @@ struct Peer {
     acked_at: u64,
     /// A SyncPoint must precede the next entry.
     need_sync: bool,
+    /// The VLSN the last SyncPoint asked about.
+    question: u64,
     /// Streaming stopped: the replica needs a restore.
     restore: bool,
     /// The last SyncPoint asked at the entry below the first one held (the log is
@@ -791,6 +793,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             let after = peer.next.minus(1);
             if peer.need_sync {
                 peer.need_sync = false;
+                peer.question = after;
                 peer.asked_at_start = first > 1 && after.plus(1) == first;
                 let log_term = self.log.meta(after).map_or(0, |m| m.term);
                 self.cursor = index + 1;
@@ -1510,9 +1513,11 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
 
     fn on_sync_nack(&mut self, from: MemberId, vlsn: u64) {
         let (first, last) = (self.log.first_vlsn(), self.log.last_vlsn());
-        let Some(peer) = self.replica_peer(from) else { return };
+        let Some(asked) = self.replica_peer(from).map(|p| p.question) else { return };
         let resume = vlsn.min(last);
-        peer.next = resume.plus(1);
+        let question = self.run_end_after(resume, asked);
+        let Some(peer) = self.replica_peer(from) else { return };
+        peer.next = question.plus(1);
         peer.matched = peer.matched.min(resume);
         peer.need_sync = true;
         // Asked at the start of this log, it disagrees or ends before it: what it lacks was
@@ -1530,6 +1535,34 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
                 self.emit(NodeEvent::NeedsRestore { member: from, needed: resume.plus(1) });
             }
         }
+    }
+
+    /// Where to ask next after a replica that disagreed at `asked` (the last question) said
+    /// that its log may agree up to `hint`: before its run of the term it holds at `asked` (Raft's fast
+    /// backup, the master's half). If this log's entry after `hint` has another term than
+    /// the one at `asked`, the replica's run may be that term's, shared with this log up to
+    /// where this log's run of it ends: ask there, so a replica that holds most of a long
+    /// term is not streamed it again. Any question is safe (a replica agrees only where it
+    /// holds the same term); each one lands lower than the last, so the search ends.
+    #[cfg_attr(target_pointer_width = "32", inline(never))]
+    fn run_end_after(&self, hint: u64, asked: u64) -> u64 {
+        let term_at = |v: u64| self.log.meta(v).map(|m| m.term);
+        let (mut low, mut high) = (hint.plus(1), asked);
+        let run = term_at(low).filter(|_| low >= self.log.first_vlsn() && low < high);
+        if run.is_none() || run == term_at(high) {
+            return hint;
+        }
+        // Terms never decrease along a log: bisect for the last entry of `run` before `asked`
+        // (past the log's end, `meta` is `None`: not `run`).
+        while high - low > 1 {
+            let mid = low + (high - low) / 2;
+            if term_at(mid) == run {
+                low = mid;
+            } else {
+                high = mid;
+            }
+        }
+        low
     }
 
     // ----- durability -----

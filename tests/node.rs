@@ -351,6 +351,101 @@ fn a_nack_makes_the_master_resync_there() {
     );
 }
 
+/// A log of `(term, entries)` runs, each run opening with its term-start entry.
+fn log_of_runs(runs: &[(u64, u64)]) -> Log {
+    let mut log = Log::new();
+    for &(term, count) in runs {
+        for i in 0..count {
+            let (vlsn, meta) = (log.last_vlsn() + 1, EntryMeta { term, dtvlsn: 0 });
+            let start = term_start(term);
+            let (entry_type, data): (u8, &[u8]) =
+                if i == 0 { (ENTRY_TERM_START, &start) } else { (7, b"e") };
+            log.append(vlsn, meta, entry_type, data).unwrap();
+        }
+    }
+    log
+}
+
+/// The stream lines `a` sent to `b` (no election or heartbeat traffic).
+fn stream_to_b(a: &mut TestNode) -> Vec<String> {
+    let stream = |l: &String| l.starts_with("b <- Sync") || l.starts_with("b <- LogEntry");
+    sent(a).into_iter().filter(stream).collect()
+}
+
+/// Raft's fast backup, the master's half: b was master of term 2 and holds 3..=20 of it,
+/// a holds 3..=10 of term 2, then term 3's 11..=12, and is master of term 4. b refuses
+/// a's question at 12 with the start of its term-2 run; a's entry there is of term 2 too,
+/// so a asks where its own term-2 run ends (10), not at 2: b holds 3..=10 already.
+#[test]
+fn a_nack_below_a_run_of_another_term_is_asked_again_where_that_run_ends() {
+    let mut a = node_in_term("a", NodeConfig::default(), log_of_runs(&[(1, 2), (2, 8), (3, 2)]), 3);
+    elect(&mut a);
+    assert_eq!(stream_to_b(&mut a)[0], "b <- SyncPoint { vlsn: 12, log_term: 3 }");
+    deliver(&mut a, 1100, "b", Message::Ext(Extension::SyncNack { vlsn: 2 }));
+    assert_eq!(stream_to_b(&mut a)[0], "b <- SyncPoint { vlsn: 10, log_term: 2 }");
+    // b's entry at 10 is of another term after all: its answer is the same start, and the
+    // run there is now the term asked, so a asks at the start itself.
+    deliver(&mut a, 1101, "b", Message::Ext(Extension::SyncNack { vlsn: 2 }));
+    let stream = stream_to_b(&mut a);
+    assert_eq!(stream[0], "b <- SyncPoint { vlsn: 2, log_term: 1 }");
+}
+
+/// A run of the term asked is not skipped: b's run at 3 disagrees with a's question at 12
+/// and a's entries 3..=12 are all of that question's term.
+#[test]
+fn a_nack_below_a_run_of_the_asked_term_is_asked_again_at_the_hint() {
+    let mut a = node_in_term("a", NodeConfig::default(), log_of_runs(&[(1, 2), (3, 10)]), 3);
+    elect(&mut a);
+    assert_eq!(stream_to_b(&mut a)[0], "b <- SyncPoint { vlsn: 12, log_term: 3 }");
+    deliver(&mut a, 1100, "b", Message::Ext(Extension::SyncNack { vlsn: 2 }));
+    assert_eq!(stream_to_b(&mut a)[0], "b <- SyncPoint { vlsn: 2, log_term: 1 }");
+}
+
+/// Delivers what `from` sends to `to` (encoded and decoded, as a link would), returning
+/// the lines; whatever else it sends is dropped.
+fn pass(from: &mut TestNode, to: &mut TestNode, now: u64) -> Vec<String> {
+    let (mut lines, mut frames) = (Vec::new(), Vec::new());
+    while let Some(t) = from.poll_transmit() {
+        if t.to == to.election().me() {
+            lines.push(format!("{:?}", t.message));
+            let mut buf = vec![0u8; t.message.encoded_len()];
+            t.message.encode_into(&mut buf).unwrap();
+            frames.push((from.election().me(), buf));
+        }
+    }
+    for (sender, frame) in &frames {
+        to.handle(now, *sender, &Message::decode(frame).unwrap());
+    }
+    lines
+}
+
+/// Master and replica together: b holds a's whole term-2 run and a divergent tail of it;
+/// a asks where its term-2 run ends and streams only what follows it.
+#[test]
+fn a_replica_holding_most_of_a_term_is_streamed_only_what_follows_it() {
+    let mut a = node_in_term("a", NodeConfig::default(), log_of_runs(&[(1, 2), (2, 8), (3, 2)]), 3);
+    let mut b = node_in_term("b", NodeConfig::default(), log_of_runs(&[(1, 2), (2, 18)]), 3);
+    elect(&mut a);
+    deliver(&mut b, 1002, "a", core(MessageRef::ElectionResult { master: "a", term: 4 }));
+    sent(&mut b);
+    let mut to_b = Vec::new();
+    for now in 1100..1110 {
+        to_b.extend(pass(&mut a, &mut b, now));
+        pass(&mut b, &mut a, now);
+    }
+    let questions: Vec<&String> = to_b.iter().filter(|l| l.starts_with("SyncPoint")).collect();
+    assert_eq!(
+        questions,
+        ["SyncPoint { vlsn: 12, log_term: 3 }", "SyncPoint { vlsn: 10, log_term: 2 }"]
+    );
+    let entry_vlsn =
+        |l: &String| l.strip_prefix("LogEntry { vlsn: ")?.split(',').next()?.parse().ok();
+    let entries: Vec<u64> = to_b.iter().filter_map(entry_vlsn).collect();
+    assert_eq!(entries, [13, 11, 12, 13], "13 sent on the first question, then 11 on");
+    assert_eq!(b.log().last_vlsn(), 13);
+    assert_eq!(b.log().meta(12).unwrap().term, 3);
+}
+
 #[test]
 fn ack_policies_decide_committed() {
     let mut all = master_a(NodeConfig { ack_policy: AckPolicy::All, ..NodeConfig::default() });

@@ -102,7 +102,9 @@ pub struct Options {
     pub calm_ms: u64,
     /// After the faults stop, a master followed by every member must exist within this bound.
     pub liveness_bound_ms: u64,
-    /// Once it does, every replica's log must equal the master's within this bound.
+    /// Once it does, every replica's log must equal the master's within this bound, plus
+    /// the time to stream what the furthest-behind replica lacks at one window per longest
+    /// round trip ([`Sim::catch_up_ms`]).
     pub convergence_bound_ms: u64,
     /// Mean gap between two appends of the workload.
     pub write_interval_ms: u64,
@@ -277,6 +279,8 @@ pub struct Sim {
     clean_crash_at: Option<u64>,
     graceful_at: Option<u64>,
     recovered_at: Option<u64>,
+    /// The convergence bound of this run, set at recovery (see `convergence_bound_ms`).
+    convergence_allowed_ms: u64,
     /// The last restore after the faults stopped (the liveness clocks start again there).
     restored_at: u64,
 }
@@ -344,6 +348,7 @@ impl Sim {
             clean_crash_at: None,
             graceful_at: None,
             recovered_at: None,
+            convergence_allowed_ms: 0,
             restored_at: 0,
         };
         let history = sim.draw_history();
@@ -438,6 +443,13 @@ impl Sim {
             return u64::MAX; // a driven run has no calm phase and no liveness check
         }
         self.opts.quiet_ms.saturating_add(self.opts.fault_ms)
+    }
+
+    /// Whether, at `at`, the group has recovered and its replicas are still within the
+    /// time allowed to converge.
+    fn catching_up_at(&self, at: u64) -> bool {
+        let deadline = |since: u64| since.saturating_add(self.convergence_allowed_ms);
+        self.report.convergence_ms.is_none() && self.recovered_at.is_some_and(|t| at <= deadline(t))
     }
 
     fn end(&self) -> u64 {
@@ -546,12 +558,12 @@ impl Sim {
         &self.report.violations
     }
 
-    /// Runs until the end of the calm phase or the first violation.
+    /// Runs until the end of the calm phase (later while a long catch-up is within its
+    /// bound) or the first violation.
     pub fn run_to_end(&mut self) {
-        let end = self.end();
         while self.report.violations.is_empty() {
             let Some((at, kind)) = self.net.next() else { break };
-            if at > end {
+            if at > self.end() && !self.catching_up_at(at) {
                 break;
             }
             self.now = at;
@@ -562,7 +574,7 @@ impl Sim {
             if self.report.recovery_ms.is_none() {
                 self.no_recovery();
             } else if self.report.convergence_ms.is_none() {
-                let bound = self.opts.convergence_bound_ms;
+                let bound = self.convergence_allowed_ms;
                 self.violation(format!(
                     "replica logs did not converge within {bound} ms of recovery"
                 ));
@@ -617,12 +629,17 @@ impl Sim {
         self.hosts.iter().position(|h| h.node.as_ref().is_some_and(|n| n.role() == Role::Master))
     }
 
-    /// The workload: one append on the master (if any), then the next in a while.
+    /// The workload: one append on the master (if any), then the next in a while. One
+    /// write in 32 is a burst of up to 96 appends at once, as a batching client makes,
+    /// which fills the replicas' windows (32 entries by default).
     fn write(&mut self) {
         if !self.writes_on {
             return;
         }
-        self.write_once();
+        let burst = if self.rng.below(32) == 0 { 1 + self.rng.below(96) } else { 1 };
+        for _ in 0..burst {
+            self.write_once();
+        }
         if self.rng.below(8) == 0 {
             self.compact_logs();
         }
@@ -1275,6 +1292,9 @@ impl Sim {
                 if self.everyone_follows_one_master() {
                     self.report.recovery_ms = Some(waited);
                     self.recovered_at = Some(self.now);
+                    let backlog = self.catch_up_ms();
+                    self.convergence_allowed_ms =
+                        self.opts.convergence_bound_ms.saturating_add(backlog);
                 } else if waited > self.opts.liveness_bound_ms {
                     self.no_recovery();
                 }
@@ -1285,8 +1305,8 @@ impl Sim {
                     self.report.convergence_ms = Some(waited);
                     let at = self.now.saturating_add(self.opts.election.election_timeout_ms);
                     self.net.schedule(at, Kind::CrashMaster);
-                } else if waited > self.opts.convergence_bound_ms {
-                    let bound = self.opts.convergence_bound_ms;
+                } else if waited > self.convergence_allowed_ms {
+                    let bound = self.convergence_allowed_ms;
                     let detail = self.divergence();
                     self.violation(format!(
                         "replica logs did not converge within {bound} ms of recovery ({detail})"
@@ -1348,6 +1368,32 @@ impl Sim {
     }
 
     /// Every data member's log equals the master's, and every member holds the same group.
+    /// How long the master needs to stream what its furthest-behind data member lacks
+    /// (past the last entry where their logs agree), one window per longest round trip.
+    fn catch_up_ms(&self) -> u64 {
+        let Some(m) = self.master().and_then(|i| self.hosts.get(i)?.node.as_ref()) else {
+            return 0;
+        };
+        let master = m.log();
+        let behind = |log: &SimLog| {
+            let floor = master.first_vlsn().max(log.first_vlsn()).saturating_sub(1);
+            let mut v = master.last_vlsn().min(log.last_vlsn());
+            while v > floor && master.meta(v).map(|e| e.term) != log.meta(v).map(|e| e.term) {
+                v -= 1;
+            }
+            master.last_vlsn().saturating_sub(v)
+        };
+        let backlog = self
+            .member_hosts(m.members())
+            .filter_map(|(_, h)| h.node.as_ref())
+            .filter(|n| stores_data(n))
+            .map(|n| behind(n.log()))
+            .max()
+            .unwrap_or(0);
+        let window = self.config_for(0).window.max(1);
+        backlog.saturating_mul(2 * self.opts.max_delay_ms).div_ceil(window)
+    }
+
     fn logs_converged(&self) -> bool {
         let Some(m) = self.master().and_then(|i| self.hosts.get(i)?.node.as_ref()) else {
             return false;
@@ -1355,16 +1401,19 @@ impl Sim {
         let master = m.log();
         self.member_hosts(m.members()).all(|(_, h)| match h.node.as_ref() {
             Some(n) => {
-                let stores_data = n.members().get(n.election().me()).is_some_and(|me| {
-                    matches!(me.node_type, NodeType::Electable | NodeType::Secondary)
-                });
                 // Members without a log (monitors, arbiters) keep their configured view.
-                !stores_data
+                !stores_data(n)
                     || (n.members().same_members(m.members()) && n.log().entries == master.entries)
             }
             None => false,
         })
     }
+}
+
+/// Whether the node is a data member (Electable or Secondary) in its own view.
+fn stores_data(n: &SimNode) -> bool {
+    let me = n.members().get(n.election().me());
+    me.is_some_and(|me| matches!(me.node_type, NodeType::Electable | NodeType::Secondary))
 }
 
 fn member(i: usize) -> MemberId {
