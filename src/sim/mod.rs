@@ -281,6 +281,9 @@ pub struct Sim {
     recovered_at: Option<u64>,
     /// The convergence bound of this run, set at recovery (see `convergence_bound_ms`).
     convergence_allowed_ms: u64,
+    /// From then until the planned failover the group must stay stable: every member
+    /// followed one master for two election timeouts on a calm network.
+    stable_from: Option<u64>,
     /// The last restore after the faults stopped (the liveness clocks start again there).
     restored_at: u64,
 }
@@ -349,6 +352,7 @@ impl Sim {
             graceful_at: None,
             recovered_at: None,
             convergence_allowed_ms: 0,
+            stable_from: None,
             restored_at: 0,
         };
         let history = sim.draw_history();
@@ -869,6 +873,7 @@ impl Sim {
                     }
                 }
             }
+            NodeEvent::Election(Event::ElectionStarted { term }) => self.check_stable(i, term),
             NodeEvent::Durable { vlsn } => {
                 // Field by field: the checker is borrowed mutably beside the host's log.
                 let log = self.hosts.get(i).and_then(|h| h.node.as_ref()).map(|n| n.log());
@@ -879,6 +884,23 @@ impl Sim {
                 self.check(result);
             }
             _ => {}
+        }
+    }
+
+    /// A member of the master's group that starts an election while the group is stable
+    /// (see `stable_from`) is a liveness bug: a spurious election deposes a working master.
+    /// (A machine outside the group, whose addition a failover undid, may campaign: nobody
+    /// answers it.)
+    fn check_stable(&mut self, i: usize, term: u64) {
+        if self.stable_from.is_none_or(|t| self.now < t) {
+            return;
+        }
+        let name = format!("n{i}");
+        let Some(m) = self.master() else { return };
+        if self.node(m).is_some_and(|n| n.members().id_of(&name).is_some()) {
+            self.violation(format!(
+                "{name} started term {term} though every member followed master n{m} on a calm network"
+            ));
         }
     }
 
@@ -1230,6 +1252,7 @@ impl Sim {
             return;
         }
         self.trace(|| String::from("planned failover: crash the master on a quiet network"));
+        self.stable_from = None;
         self.crash(master);
         self.master_crashed_at = None;
         self.clean_crash_at = Some(self.now);
@@ -1292,6 +1315,8 @@ impl Sim {
                 if self.everyone_follows_one_master() {
                     self.report.recovery_ms = Some(waited);
                     self.recovered_at = Some(self.now);
+                    let settle = 2 * self.opts.election.election_timeout_ms;
+                    self.stable_from = Some(self.now.max(calm_at).saturating_add(settle));
                     let backlog = self.catch_up_ms();
                     self.convergence_allowed_ms =
                         self.opts.convergence_bound_ms.saturating_add(backlog);
