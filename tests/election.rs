@@ -630,6 +630,27 @@ fn a_secondary_votes_when_asked_but_never_proposes_or_campaigns() {
     assert_eq!(s.term(), 1);
 }
 
+/// A member that starts voting re-persists its term with the vote it recorded, even when
+/// the member it voted for is not in the new view (a joiner replaying the log meets
+/// memberships older than its vote): the group fuzz target found the vote written back as
+/// none, which would let the node vote again in that term.
+#[test]
+fn a_node_that_starts_voting_keeps_its_vote_whoever_its_view_holds() {
+    let mut s = node("s");
+    deliver(&mut s, 10, "a", proposal("a", 1, 1, 0, 1));
+    let window = s.poll_timeout().unwrap();
+    s.handle_timeout(window);
+    assert_eq!(record(&s), ElectionRecord { term: 1, vote: Some(1), ..Default::default() });
+    let mut view = group();
+    view.remove(id(&view, "a")).unwrap();
+    let mut promoted = view.get(id(&view, "s")).unwrap().clone();
+    promoted.node_type = NodeType::Electable;
+    view.update(&promoted).unwrap();
+    s.set_members(view);
+    assert!(s.votes_now());
+    assert_eq!(record(&s), ElectionRecord { term: 1, vote: Some(1), ..Default::default() });
+}
+
 #[test]
 fn a_monitor_that_loses_its_master_says_so() {
     let mut m = node("m");

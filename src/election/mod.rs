@@ -471,9 +471,12 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         self.members = members;
         self.log.priority = self.members.get(self.me).map_or(0, |m| m.priority);
         if !was_voter && self.is_voter() {
-            // A node that starts voting persists the term it knows before it can vote in it.
-            let (term, vote) = (self.term, self.vote());
-            self.persist(term, vote);
+            // A node that starts voting persists the term it knows before it can vote in it,
+            // with its vote as recorded: the member it voted for may not be in this view (a
+            // joiner replaying the log meets memberships older than its vote), and a vote
+            // lost could be given again in the same term.
+            let (term, vote) = (self.term, self.vote);
+            self.write_record(term, vote, self.acknowledged());
         }
         if was_master && !self.own().is_voter() {
             self.step_down(StepDown::Stopped);
