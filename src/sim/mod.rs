@@ -104,7 +104,7 @@ pub struct Options {
     pub liveness_bound_ms: u64,
     /// Once it does, every replica's log must equal the master's within this bound, plus
     /// the time to stream what the furthest-behind replica lacks at one window per longest
-    /// round trip ([`Sim::catch_up_ms`]).
+    /// round trip (at most `2 * max_delay_ms` on the calm network).
     pub convergence_bound_ms: u64,
     /// Mean gap between two appends of the workload.
     pub write_interval_ms: u64,
