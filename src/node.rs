@@ -1538,12 +1538,12 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     }
 
     /// Where to ask next after a replica that disagreed at `asked` (the last question) said
-    /// that its log may agree up to `hint`: before its run of the term it holds at `asked` (Raft's fast
-    /// backup, the master's half). If this log's entry after `hint` has another term than
-    /// the one at `asked`, the replica's run may be that term's, shared with this log up to
-    /// where this log's run of it ends: ask there, so a replica that holds most of a long
-    /// term is not streamed it again. Any question is safe (a replica agrees only where it
-    /// holds the same term); each one lands lower than the last, so the search ends.
+    /// that its log may agree up to `hint`, before its run of the term it holds at `asked`
+    /// (Raft's fast backup, the master's half). If this log's entry after `hint` has another
+    /// term than the one at `asked`, the replica's run may be that term's, shared with this
+    /// log up to where this log's run of it ends: ask there, so a replica that holds most of
+    /// a long term is not streamed it again. Any question is safe (a replica agrees only
+    /// where it holds the same term); each one lands lower than the last, so the search ends.
     #[cfg_attr(target_pointer_width = "32", inline(never))]
     fn run_end_after(&self, hint: u64, asked: u64) -> u64 {
         let term_at = |v: u64| self.log.meta(v).map(|m| m.term);

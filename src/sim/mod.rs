@@ -28,7 +28,7 @@ pub mod stores;
 
 use crate::election::{Config, Event, Role};
 use crate::membership::{Member, MemberId, Membership};
-use crate::node::{Node, NodeConfig, NodeEvent};
+use crate::node::{holds_log, Node, NodeConfig, NodeEvent};
 use crate::replication::{check_restore, EntryMeta, LogStore, ENTRY_MEMBERSHIP, ENTRY_TERM_START};
 use crate::rng::SplitMix64;
 use crate::storage::{ElectionRecord, StableStore};
@@ -428,10 +428,7 @@ impl Sim {
     }
 
     fn initial_log(&mut self, i: usize, history: &[stores::SimEntry], whole: bool) -> SimLog {
-        let stores_data = self
-            .roster
-            .get(member(i))
-            .is_some_and(|m| matches!(m.node_type, NodeType::Electable | NodeType::Secondary));
+        let stores_data = self.roster.get(member(i)).is_some_and(|m| holds_log(m.node_type));
         // (The hosts are not built yet: the roster is who they will be.)
         let len = match (stores_data, whole) {
             (false, _) => 0,
@@ -1392,7 +1389,6 @@ impl Sim {
         parts.join(", ")
     }
 
-    /// Every data member's log equals the master's, and every member holds the same group.
     /// How long the master needs to stream what its furthest-behind data member lacks
     /// (past the last entry where their logs agree), one window per longest round trip.
     fn catch_up_ms(&self) -> u64 {
@@ -1419,6 +1415,7 @@ impl Sim {
         backlog.saturating_mul(2 * self.opts.max_delay_ms).div_ceil(window)
     }
 
+    /// Every data member's log equals the master's, and every member holds the same group.
     fn logs_converged(&self) -> bool {
         let Some(m) = self.master().and_then(|i| self.hosts.get(i)?.node.as_ref()) else {
             return false;
@@ -1437,8 +1434,7 @@ impl Sim {
 
 /// Whether the node is a data member (Electable or Secondary) in its own view.
 fn stores_data(n: &SimNode) -> bool {
-    let me = n.members().get(n.election().me());
-    me.is_some_and(|me| matches!(me.node_type, NodeType::Electable | NodeType::Secondary))
+    n.members().get(n.election().me()).is_some_and(|me| holds_log(me.node_type))
 }
 
 fn member(i: usize) -> MemberId {
