@@ -167,6 +167,11 @@ impl MemberSet {
         self.0.count_ones() as usize
     }
 
+    /// The members in both sets.
+    pub fn intersection(self, other: MemberSet) -> MemberSet {
+        MemberSet(self.0 & other.0)
+    }
+
     /// Whether the set is empty.
     pub fn is_empty(self) -> bool {
         self.0 == 0

@@ -78,16 +78,35 @@ fn deliver(e: &mut Node, now: u64, from: &str, msg: MessageRef<'_>) {
     e.handle(now, from, &msg);
 }
 
+fn deliver_ext(e: &mut Node, now: u64, from: &str, ext: Extension) {
+    let from = id(e.members(), from);
+    e.handle_ext(now, from, &ext);
+}
+
 fn proposal(name: &str, term: u64, vlsn: u64, dtvlsn: u64, priority: u32) -> MessageRef<'_> {
     MessageRef::ElectionProposal { node_name: name, vlsn, priority, term, dtvlsn }
+}
+
+/// Fires `e`'s election timer, checks that it asks `granters` whether they would join the
+/// next term, and delivers their `PreVote`s: the term starts. Returns the deadline.
+fn start_term(e: &mut Node, granters: &[&str]) -> u64 {
+    let deadline = e.poll_timeout().unwrap();
+    e.handle_timeout(deadline);
+    let term = e.term() + 1;
+    let asked = sent(e);
+    for granter in granters {
+        let line = format!("{granter} <- PreProposal {{ term: {term} }}");
+        assert!(asked.contains(&line), "{line} in {asked:?}");
+        deliver_ext(e, deadline, granter, Extension::PreVote { term });
+    }
+    deadline
 }
 
 /// `a` has started term 1 and heard nothing yet (its outputs drained).
 fn a_electing() -> Node {
     let mut a = node("a");
     a.set_log_position(0, 10, 8);
-    let deadline = a.poll_timeout().unwrap();
-    a.handle_timeout(deadline);
+    start_term(&mut a, &["b"]);
     sent(&mut a);
     events(&mut a);
     a
@@ -108,7 +127,7 @@ fn a_master() -> Node {
 // ----- starting and joining elections -----
 
 #[test]
-fn silent_master_starts_the_next_term_and_proposes_to_voters_only() {
+fn silent_master_starts_a_pre_vote_round_among_voters_only() {
     let mut a = node("a");
     a.set_log_position(0, 10, 8);
     let deadline = a.poll_timeout().unwrap();
@@ -116,6 +135,22 @@ fn silent_master_starts_the_next_term_and_proposes_to_voters_only() {
     a.handle_timeout(deadline - 1);
     assert_eq!(sent(&mut a), Vec::<String>::new(), "nothing before the deadline");
     a.handle_timeout(deadline);
+    assert_eq!(sent(&mut a), ["b <- PreProposal { term: 1 }", "c <- PreProposal { term: 1 }"]);
+    assert_eq!(events(&mut a), [], "no term yet");
+    assert_eq!(a.store().clone().read(&mut [0u8; MAX_RECORD]), Ok(None), "nothing persisted");
+    assert_eq!((a.term(), a.role(), a.stats().pre_votes), (0, Role::Unknown, 1));
+    let retry = a.poll_timeout().unwrap();
+    assert!((deadline + 500..deadline + 1000).contains(&retry), "next round: {retry}");
+}
+
+#[test]
+fn a_quorum_of_pre_votes_starts_the_term_and_proposes_to_voters_only() {
+    let mut a = node("a");
+    a.set_log_position(0, 10, 8);
+    let deadline = a.poll_timeout().unwrap();
+    a.handle_timeout(deadline);
+    sent(&mut a);
+    deliver_ext(&mut a, deadline + 2, "c", Extension::PreVote { term: 1 }); // with its own: 2 of 3
     let p = r#"ElectionProposal { node_name: "a", vlsn: 10, priority: 1, term: 1, dtvlsn: 8 }"#;
     let t = "LogTerm { term: 1, log_term: 0 }";
     assert_eq!(
@@ -129,7 +164,8 @@ fn silent_master_starts_the_next_term_and_proposes_to_voters_only() {
         "term persisted first"
     );
     assert_eq!(a.role(), Role::Electing);
-    assert_eq!(a.poll_timeout(), Some(deadline + 60), "vote at the end of the collection window");
+    assert_eq!(a.poll_timeout(), Some(deadline + 62), "vote at the end of the collection window");
+    assert_eq!(a.stats().campaigns, 1);
 }
 
 #[test]
@@ -224,8 +260,7 @@ fn a_restarted_voter_keeps_its_term_and_promise() {
     assert_eq!(sent(&mut a), Vec::<String>::new());
     assert_eq!(record(&a), ElectionRecord { term: 4, vote: Some(2), ..Default::default() });
     // Its own next election is term 5, never 4 again.
-    let deadline = a.poll_timeout().unwrap();
-    a.handle_timeout(deadline);
+    start_term(&mut a, &["c"]);
     assert_eq!(events(&mut a), [Event::ElectionStarted { term: 5 }]);
 }
 
@@ -236,7 +271,7 @@ fn split_vote_backs_off_to_a_randomised_later_term() {
     a.handle_timeout(window); // votes for itself, no quorum
     let retry = a.poll_timeout().unwrap();
     assert!(retry >= window, "backoff deadline {retry}");
-    a.handle_timeout(retry);
+    start_term(&mut a, &["b"]);
     assert_eq!(events(&mut a), [Event::ElectionStarted { term: 2 }]);
     assert_eq!(record(&a), ElectionRecord { term: 2, vote: None, ..Default::default() });
 }
@@ -326,7 +361,7 @@ fn losing_the_masters_link_drops_the_random_part_of_the_wait() {
     assert_eq!(c.poll_timeout(), Some(full));
     c.master_link_lost(id(c.members(), "b"));
     assert_eq!(c.poll_timeout(), Some(10 + timeout));
-    c.handle_timeout(10 + timeout);
+    assert_eq!(start_term(&mut c, &["a"]), 10 + timeout);
     assert_eq!(events(&mut c), [Event::ElectionStarted { term: 3 }]);
     // A heartbeat from a master restores the randomised wait.
     deliver(&mut c, 20, "b", MessageRef::ElectionResult { master: "b", term: 4 });
@@ -429,7 +464,7 @@ fn the_term_of_the_last_entry_outranks_a_longer_log() {
 fn a_proposal_is_ranked_with_the_log_term_its_sender_announced() {
     let mut a = a_electing(); // a: log term 0, vlsn 10
     let b = id(a.members(), "b");
-    a.handle_ext(b, &Extension::LogTerm { term: 1, log_term: 1 });
+    a.handle_ext(0, b, &Extension::LogTerm { term: 1, log_term: 1 });
     deliver(&mut a, 1000, "b", proposal("b", 1, 3, 2, 2)); // shorter log, newer term
     deliver(&mut a, 1000, "c", proposal("c", 1, 0, 0, 0));
     assert_eq!(sent(&mut a), [r#"b <- ElectionVote { voter: "a", granted: true, term: 1 }"#]);
@@ -439,7 +474,7 @@ fn a_proposal_is_ranked_with_the_log_term_its_sender_announced() {
 fn a_proposal_without_its_log_term_ranks_lowest() {
     let mut a = node("a");
     a.set_log_position(2, 10, 8);
-    a.handle_timeout(a.poll_timeout().unwrap());
+    start_term(&mut a, &["b"]);
     sent(&mut a);
     deliver(&mut a, 1000, "b", proposal("b", 1, 99, 98, 2)); // no LogTerm from b: unknown
     deliver(&mut a, 1000, "c", proposal("c", 1, 0, 0, 0));
@@ -573,8 +608,7 @@ fn an_abstaining_voter_sends_no_vote() {
 #[test]
 fn an_arbiter_never_becomes_master() {
     let mut c = node("c");
-    let deadline = c.poll_timeout().unwrap();
-    c.handle_timeout(deadline); // an arbiter may start an election...
+    let deadline = start_term(&mut c, &["a"]); // an arbiter may start an election...
     deliver(&mut c, deadline + 1, "a", proposal("a", 1, 1, 0, 1));
     deliver(&mut c, deadline + 1, "b", proposal("b", 1, 1, 0, 2));
     sent(&mut c);
@@ -777,6 +811,177 @@ fn nothing_that_depends_on_a_failed_write_is_sent() {
     assert!(b.poll_transmit().is_some());
 }
 
+// ----- pre-vote (Raft's PreVote: a cut-off voter never raises its term) -----
+
+fn pre_proposal(e: &mut Node, now: u64, from: &str, term: u64) {
+    deliver_ext(e, now, from, Extension::PreProposal { term });
+}
+
+fn pre_vote(e: &mut Node, now: u64, from: &str, term: u64) {
+    deliver_ext(e, now, from, Extension::PreVote { term });
+}
+
+/// `b` follows master `a` in term 1, heard at 10 (outputs drained).
+fn b_following_a() -> Node {
+    let mut b = node("b");
+    deliver(&mut b, 10, "a", MessageRef::ElectionResult { master: "a", term: 1 });
+    events(&mut b);
+    b
+}
+
+/// A voter that heard its master within an election timeout refuses (naming the master);
+/// from an election timeout after, it grants, and a grant binds nothing.
+#[test]
+fn a_voter_grants_a_pre_vote_only_an_election_timeout_after_it_last_heard_its_master() {
+    let mut b = b_following_a();
+    deliver(&mut b, 300, "a", MessageRef::Heartbeat { master_vlsn: 0, timestamp_ms: 300 });
+    sent(&mut b);
+    pre_proposal(&mut b, 799, "c", 2);
+    assert_eq!(sent(&mut b), [r#"c <- ElectionResult { master: "a", term: 1 }"#]);
+    pre_proposal(&mut b, 800, "c", 2);
+    assert_eq!(sent(&mut b), ["c <- PreVote { term: 2 }"]);
+    // No term, no vote, no event; the master is still followed.
+    assert_eq!((b.term(), b.role()), (1, Role::Replica { master: id(b.members(), "a") }));
+    assert_eq!(record(&b), ElectionRecord { term: 1, vote: None, ..Default::default() });
+    assert_eq!(events(&mut b), []);
+}
+
+#[test]
+fn a_relayed_result_names_the_master_but_is_no_contact_with_it() {
+    let mut b = node("b"); // started at 0: grants from 500
+    let deadline = b.poll_timeout().unwrap();
+    deliver(&mut b, 100, "c", MessageRef::ElectionResult { master: "a", term: 1 });
+    assert_eq!(events(&mut b), [Event::MasterKnown { master: id(b.members(), "a"), term: 1 }]);
+    assert_eq!(b.poll_timeout(), Some(deadline), "the timer measures the master's own silence");
+    pre_proposal(&mut b, 500, "c", 2);
+    assert_eq!(sent(&mut b), ["c <- PreVote { term: 2 }"]);
+    // The master's own result is contact.
+    deliver(&mut b, 600, "a", MessageRef::ElectionResult { master: "a", term: 1 });
+    assert!(b.poll_timeout().unwrap() >= 1100);
+    pre_proposal(&mut b, 1099, "c", 2);
+    assert_eq!(sent(&mut b), [r#"c <- ElectionResult { master: "a", term: 1 }"#]);
+}
+
+#[test]
+fn a_master_refuses_every_pre_vote() {
+    let mut a = a_master();
+    pre_proposal(&mut a, 9_000, "b", 2);
+    assert_eq!(sent(&mut a), [r#"b <- ElectionResult { master: "a", term: 1 }"#]);
+    assert_eq!((a.role(), a.term()), (Role::Master, 1));
+}
+
+#[test]
+fn a_pre_proposal_for_a_term_not_above_the_current_one_is_answered_as_stale() {
+    let mut b = node_in(group(), "b", Config::default(), store_with(5, None));
+    pre_proposal(&mut b, 2_000, "a", 5);
+    assert_eq!(sent(&mut b), [r#"a <- ElectionVote { voter: "b", granted: false, term: 5 }"#]);
+    assert_eq!(b.stats().ignored.stale_term, 1);
+}
+
+/// A node that just started may have a master it has not heard yet.
+#[test]
+fn a_started_node_grants_no_pre_vote_for_an_election_timeout() {
+    let mut b = node("b"); // started at 0
+    pre_proposal(&mut b, 499, "a", 1);
+    assert_eq!(sent(&mut b), Vec::<String>::new(), "no master known: refused in silence");
+    pre_proposal(&mut b, 500, "a", 1);
+    assert_eq!(sent(&mut b), ["a <- PreVote { term: 1 }"]);
+}
+
+/// Taking part in an election counts as contact: a term being elected is not cut short.
+#[test]
+fn a_voter_in_an_election_grants_no_pre_vote_for_the_next_term_at_once() {
+    let mut b = node("b");
+    deliver(&mut b, 1_000, "a", proposal("a", 1, 1, 0, 1));
+    sent(&mut b);
+    pre_proposal(&mut b, 1_499, "c", 2);
+    assert_eq!(sent(&mut b), Vec::<String>::new());
+    pre_proposal(&mut b, 1_500, "c", 2);
+    assert_eq!(sent(&mut b), ["c <- PreVote { term: 2 }"]);
+}
+
+#[test]
+fn hearing_the_master_ends_a_pre_vote_round() {
+    let mut b = b_following_a();
+    let deadline = b.poll_timeout().unwrap();
+    b.handle_timeout(deadline);
+    assert_eq!(sent(&mut b), ["a <- PreProposal { term: 2 }", "c <- PreProposal { term: 2 }"]);
+    assert_eq!(b.role(), Role::Replica { master: id(b.members(), "a") }, "still following");
+    deliver(&mut b, deadline + 1, "a", MessageRef::Heartbeat { master_vlsn: 0, timestamp_ms: 7 });
+    sent(&mut b);
+    pre_vote(&mut b, deadline + 2, "c", 2); // a late grant starts nothing
+    assert_eq!((b.term(), b.stats().ignored.out_of_phase), (1, 1));
+    assert_eq!(events(&mut b), []);
+}
+
+#[test]
+fn a_pre_vote_for_another_round_or_from_a_non_voter_is_not_counted() {
+    let mut a = node("a");
+    a.handle_timeout(a.poll_timeout().unwrap());
+    sent(&mut a);
+    pre_vote(&mut a, 1_000, "b", 3); // not the round's term
+    pre_vote(&mut a, 1_000, "m", 1); // a monitor does not vote
+    assert_eq!(a.term(), 0);
+    assert_eq!((a.stats().ignored.out_of_phase, a.stats().ignored.not_voter), (1, 1));
+    pre_vote(&mut a, 1_001, "c", 1); // an arbiter does
+    assert_eq!(events(&mut a), [Event::ElectionStarted { term: 1 }]);
+}
+
+/// A Secondary answers pre-proposals as it answers proposals (it counts where an `Update`
+/// it lacks made it Electable); a Monitor ignores them.
+#[test]
+fn a_secondary_grants_pre_votes_and_a_monitor_ignores_them() {
+    let (mut s, mut m) = (node("s"), node("m"));
+    pre_proposal(&mut s, 600, "a", 1);
+    pre_proposal(&mut m, 600, "a", 1);
+    assert_eq!(sent(&mut s), ["a <- PreVote { term: 1 }"]);
+    assert_eq!((sent(&mut m), m.stats().ignored.not_voter), (Vec::<String>::new(), 1));
+}
+
+#[test]
+fn a_broken_link_to_the_master_grants_pre_votes_at_once() {
+    let mut b = b_following_a();
+    b.master_link_lost(id(b.members(), "a"));
+    pre_proposal(&mut b, 20, "c", 2);
+    assert_eq!(sent(&mut b), ["c <- PreVote { term: 2 }"]);
+}
+
+/// The master said it is leaving: the term starts at once, with no pre-vote (the voters
+/// that have not read the announcement yet would refuse one).
+#[test]
+fn a_masters_shutdown_starts_the_next_term_without_a_pre_vote() {
+    let mut b = b_following_a();
+    b.master_left(50, id(b.members(), "a"));
+    assert_eq!(events(&mut b), [Event::ElectionStarted { term: 2 }]);
+    let out = sent(&mut b);
+    assert!(out.iter().any(|l| l.starts_with("c <- ElectionProposal")), "{out:?}");
+    assert_eq!((b.stats().pre_votes, b.stats().campaigns), (0, 1));
+}
+
+#[test]
+fn with_pre_votes_off_a_silent_master_starts_the_term_at_once() {
+    let config = Config { pre_vote: false, ..Config::default() };
+    let mut a = node_in(group(), "a", config, RamStore::new());
+    a.handle_timeout(a.poll_timeout().unwrap());
+    assert_eq!(events(&mut a), [Event::ElectionStarted { term: 1 }]);
+    assert_eq!(a.stats().pre_votes, 0);
+    // It still answers others' pre-proposals.
+    pre_proposal(&mut a, 5_000, "b", 2);
+    assert!(sent(&mut a).contains(&"b <- PreVote { term: 2 }".to_string()));
+}
+
+/// A member this master's log made Secondary, unaware of it, asks in a later term: the
+/// master steps down into it, as for its proposals (else it would never follow this master
+/// and never receive the change).
+#[test]
+fn a_master_makes_way_for_a_non_voter_that_asks_for_a_later_term() {
+    let mut a = a_master();
+    pre_proposal(&mut a, 2_000, "s", 3);
+    assert_eq!(events(&mut a), [Event::SteppedDown { term: 1, reason: StepDown::HigherTerm }]);
+    assert_eq!((a.term(), a.stats().ignored.not_voter), (3, 1));
+    assert_eq!(sent(&mut a), Vec::<String>::new(), "it grants no pre-vote to a non-voter");
+}
+
 // ----- options -----
 
 #[test]
@@ -794,8 +999,11 @@ fn a_designated_primary_may_be_master_alone_in_a_two_node_group() {
     assert_eq!(q.quorum(), 2);
     let deadline = q.poll_timeout().unwrap();
     q.handle_timeout(deadline);
+    assert_eq!(sent(&mut q), ["p <- PreProposal { term: 1 }"], "the other node asks p first");
+    assert_eq!(q.role(), Role::Unknown);
+    start_term(&mut q, &["p"]);
     q.handle_timeout(q.poll_timeout().unwrap());
-    assert_eq!(q.role(), Role::Electing, "the other node needs both votes");
+    assert_eq!(q.role(), Role::Electing, "and needs both votes");
 }
 
 #[test]
@@ -959,8 +1167,8 @@ fn a_joiner_in_a_removed_member_s_slot_proposes_and_votes_under_its_own_name() {
     let mut d = Node::new_learner(members, Config::default(), RamStore::new(), 1, 0).unwrap();
     assert_eq!(d.me(), MemberId::new(4), "it sits in m's slot until its Add places it");
     d.set_joining(Some(Member::new("d", NodeType::Electable, 1, 9).unwrap()));
-    let deadline = d.poll_timeout().unwrap();
-    d.handle_timeout(deadline);
+    // Its view does not count it: two of its view's three voters must grant.
+    let deadline = start_term(&mut d, &["a", "b"]);
     let proposals: Vec<String> =
         sent(&mut d).into_iter().filter(|l| l.contains("ElectionProposal")).collect();
     assert!(!proposals.is_empty() && proposals.iter().all(|l| l.contains(r#"node_name: "d""#)));

@@ -229,3 +229,30 @@ fn tags_and_names_match_the_reference_numbering() {
         assert_eq!(usize::from(buf[0]), i + 1, "{}", msg.name());
     }
 }
+
+/// harp's extensions (tags 13..=17, docs/wire-format.md), through `wire::Message`: each
+/// encodes to exactly these bytes and decodes back; `MessageRef` rejects them as unknown.
+#[test]
+fn extension_vectors() {
+    use harp::wire::{Error, Extension, Message};
+    let cases = [
+        (
+            Extension::LogTerm { term: 3, log_term: u64::MAX },
+            "0d 0300000000000000 ffffffffffffffff",
+        ),
+        (Extension::SyncPoint { vlsn: 0, log_term: 0 }, "0e 0000000000000000 0000000000000000"),
+        (Extension::SyncNack { vlsn: 0x0102030405060708 }, "0f 0807060504030201"),
+        (Extension::PreProposal { term: 1 }, "10 0100000000000000"),
+        (Extension::PreVote { term: u64::MAX }, "11 ffffffffffffffff"),
+    ];
+    for (ext, h) in cases {
+        let expected = hex(h);
+        let msg = Message::Ext(ext);
+        assert_eq!(msg.encoded_len(), expected.len(), "encoded_len of {ext:?}");
+        let mut buf = vec![0u8; expected.len()];
+        assert_eq!(msg.encode_into(&mut buf), Ok(expected.len()));
+        assert_eq!(buf, expected, "encoding of {ext:?}");
+        assert_eq!(Message::decode(&expected), Ok(msg), "decoding of {h}");
+        assert_eq!(MessageRef::decode(&expected), Err(Error::UnknownTag { tag: ext.tag() }));
+    }
+}

@@ -267,3 +267,19 @@ fn oversized_fields_are_an_error_on_encode() {
         }))
     ));
 }
+
+/// The pre-vote extensions (tags 16 and 17) fail like the others: a term cut short names
+/// its field and offset, a byte after it is trailing, and 18 is the first unknown tag.
+#[test]
+fn pre_vote_extensions_cut_short_or_too_long() {
+    use harp::wire::Message;
+    let ext_err = |h: &str| Message::decode(&hex(h)).unwrap_err();
+    assert_eq!(
+        ext_err("10 01000000000000"),
+        Error::Truncated { field: Field::PreProposalTerm, offset: 1 }
+    );
+    assert_eq!(ext_err("11"), Error::Truncated { field: Field::PreVoteTerm, offset: 1 });
+    assert_eq!(ext_err("11 0100000000000000 00"), Error::TrailingBytes { offset: 9, count: 1 });
+    assert_eq!(ext_err("12 0100000000000000"), Error::UnknownTag { tag: 18 });
+    assert_eq!(Field::PreVoteTerm.name(), "PreVote.term");
+}

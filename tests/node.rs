@@ -96,10 +96,16 @@ fn entry(vlsn: u64, entry_type: u8, data: &[u8]) -> Message<'_> {
     core(MessageRef::LogEntry { vlsn, entry_type, data })
 }
 
-/// Runs `a`'s election of its next term: it times out, hears b, c and r, and b and c vote.
+/// Runs `a`'s election of its next term: it times out, b and c grant its pre-vote, it hears
+/// b, c and r, and b and c vote.
 fn elect(a: &mut TestNode) {
-    a.handle_timeout(a.poll_timeout().unwrap());
-    let term = a.election().term();
+    let deadline = a.poll_timeout().unwrap();
+    a.handle_timeout(deadline);
+    let term = a.election().term() + 1;
+    for voter in ["b", "c"] {
+        deliver(a, deadline, voter, Message::Ext(Extension::PreVote { term }));
+    }
+    assert_eq!(a.election().term(), term, "the pre-vote quorum starts the term");
     for voter in ["b", "c", "r"] {
         let proposal = MessageRef::ElectionProposal {
             node_name: voter,
@@ -153,7 +159,9 @@ fn a_new_master_writes_its_term_start_and_syncs_every_data_node() {
     );
     let stream: Vec<String> = sent(&mut a)
         .into_iter()
-        .filter(|l| !l.contains("Election") && !l.contains("Heartbeat") && !l.contains("LogTerm"))
+        .filter(|l| {
+            !["Election", "Heartbeat", "LogTerm", "PreProposal"].iter().any(|m| l.contains(m))
+        })
         .collect();
     assert_eq!(
         stream,

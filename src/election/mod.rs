@@ -1,13 +1,15 @@
 //! Master election: a sans-IO state machine that never elects two masters in one term.
 //!
 //! Each voter (Electable or Arbiter member) takes part in numbered terms. A voter whose
-//! master has gone quiet starts term `T + 1` by broadcasting an `ElectionProposal` carrying
-//! its rank; every voter that hears of a higher term joins it and broadcasts its own
-//! proposal. Once a voter has heard every voter (or its collection window closes) it votes,
-//! once per term and durably, for the best-ranked candidate it heard (`ElectionVote`). A
-//! candidate that collects the votes of a quorum is master of `T` and tells every member
-//! (`ElectionResult`). Masters send `Heartbeat`s; a master that hears from no quorum for a
-//! lease steps down. The full protocol, with sequences, is in `docs/protocol.md`.
+//! master has gone quiet first asks the other voters whether they would join term `T + 1`
+//! (a pre-vote, which changes no term); once a quorum has not heard a master either, it
+//! starts `T + 1` by broadcasting an `ElectionProposal` carrying its rank; every voter that
+//! hears of a higher term joins it and broadcasts its own proposal. Once a voter has heard
+//! every voter (or its collection window closes) it votes, once per term and durably, for
+//! the best-ranked candidate it heard (`ElectionVote`). A candidate that collects the votes
+//! of a quorum is master of `T` and tells every member (`ElectionResult`). Masters send
+//! `Heartbeat`s; a master that hears from no quorum for a lease steps down. The full
+//! protocol, with sequences, is in `docs/protocol.md`.
 //!
 //! Inputs: [`Election::handle`] (a peer's message), [`Election::handle_timeout`],
 //! [`Election::set_log_position`], [`Election::start`]/[`Election::stop`]. Outputs, drained by
@@ -78,6 +80,13 @@ pub struct Config {
     /// Terms more than this far above the current one are impossible (a peer cannot exhaust
     /// the term space with one message).
     pub max_term_jump: u64,
+    /// Ask before starting a term (Raft's PreVote): a voter whose master went silent starts
+    /// `T + 1` only once a quorum of voters answered that they have not heard a master for an
+    /// election timeout either. A voter cut off from the group then never raises its term,
+    /// so it cannot depose a working master when it comes back. Every member must understand
+    /// extensions 16 and 17 (any harp version that has this option does); a node with it off
+    /// still answers pre-proposals.
+    pub pre_vote: bool,
 }
 
 impl Default for Config {
@@ -90,6 +99,7 @@ impl Default for Config {
             designated_primary: false,
             electable_group_size_override: None,
             max_term_jump: 1 << 32,
+            pre_vote: true,
         }
     }
 }
@@ -210,6 +220,11 @@ pub struct Ignored {
 pub struct Stats {
     /// Elections started or joined.
     pub elections: u32,
+    /// Pre-vote rounds this node began (its election timer fired; see [`Config::pre_vote`]).
+    pub pre_votes: u32,
+    /// Terms this node started itself: a pre-vote quorum answered, its master announced a
+    /// shutdown, or pre-votes are off.
+    pub campaigns: u32,
     /// Votes cast.
     pub votes: u32,
     /// Terms in which this node voted for no one (no candidate, or JE's arbiter rule).
@@ -295,6 +310,14 @@ pub struct Election<S, const N: usize> {
     election_deadline: u64,
     /// The random part of `election_deadline` (dropped when the master's link breaks).
     election_jitter: u64,
+    /// From when this node grants pre-votes: an election timeout after it last heard its
+    /// master, took part in an election or started; at once when its master's link broke or
+    /// its master announced a shutdown.
+    grants_from: u64,
+    /// The term of this node's pre-vote round (0: none; else always `term + 1`) and the
+    /// voters that granted it, itself included.
+    pre_term: u64,
+    pre_grants: MemberSet,
     /// As master: the newest heartbeat timestamp each member echoed.
     acked: [u64; N],
     /// As master: each member's last measured heartbeat round trip, in ms.
@@ -373,6 +396,9 @@ impl<S: StableStore, const N: usize> Election<S, N> {
             votes: MemberSet::EMPTY,
             election_deadline: 0,
             election_jitter: 0,
+            grants_from: 0,
+            pre_term: 0,
+            pre_grants: MemberSet::EMPTY,
             acked: [0; N],
             round_trips: [None; N],
             told: [0; N],
@@ -619,10 +645,14 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     /// let a = group.add(Member::new("a", NodeType::Electable, 1, 1)?)?;
     /// group.add(Member::new("b", NodeType::Electable, 1, 2)?)?;
     /// let mut node = Election::new(group, a, Config::default(), RamStore::new(), 7, 0).unwrap();
-    /// node.handle_timeout(node.poll_timeout().unwrap()); // starts term 1
+    /// let deadline = node.poll_timeout().unwrap();
+    /// node.handle_timeout(deadline); // asks b whether it would join term 1
     /// let mut buf = [0u8; 64];
-    /// let (to, len) = node.poll_encoded(&mut buf).unwrap().unwrap(); // LogTerm, then the proposal
+    /// let (to, len) = node.poll_encoded(&mut buf).unwrap().unwrap();
     /// assert_eq!(node.members().get(to).unwrap().name, "b");
+    /// assert_eq!(Message::decode(&buf[..len]), Ok(Message::Ext(Extension::PreProposal { term: 1 })));
+    /// node.handle_ext(deadline + 1, to, &Extension::PreVote { term: 1 }); // b would: term 1 starts
+    /// let (_, len) = node.poll_encoded(&mut buf).unwrap().unwrap(); // LogTerm, then the proposal
     /// assert_eq!(Message::decode(&buf[..len]), Ok(Message::Ext(Extension::LogTerm { term: 1, log_term: 0 })));
     /// let (_, len) = node.poll_encoded(&mut buf).unwrap().unwrap();
     /// assert!(matches!(MessageRef::decode(&buf[..len]), Ok(MessageRef::ElectionProposal { term: 1, .. })));
@@ -672,6 +702,13 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         Message::Core(match out {
             Outgoing::LogTerm { term } => {
                 return Message::Ext(Extension::LogTerm { term, log_term: self.log.log_term })
+            }
+            Outgoing::PreVote { granted, term } => {
+                return Message::Ext(if granted {
+                    Extension::PreVote { term }
+                } else {
+                    Extension::PreProposal { term }
+                })
             }
             Outgoing::Proposal { term } => MessageRef::ElectionProposal {
                 node_name: own,
@@ -726,7 +763,9 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     pub fn start(&mut self, now: u64) {
         if matches!(self.phase, Phase::Stopped) {
             self.phase = Phase::Follower { master: None };
-            self.reset_election_timer(now);
+            // A master may be working that this node has not heard yet: no pre-vote for an
+            // election timeout, as if it had just heard one.
+            self.contact(now);
         }
     }
 
@@ -798,11 +837,18 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     }
 
     /// The master announced it is shutting down (`Shutdown`): elect at once instead of
-    /// waiting for the heartbeat timeout. Ignored unless `from` is this node's master.
+    /// waiting for the heartbeat timeout, without a pre-vote (there is no working master to
+    /// disrupt, and voters that have not read the announcement yet would refuse one).
+    /// Ignored unless `from` is this node's master.
     pub fn master_left(&mut self, now: u64, from: MemberId) {
         if self.follows(from) {
             self.election_deadline = now;
-            self.check_election_timer(now);
+            self.grants_from = 0;
+            if self.is_voter() {
+                self.start_election(now);
+            } else {
+                self.check_election_timer(now);
+            }
         }
     }
 
@@ -817,6 +863,8 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         if self.follows(peer) {
             self.election_deadline = self.election_deadline.minus(self.election_jitter);
             self.election_jitter = 0;
+            // Pre-votes are granted at once: this node no longer hears its master either.
+            self.grants_from = 0;
         }
     }
 
@@ -830,7 +878,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
             return;
         }
         if self.is_voter() {
-            self.start_election(now);
+            self.campaign(now);
         } else {
             if let Phase::Follower { master: Some(_) } = self.phase {
                 self.phase = Phase::Follower { master: None };
@@ -838,6 +886,15 @@ impl<S: StableStore, const N: usize> Election<S, N> {
             }
             self.reset_election_timer(now);
         }
+    }
+
+    /// This node heard its master (or took part in an election, or started) at `now`: the
+    /// election timer restarts, pre-votes are refused for an election timeout, and its own
+    /// pre-vote round ends.
+    fn contact(&mut self, now: u64) {
+        self.grants_from = now.plus(self.config.election_timeout_ms);
+        self.pre_term = 0;
+        self.reset_election_timer(now);
     }
 
     fn reset_election_timer(&mut self, now: u64) {
@@ -895,6 +952,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         }
         self.heard.clear();
         self.votes = MemberSet::EMPTY;
+        self.pre_term = 0;
         self.phase = Phase::Follower { master: None };
         self.persist(term, None)
     }
@@ -912,7 +970,32 @@ impl<S: StableStore, const N: usize> Election<S, N> {
 
     // ----- the election -----
 
-    /// The master is silent: start the next term.
+    /// The election timer fired: ask the other voters whether they would join the next
+    /// term (a pre-vote round), or start it at once when pre-votes are off. The round lasts
+    /// until the timer fires again; a quorum of grants starts the term.
+    fn campaign(&mut self, now: u64) {
+        if !self.config.pre_vote {
+            return self.start_election(now);
+        }
+        count(&mut self.stats.pre_votes);
+        self.pre_term = self.term.plus(1);
+        self.pre_grants = MemberSet::EMPTY;
+        self.pre_grants.insert(self.me);
+        self.reset_election_timer(now);
+        let voters = self.others(Member::is_voter);
+        self.send(voters, Outgoing::PreVote { granted: false, term: self.pre_term });
+        self.check_pre_votes(now);
+    }
+
+    /// Starts the round's term once a quorum of this node's voters granted it.
+    #[cfg_attr(target_pointer_width = "32", inline(always))]
+    fn check_pre_votes(&mut self, now: u64) {
+        if self.pre_grants.intersection(self.members.voters()).len() >= self.quorum() {
+            self.start_election(now);
+        }
+    }
+
+    /// Starts the next term.
     fn start_election(&mut self, now: u64) {
         let Some(term) = self.term.checked_add(1) else {
             count(&mut self.stats.ignored.impossible);
@@ -920,6 +1003,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
             return;
         };
         if self.enter_term(term) {
+            count(&mut self.stats.campaigns);
             self.take_part(now);
         } else {
             self.reset_election_timer(now);
@@ -931,7 +1015,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         count(&mut self.stats.elections);
         self.phase =
             Phase::Electing { collect_until: now.plus(self.config.collect_ms), decided: false };
-        self.reset_election_timer(now);
+        self.contact(now);
         self.emit(Event::ElectionStarted { term: self.term });
         self.record_rank(self.me, self.log);
         if self.is_voter() {
@@ -993,6 +1077,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
 
     fn become_master(&mut self, now: u64) {
         count(&mut self.stats.terms_won);
+        self.pre_term = 0;
         self.phase = Phase::Master { next_heartbeat: now };
         self.acked = [0; N];
         self.told = [now; N];
@@ -1049,12 +1134,21 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         self.phase = Phase::Master { next_heartbeat: now.plus(interval) };
     }
 
-    fn follow(&mut self, now: u64, master: MemberId) {
-        if !self.follows(master) {
+    /// Follows `master`, as told by `from` at `now`. Only the master itself counts as
+    /// contact (the election timer restarts, pre-votes are refused for a timeout, this node's
+    /// pre-vote round ends): a result another member relays names the master but may be
+    /// about one that has since gone, so the timer keeps measuring the master's own silence.
+    /// (Relays answering each other's pre-votes would otherwise keep a group whose master
+    /// stepped down from ever electing another.)
+    fn follow(&mut self, now: u64, master: MemberId, from: MemberId) {
+        let news = !self.follows(master);
+        if news {
             self.phase = Phase::Follower { master: Some(master) };
             self.emit(Event::MasterKnown { master, term: self.term });
         }
-        self.reset_election_timer(now);
+        if from == master {
+            self.contact(now);
+        }
     }
 
     /// Tells a peer that is behind what this node knows of the current term.
@@ -1074,15 +1168,27 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     pub fn handle_message(&mut self, now: u64, from: MemberId, msg: &Message<'_>) {
         match msg {
             Message::Core(m) => self.handle(now, from, m),
-            Message::Ext(e) => self.handle_ext(from, e),
+            Message::Ext(e) => self.handle_ext(now, from, e),
         }
     }
 
-    /// Handles an extension message: the election uses `LogTerm`.
-    pub fn handle_ext(&mut self, from: MemberId, ext: &Extension) {
+    /// Handles an extension message received at `now`: the election uses `LogTerm`,
+    /// `PreProposal` and `PreVote`.
+    pub fn handle_ext(&mut self, now: u64, from: MemberId, ext: &Extension) {
+        if matches!(self.phase, Phase::Stopped) {
+            return;
+        }
         let sender_votes = self.members.get(from).filter(|_| from != self.me).map(Member::is_voter);
         match (*ext, sender_votes) {
             (_, None) => count(&mut self.stats.ignored.not_member),
+            (Extension::PreProposal { term }, Some(votes)) => {
+                if self.accept_from(true, votes, !votes, term) {
+                    self.on_pre_proposal(now, from, term);
+                }
+            }
+            // Its term must be this node's round's, which is plausible and implies it votes.
+            (Extension::PreVote { term }, Some(true)) => self.on_pre_vote(now, from, term),
+            (Extension::PreVote { .. }, Some(false)) => count(&mut self.stats.ignored.not_voter),
             (Extension::LogTerm { term, log_term }, Some(true))
                 if self.plausible(term) && log_term <= term =>
             {
@@ -1204,6 +1310,31 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         }
     }
 
+    /// Another voter would start `term`: grant it if this node has not heard a master for
+    /// an election timeout and is none itself; otherwise say nothing, or who the master is.
+    fn on_pre_proposal(&mut self, now: u64, from: MemberId, term: u64) {
+        if term <= self.term {
+            count(&mut self.stats.ignored.stale_term);
+            return self.answer_stale(from);
+        }
+        let master = matches!(self.phase, Phase::Master { .. });
+        if now >= self.grants_from && !master {
+            self.send_to(from, Outgoing::PreVote { granted: true, term });
+        } else if let Some(master) = self.master() {
+            self.send_to(from, Outgoing::Result { master, term: self.term });
+        }
+    }
+
+    /// A voter granted this node's pre-vote round for `term`.
+    fn on_pre_vote(&mut self, now: u64, from: MemberId, term: u64) {
+        if term != self.pre_term || self.pre_term == 0 {
+            count(&mut self.stats.ignored.out_of_phase);
+            return;
+        }
+        self.pre_grants.insert(from);
+        self.check_pre_votes(now);
+    }
+
     fn on_vote(&mut self, now: u64, from: MemberId, granted: bool, term: u64) {
         if term > self.term {
             if granted {
@@ -1259,14 +1390,14 @@ impl<S: StableStore, const N: usize> Election<S, N> {
             Phase::Master { .. } => {
                 count(&mut self.stats.ignored.conflicting_master);
             }
-            _ => self.follow(now, master),
+            _ => self.follow(now, master, from),
         }
     }
 
     fn on_heartbeat(&mut self, now: u64, from: MemberId, timestamp_ms: u64) {
         match self.phase {
             Phase::Follower { master: Some(master) } if master == from => {
-                self.reset_election_timer(now);
+                self.contact(now);
                 let replica_vlsn = self.stream_vlsn;
                 self.send_to(from, Outgoing::HeartbeatResponse { replica_vlsn, timestamp_ms });
             }

@@ -19,6 +19,12 @@ pub(crate) enum Outgoing {
     LogTerm {
         term: u64,
     },
+    /// "Would you join `term`?" (extension 16, `PreProposal`), before a voter starts it, or
+    /// (`granted`) "yes, I would" (extension 17, `PreVote`).
+    PreVote {
+        granted: bool,
+        term: u64,
+    },
     Vote {
         granted: bool,
         term: u64,

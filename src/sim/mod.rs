@@ -260,6 +260,8 @@ struct Host {
     shutting_down: Option<u64>,
     /// Who it is: name `n<index>`, type, priority, node id.
     identity: Member,
+    /// Its node's `election::Stats::campaigns` after the last step (terms it started).
+    campaigns: u32,
 }
 
 /// The simulation of one seed.
@@ -381,6 +383,7 @@ impl Sim {
                 restore_pending: false,
                 shutting_down: None,
                 identity,
+                campaigns: 0,
             });
             if active {
                 sim.boot(i);
@@ -502,6 +505,7 @@ impl Sim {
                 }
                 host.node = Some(node);
                 host.timer = None;
+                host.campaigns = 0;
                 self.after_step(i);
             }
             Err(e) => self.violation(format!("n{i} could not restart: {e}")),
@@ -540,7 +544,7 @@ impl Sim {
             Op::Restart { node } => self.restart(usize::from(node) % size),
             Op::Partition { side } => {
                 let mask = (u32::from(side) & ((1u32 << size) - 1)).max(1);
-                self.net.partition(mask);
+                self.net.partition(mask, self.now);
             }
             Op::Heal => self.net.heal(),
             Op::Faults { on } => self.net.faulty = on,
@@ -552,6 +556,12 @@ impl Sim {
             Op::Shutdown => self.graceful_stop(),
             Op::Compact => self.compact_logs(),
         }
+    }
+
+    /// Every host's node (`n0`, `n1`, … in order), `None` while it is down or not started:
+    /// what a driven run looks at between operations.
+    pub fn nodes(&self) -> impl Iterator<Item = Option<&Node<SimStore, SimLog, MAX_NODES>>> {
+        self.hosts.iter().map(|h| h.node.as_ref())
     }
 
     /// What the safety checks found so far.
@@ -773,6 +783,8 @@ impl Sim {
         let ops = core::mem::take(&mut node.log_mut().ops);
         let term = node.election().term();
         let voting = node.election().votes_now();
+        let campaigned = node.election().stats().campaigns > host.campaigns;
+        host.campaigns = node.election().stats().campaigns;
         let deadline = node.poll_timeout().map(|local| host.clock.sim_time(local).max(now));
         if let Some(at) = deadline.filter(|&at| host.timer != Some(at)) {
             host.timer = Some(at);
@@ -799,6 +811,9 @@ impl Sim {
         }
         for event in events {
             self.observe(i, event);
+        }
+        if campaigned {
+            self.check_not_cut_off(i, term);
         }
         for (to, encoded) in outgoing {
             match encoded {
@@ -901,6 +916,45 @@ impl Sim {
         }
     }
 
+    /// A voter that has been cut off from a quorum of its own voters since before its last
+    /// pre-vote round began (plus the longest a grant sent before the partition can take to
+    /// arrive) never starts a term: it cannot have collected a quorum of grants, so its term,
+    /// had it risen, would depose a working master when the partition heals. A master's
+    /// shutdown announcement starts a term without a pre-vote, so runs with a recent
+    /// graceful stop are not checked.
+    fn check_not_cut_off(&mut self, i: usize, term: u64) {
+        let timeout = self.opts.election.election_timeout_ms;
+        // A round lasts at most two election timeouts of the node's clock (which drifts).
+        let round = 2 * timeout + 2 * timeout * self.opts.max_drift_ppm / 1_000_000 + 1;
+        let window = round + self.net.longest_flight_ms();
+        let cut_since = self.net.partitioned_since();
+        let shutdown_recently = self.graceful_at.is_some_and(|g| self.now <= g + 4 * timeout);
+        if cut_since.is_none_or(|since| self.now < since + window) || shutdown_recently {
+            return;
+        }
+        let Some(node) = self.node(i) else { return };
+        let quorum = node.election().quorum();
+        let members = node.members();
+        let reachable = self
+            .hosts
+            .iter()
+            .enumerate()
+            .filter(|(j, h)| {
+                self.net.connected(i, *j)
+                    && members
+                        .id_of(&h.identity.name)
+                        .is_some_and(|id| members.voters().contains(id))
+            })
+            .count();
+        if reachable < quorum {
+            self.violation(format!(
+                "n{i} started term {term} though cut off from a quorum of its voters for {} ms \
+                 ({reachable} reachable, {quorum} needed)",
+                self.now - cut_since.unwrap_or(0)
+            ));
+        }
+    }
+
     /// An early-fault run's faults start within 100 ms of the first master's election
     /// (which the checker still sees fault-free): the first entries and the first DTVLSN
     /// record are then still on their way, a window the quiet phase otherwise hides.
@@ -951,7 +1005,7 @@ impl Sim {
         }
         self.report.partitions += 1;
         self.trace(|| format!("partition: {{{}}} | rest", members_of(side)));
-        self.net.partition(side);
+        self.net.partition(side, self.now);
         let heal_at = self.now.saturating_add(200 + self.rng.below(3_000));
         self.net.schedule(heal_at, Kind::Heal);
     }
@@ -1103,6 +1157,7 @@ impl Sim {
             restore_pending: false,
             shutting_down: None,
             identity,
+            campaigns: 0,
         });
         self.trace(|| format!("n{k} is a new {node_type:?} machine, not a member yet"));
     }

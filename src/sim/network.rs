@@ -72,6 +72,8 @@ pub(super) struct Network {
     seq: u64,
     /// Nodes in the set are cut off from nodes outside it (0: no partition).
     side: u32,
+    /// When the current partition began.
+    since: u64,
     /// Loss and duplication happen only while faults are on.
     pub(super) faulty: bool,
     max_delay_ms: u64,
@@ -91,6 +93,7 @@ impl Network {
             queue: BinaryHeap::new(),
             seq: 0,
             side: 0,
+            since: 0,
             faulty: false,
             max_delay_ms: opts.max_delay_ms.max(1),
             drop_per_million: opts.drop_per_million,
@@ -119,8 +122,21 @@ impl Network {
         self.queue.pop().map(|Reverse(s)| (s.at, s.kind))
     }
 
-    pub(super) fn partition(&mut self, side: u32) {
+    /// Cuts the nodes in `side` off from the others from `now` on (replacing any partition).
+    pub(super) fn partition(&mut self, side: u32, now: u64) {
         self.side = side;
+        self.since = now;
+    }
+
+    /// When the current partition began, if there is one.
+    pub(super) fn partitioned_since(&self) -> Option<u64> {
+        (self.side != 0).then_some(self.since)
+    }
+
+    /// The longest a message sent at `t` can take to arrive (a duplicate included):
+    /// `8 * max_delay_ms` while faults are on, a link's FIFO order aside.
+    pub(super) fn longest_flight_ms(&self) -> u64 {
+        8 * self.max_delay_ms
     }
 
     pub(super) fn heal(&mut self) {

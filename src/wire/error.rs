@@ -162,6 +162,10 @@ pub enum Field {
     SyncPointLogTerm,
     /// `SyncNack.vlsn`.
     SyncNackVlsn,
+    /// `PreProposal.term`.
+    PreProposalTerm,
+    /// `PreVote.term`.
+    PreVoteTerm,
     /// A stream frame's length prefix (framing, not a message field).
     FrameLength,
 }
@@ -207,6 +211,8 @@ impl Field {
             Field::SyncPointVlsn => "SyncPoint.vlsn",
             Field::SyncPointLogTerm => "SyncPoint.log_term",
             Field::SyncNackVlsn => "SyncNack.vlsn",
+            Field::PreProposalTerm => "PreProposal.term",
+            Field::PreVoteTerm => "PreVote.term",
             Field::FrameLength => "frame length",
         }
     }

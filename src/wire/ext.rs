@@ -1,15 +1,18 @@
 //! harp's extension messages (tags 13 and up) and [`Message`], the union of reference and
 //! extension messages that a harp node sends and receives.
 //!
-//! The twelve reference messages keep their exact layout; these three carry what the
-//! reference messages cannot (the term of a log's last entry, and the log-matching check of
-//! the replication stream). Their layouts, in the reference's primitives:
+//! The twelve reference messages keep their exact layout; these five carry what the
+//! reference messages cannot (the term of a log's last entry, the log-matching check of the
+//! replication stream, and the pre-vote that keeps a cut-off voter from deposing a working
+//! master). Their layouts, in the reference's primitives:
 //!
 //! | tag | extension | fields |
 //! |---|---|---|
 //! | 13 | LogTerm | term: u64, log_term: u64 |
 //! | 14 | SyncPoint | vlsn: u64, log_term: u64 |
 //! | 15 | SyncNack | vlsn: u64 |
+//! | 16 | PreProposal | term: u64 |
+//! | 17 | PreVote | term: u64 |
 //!
 //! A peer that only speaks the reference rejects these tags as unknown, which is the clean
 //! failure; [`MessageRef::decode`] does the same.
@@ -19,7 +22,7 @@ use super::error::{Error, Field};
 use super::MessageRef;
 use core::fmt;
 
-/// An extension message (tags 13..=15).
+/// An extension message (tags 13..=17).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Extension {
@@ -46,6 +49,20 @@ pub enum Extension {
         /// Where the master should try next.
         vlsn: u64,
     },
+    /// Tag 16. A voter whose master has been silent for an election timeout, to the other
+    /// voters: "would you join term `term` if I started it?" It changes no term and binds
+    /// nothing; the sender starts `term` only once a quorum answered [`PreVote`](Self::PreVote).
+    PreProposal {
+        /// The term the sender would start (its current term + 1).
+        term: u64,
+    },
+    /// Tag 17. The answer "yes" to a [`PreProposal`](Self::PreProposal): "I have not heard a
+    /// master for an election timeout either, so I would join `term`". Not persisted: it is
+    /// no vote, and a refusal is silence (or the master's `ElectionResult`).
+    PreVote {
+        /// The term of the pre-proposal it answers.
+        term: u64,
+    },
 }
 
 impl Extension {
@@ -55,6 +72,8 @@ impl Extension {
             Extension::LogTerm { .. } => 13,
             Extension::SyncPoint { .. } => 14,
             Extension::SyncNack { .. } => 15,
+            Extension::PreProposal { .. } => 16,
+            Extension::PreVote { .. } => 17,
         }
     }
 
@@ -62,7 +81,9 @@ impl Extension {
     pub const fn encoded_len(&self) -> usize {
         match self {
             Extension::LogTerm { .. } | Extension::SyncPoint { .. } => 17,
-            Extension::SyncNack { .. } => 9,
+            Extension::SyncNack { .. }
+            | Extension::PreProposal { .. }
+            | Extension::PreVote { .. } => 9,
         }
     }
 
@@ -74,7 +95,9 @@ impl Extension {
                 s.put(&a.to_le_bytes())?;
                 s.put(&b.to_le_bytes())
             }
-            Extension::SyncNack { vlsn } => s.put(&vlsn.to_le_bytes()),
+            Extension::SyncNack { vlsn: a }
+            | Extension::PreProposal { term: a }
+            | Extension::PreVote { term: a } => s.put(&a.to_le_bytes()),
         }
     }
 
@@ -89,6 +112,8 @@ impl Extension {
                 log_term: r.u64(Field::SyncPointLogTerm)?,
             },
             15 => Extension::SyncNack { vlsn: r.u64(Field::SyncNackVlsn)? },
+            16 => Extension::PreProposal { term: r.u64(Field::PreProposalTerm)? },
+            17 => Extension::PreVote { term: r.u64(Field::PreVoteTerm)? },
             tag => return Err(Error::UnknownTag { tag }),
         })
     }

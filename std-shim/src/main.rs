@@ -44,6 +44,10 @@ enum Command {
         /// Let masters add and remove members during the faults (see docs/protocol.md).
         #[arg(long)]
         membership_changes: bool,
+        /// Run the nodes without pre-votes (election::Config::pre_vote off), to see what
+        /// they prevent: a voter cut off from the group raising its term.
+        #[arg(long)]
+        no_pre_vote: bool,
     },
     /// Encode a JSON message (serde externally tagged form) to lowercase hex.
     Encode {
@@ -317,16 +321,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo { entries } => harp_std::demo::run(entries)?,
         Command::Bench { entries, failovers } => harp_std::bench::run(entries, failovers)?,
-        Command::Sim { seed: Some(seed), membership_changes, .. } => {
+        Command::Sim { seed: Some(seed), membership_changes, no_pre_vote, .. } => {
+            let opts = harp_std::sim::options(membership_changes, no_pre_vote);
             anyhow::ensure!(
-                harp_std::sim::run_one(seed, membership_changes),
+                harp_std::sim::run_one(seed, &opts),
                 "seed {seed} violated an invariant"
             );
         }
-        Command::Sim { seeds, start, threads, seed: None, membership_changes } => {
+        Command::Sim { seeds, start, threads, seed: None, membership_changes, no_pre_vote } => {
             let count = seeds.unwrap_or(1_000);
+            let opts = harp_std::sim::options(membership_changes, no_pre_vote);
             anyhow::ensure!(
-                harp_std::sim::run_sweep(start, count, threads, membership_changes),
+                harp_std::sim::run_sweep(start, count, threads, &opts),
                 "the sweep failed (violations above, or it exercised no faults)"
             );
         }

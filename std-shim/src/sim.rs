@@ -70,24 +70,41 @@ pub fn summary_json(summary: &Summary, elapsed_s: f64) -> String {
     .to_string()
 }
 
+/// The simulator's options for `harp sim`'s flags.
+pub fn options(membership_changes: bool, no_pre_vote: bool) -> Options {
+    let mut opts = Options { membership_changes, ..Options::default() };
+    opts.election.pre_vote = !no_pre_vote;
+    opts
+}
+
+/// The flags that give `opts` again (for a replay line).
+fn flags(opts: &Options) -> String {
+    let mut flags = String::new();
+    if opts.membership_changes {
+        flags.push_str(" --membership-changes");
+    }
+    if !opts.election.pre_vote {
+        flags.push_str(" --no-pre-vote");
+    }
+    flags
+}
+
 /// `harp sim --seeds N [--start S]`: prints failing seeds, then the summary; false on failure.
-pub fn run_sweep(start: u64, count: u64, threads: Option<usize>, membership_changes: bool) -> bool {
+pub fn run_sweep(start: u64, count: u64, threads: Option<usize>, opts: &Options) -> bool {
     let threads =
         threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let began = Instant::now();
-    let opts = Options { membership_changes, ..Options::default() };
-    let summary = sweep(start, count, threads, &opts);
+    let summary = sweep(start, count, threads, opts);
     for (seed, what) in &summary.violations {
-        let flag = if membership_changes { " --membership-changes" } else { "" };
-        eprintln!("seed {seed}: {what}\n  replay: harp sim --seed {seed}{flag}");
+        eprintln!("seed {seed}: {what}\n  replay: harp sim --seed {seed}{}", flags(opts));
     }
     println!("{}", summary_json(&summary, began.elapsed().as_secs_f64()));
     summary.violations.is_empty() && summary.vacuous().is_none()
 }
 
 /// `harp sim --seed S`: replays one seed with its trace; false on a violation.
-pub fn run_one(seed: u64, membership_changes: bool) -> bool {
-    let opts = Options { trace: true, membership_changes, ..Options::default() };
+pub fn run_one(seed: u64, opts: &Options) -> bool {
+    let opts = Options { trace: true, ..opts.clone() };
     let began = Instant::now();
     let report = sim::run(seed, &opts);
     for line in &report.trace {
