@@ -75,6 +75,19 @@ const INPUT_QUEUE: usize = 1024;
 const MAX_UNBOUND: usize = 32;
 /// A peer that leaves a frame unfinished this long is cut off.
 const SLOW_FRAME: Duration = Duration::from_secs(5);
+/// How long log retention keeps the log from a restore point this node handed out (to a
+/// node joining through it, or to `harp restore`) at most: long enough for that node to
+/// start and connect, after which the streaming floor keeps what it still needs.
+const RESTORE_POINT_HOLD_MS: u64 = 60_000;
+
+/// Retention keeps the log from `vlsn` (the entries after a restore point handed out) until
+/// `member` is connected, or until `until` (see [`RESTORE_POINT_HOLD_MS`]).
+#[derive(Debug)]
+struct RestoreHold {
+    vlsn: u64,
+    until: u64,
+    member: Option<String>,
+}
 /// A connection whose socket takes none of the bytes waiting for it this long is cut (the
 /// peer stopped reading); the link is redialled or re-accepted and the stream resyncs.
 const WRITE_STALL: Duration = Duration::from_secs(10);
@@ -224,6 +237,7 @@ impl Host {
             refused: 0,
             retain: config.retain_entries,
             retention_failing: false,
+            restore_hold: None,
             _lock: lock,
         };
         worker.sync_links();
@@ -478,6 +492,8 @@ struct Worker {
     retain: Option<u64>,
     /// The last compaction failed (warned about once).
     retention_failing: bool,
+    /// The entries after a restore point handed out, kept for the node starting from it.
+    restore_hold: Option<RestoreHold>,
     /// The data directory's lock, let go when the node thread ends.
     _lock: DirLock,
 }
@@ -1022,7 +1038,8 @@ impl Worker {
         let target = next
             .saturating_sub(retain)
             .min(self.notified.saturating_add(1))
-            .min(self.streaming_floor());
+            .min(self.streaming_floor())
+            .min(self.restore_hold_floor());
         let result = match self.compact_before(target) {
             Err(CompactError::NotDurable { durable }) => {
                 self.compact_before(durable.saturating_add(1))
@@ -1055,6 +1072,45 @@ impl Worker {
             })?;
         }
         self.node.compact_log(vlsn)
+    }
+
+    /// A node given this log's restore point (`member`, joining through it, or one
+    /// `harp restore` prepares) still has to start and connect: until it is connected (then
+    /// the streaming floor keeps what it lacks), for at most [`RESTORE_POINT_HOLD_MS`],
+    /// retention keeps the entries after the point. Without the hold, a joiner that took
+    /// longer to connect than the master took to compact found its next entry gone and
+    /// needed a restore (a CI run of
+    /// `members_are_added_and_removed_through_the_master_and_it_lasts` on a loaded machine).
+    /// One hold at a time: a second request keeps the lower point and the later deadline,
+    /// and names a member only if both name the same one.
+    fn hold_restore_point(&mut self, member: Option<String>) {
+        let (vlsn, until) = (self.node.log().first_vlsn(), self.now() + RESTORE_POINT_HOLD_MS);
+        let hold = match self.restore_hold.take() {
+            Some(old) => RestoreHold {
+                vlsn: old.vlsn.min(vlsn),
+                until,
+                member: member.filter(|name| old.member.as_ref() == Some(name)),
+            },
+            None => RestoreHold { vlsn, until, member },
+        };
+        self.restore_hold = Some(hold);
+    }
+
+    /// The lowest VLSN a restore point handed out still holds (`u64::MAX`: none); a hold
+    /// ends when its member connects or its minute is over.
+    fn restore_hold_floor(&mut self) -> u64 {
+        let Some(hold) = &self.restore_hold else { return u64::MAX };
+        let members = self.node.members();
+        let connected = hold
+            .member
+            .as_deref()
+            .and_then(|name| members.id_of(name))
+            .is_some_and(|id| self.node.is_connected(id));
+        if connected || self.now() >= hold.until {
+            self.restore_hold = None;
+            return u64::MAX;
+        }
+        hold.vlsn
     }
 
     /// As master: the lowest VLSN a connected replica with a log has yet to acknowledge

@@ -303,7 +303,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             other => refused(other)?,
         },
         Command::Restore { data_dir, from } => {
-            let (point, base) = match admin(&from, &Request::RestorePoint)? {
+            let (point, base) = match admin(&from, &Request::RestorePoint { member: None })? {
                 Reply::RestorePoint { restore_point, members: Some(base) } => (restore_point, base),
                 other => anyhow::bail!("{from}: unexpected reply {other:?}"),
             };

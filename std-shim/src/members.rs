@@ -239,7 +239,8 @@ pub fn join(config: &HostConfig, admin: &str) -> Result<BaseMembers> {
             config.listen
         );
     }
-    let (point, base) = match admin_request(admin, &Request::RestorePoint, JOIN_TIMEOUT)? {
+    let request = Request::RestorePoint { member: Some(config.name.clone()) };
+    let (point, base) = match admin_request(admin, &request, JOIN_TIMEOUT)? {
         Reply::RestorePoint { restore_point, members: Some(base) } => (restore_point, base),
         other => bail!("{admin}: unexpected reply {other:?}"),
     };

@@ -581,6 +581,40 @@ fn retention_waits_for_a_connected_replica_that_is_behind() {
     }
 }
 
+/// A restore point handed out for a member holds retention until that member connects: a
+/// node joining a busy group finds the entries after its point still there, however long it
+/// takes to start, and retention resumes once it is connected.
+#[test]
+fn a_restore_point_handed_out_keeps_the_log_until_its_member_connects() {
+    let mut g = Group::start_with(&["--retain-entries", "100"]);
+    let master = g.wait_master(Duration::from_secs(10));
+    write(&g, master, 0, 400);
+    let new = FOUNDERS; // n4
+    let spec = format!("{}={}", NAMES[new], g.listen[new]);
+    assert!(harp(&["member", "add", &g.admin[master], &spec]).status.success());
+    let request = Request::RestorePoint { member: Some(NAMES[new].into()) };
+    let point = match admin_request(&g.admin[master], &request, Duration::from_secs(5)) {
+        Ok(Reply::RestorePoint { restore_point, .. }) => restore_point.vlsn,
+        other => panic!("{other:?}"),
+    };
+    let durable = write(&g, master, 400, 600); // six times the retention
+    let s = g.status(master).unwrap();
+    assert!(s.first <= point + 1, "the entries after the point are kept: {point} {s:?}");
+
+    g.join = Some(master);
+    g.spawn(new);
+    wait_caught_up(&g, new, durable.last().unwrap().0);
+    g.assert_holds(new, &durable[durable.len() - 50..]); // it retains 100 VLSNs too
+    assert!(!g.log_text(master).contains("needs a restore"), "{}", g.log_text(master));
+    let more = write(&g, master, 1_000, 300);
+    wait_caught_up(&g, new, more.last().unwrap().0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Some(s) = g.status(master).filter(|s| s.vlsn + 1 - s.first > 250) {
+        assert!(Instant::now() < deadline, "retention resumes once it is connected: {s:?}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Runs the `harp` tool.
 fn harp(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_harp")).args(args).output().unwrap()

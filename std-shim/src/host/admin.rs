@@ -47,8 +47,14 @@ pub enum Request {
         limit: u64,
     },
     /// Where this node's log starts: what `harp restore` gives a replica that fell behind
-    /// the group's retained logs, and a joining node starts from.
-    RestorePoint,
+    /// the group's retained logs, and a joining node starts from. Log retention then keeps
+    /// the entries after it until `member` connects, for at most a minute.
+    RestorePoint {
+        /// The member that will start from it (a joining node names itself); none: held
+        /// for the minute.
+        #[serde(default)]
+        member: Option<String>,
+    },
     /// On the master: adds a member (`harp member add`) and waits until the change is
     /// durable. Start the new node with `--join` afterwards.
     AddMember {
@@ -205,8 +211,9 @@ impl Worker {
                 let (first, last) = (log.first_vlsn(), log.last_vlsn());
                 let _ = reply.send(Reply::Entries { entries, last, first });
             }
-            Request::RestorePoint => {
+            Request::RestorePoint { member } => {
                 let restore_point = RestorePoint::of(self.node.log());
+                self.hold_restore_point(member);
                 let answer = match BaseMembers::of(self.node.base_members()) {
                     Ok(base) => Reply::RestorePoint { restore_point, members: Some(base) },
                     Err(e) => Reply::Error { error: format!("{e:#}"), master: None },
@@ -469,4 +476,22 @@ pub fn admin_request(addr: &str, request: &Request, timeout: Duration) -> Result
         .read_line(&mut line)
         .with_context(|| format!("reading the reply from {addr}"))?;
     serde_json::from_str(&line).with_context(|| format!("bad reply {line:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Request;
+
+    /// The documented form `{"cmd":"restore-point"}` still reads (no member named, the
+    /// hold lasts its minute); a joining node names itself.
+    #[test]
+    fn a_restore_point_request_may_name_the_member_it_is_for() {
+        let plain: Request = serde_json::from_str(r#"{"cmd":"restore-point"}"#).unwrap();
+        assert!(matches!(plain, Request::RestorePoint { member: None }), "{plain:?}");
+        let named: Request =
+            serde_json::from_str(r#"{"cmd":"restore-point","member":"n4"}"#).unwrap();
+        assert!(matches!(named, Request::RestorePoint { member: Some(ref m) } if m == "n4"));
+        let sent = serde_json::to_string(&Request::RestorePoint { member: None }).unwrap();
+        assert_eq!(sent, r#"{"cmd":"restore-point","member":null}"#);
+    }
 }
