@@ -75,22 +75,13 @@ const INPUT_QUEUE: usize = 1024;
 const MAX_UNBOUND: usize = 32;
 /// A peer that leaves a frame unfinished this long is cut off.
 const SLOW_FRAME: Duration = Duration::from_secs(5);
+/// A connection whose socket takes none of the bytes waiting for it this long is cut (the
+/// peer stopped reading); the link is redialled or re-accepted and the stream resyncs.
+const WRITE_STALL: Duration = Duration::from_secs(10);
 /// How long log retention keeps the log from a restore point this node handed out (to a
 /// node joining through it, or to `harp restore`) at most: long enough for that node to
 /// start and connect, after which the streaming floor keeps what it still needs.
 const RESTORE_POINT_HOLD_MS: u64 = 60_000;
-
-/// Retention keeps the log from `vlsn` (the entries after a restore point handed out) until
-/// `member` is connected, or until `until` (see [`RESTORE_POINT_HOLD_MS`]).
-#[derive(Debug)]
-struct RestoreHold {
-    vlsn: u64,
-    until: u64,
-    member: Option<String>,
-}
-/// A connection whose socket takes none of the bytes waiting for it this long is cut (the
-/// peer stopped reading); the link is redialled or re-accepted and the stream resyncs.
-const WRITE_STALL: Duration = Duration::from_secs(10);
 /// An outbound connect that has not completed after this long is abandoned (and retried).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Redial backoff: from this, doubling after each failure...
@@ -105,6 +96,15 @@ const SEGMENT_BYTES: u64 = 64 << 20;
 
 type HostNode = Node<FileStore, FileLog, MAX_MEMBERS>;
 type ConnId = u64;
+
+/// Retention keeps the log from `vlsn` (the entries after a restore point handed out) until
+/// `member` is connected, or until `until` (see [`RESTORE_POINT_HOLD_MS`]).
+#[derive(Debug)]
+struct RestoreHold {
+    vlsn: u64,
+    until: u64,
+    member: Option<String>,
+}
 
 /// A request to the node thread.
 enum Input {
