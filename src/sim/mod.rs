@@ -927,30 +927,29 @@ impl Sim {
         // A round lasts at most two election timeouts of the node's clock (which drifts).
         let round = 2 * timeout + 2 * timeout * self.opts.max_drift_ppm / 1_000_000 + 1;
         let window = round + self.net.longest_flight_ms();
-        let cut_since = self.net.partitioned_since();
+        let Some(since) = self.net.partitioned_since() else { return };
         let shutdown_recently = self.graceful_at.is_some_and(|g| self.now <= g + 4 * timeout);
-        if cut_since.is_none_or(|since| self.now < since + window) || shutdown_recently {
+        if self.now < since + window || shutdown_recently {
             return;
         }
         let Some(node) = self.node(i) else { return };
         let quorum = node.election().quorum();
         let members = node.members();
+        let voters = members.voters();
         let reachable = self
             .hosts
             .iter()
             .enumerate()
             .filter(|(j, h)| {
                 self.net.connected(i, *j)
-                    && members
-                        .id_of(&h.identity.name)
-                        .is_some_and(|id| members.voters().contains(id))
+                    && members.id_of(&h.identity.name).is_some_and(|id| voters.contains(id))
             })
             .count();
         if reachable < quorum {
             self.violation(format!(
                 "n{i} started term {term} though cut off from a quorum of its voters for {} ms \
                  ({reachable} reachable, {quorum} needed)",
-                self.now - cut_since.unwrap_or(0)
+                self.now - since
             ));
         }
     }
