@@ -10,7 +10,14 @@
 //! (little-endian; the CRC-32C covers everything before it). Opening the log reads every
 //! segment: a record cut short or failing its CRC at the end of the last segment is a torn
 //! write from a crash and is truncated away (reported in [`Recovery`]); anything wrong
-//! elsewhere is [`LogError::Corrupt`], never silently dropped. Each retained segment is also
+//! elsewhere is [`LogError::Corrupt`], never silently dropped: a damaged record, a VLSN out
+//! of sequence, a segment whose name (its first VLSN) is 0 or not where the one before it
+//! ended, segments that start after the compaction point. No record is at VLSN `u64::MAX`
+//! (no VLSN would follow it). A compaction point past the last entry held (a caller
+//! compacted entries it had not synced, then crashed) leaves an empty log after the point,
+//! its segments, which hold only compacted entries, deleted. The `file_log` fuzz target
+//! checks that no directory panics `open` and that every log it opens takes the next
+//! append and reopens the same. Each retained segment is also
 //! kept in memory, byte for byte as on disk, so reads never touch the disk and an append
 //! allocates nothing: the record is built in the segment's buffer, and `sync` writes the
 //! unwritten tail of that buffer to the file.
@@ -221,8 +228,41 @@ impl FileLog {
                 what: "a compaction point is 24 bytes: VLSN, term, DTVLSN",
             });
         };
-        self.forget_before(last + 1);
+        let corrupt =
+            |what| LogError::Corrupt { segment: self.dir.join(COMPACTED_FILE), offset: 0, what };
+        let Some(next) = last.checked_add(1) else {
+            return Err(corrupt("a compaction point at the last VLSN there is"));
+        };
+        if !self.segments.is_empty() && self.first > next {
+            // Compaction records its point before it deletes a segment, so the first
+            // segment left starts at or before the point's next entry.
+            return Err(corrupt("the segments start after the compaction point: one is missing"));
+        }
+        let on_disk = self.next_vlsn();
+        self.forget_before(next);
         self.compacted = EntryMeta { term, dtvlsn };
+        if on_disk.is_some_and(|end| end < next) {
+            // Compacted past the last entry a crash left (a caller compacted entries not
+            // yet synced): every segment holds only compacted entries, and the next append,
+            // at `next`, starts a new one.
+            self.drop_all_segments()?;
+        }
+        Ok(())
+    }
+
+    /// The VLSN the next record continues at (`None` past the last VLSN there is).
+    fn next_vlsn(&self) -> Option<u64> {
+        self.first.checked_add(self.held.len() as u64)
+    }
+
+    /// Deletes every segment file (they hold only compacted entries).
+    fn drop_all_segments(&mut self) -> Result<(), LogError> {
+        self.file = None;
+        for gone in self.segments.drain(..) {
+            fs::remove_file(&gone.path)?;
+        }
+        self.held.clear();
+        self.sync_dir()?;
         Ok(())
     }
 
@@ -243,12 +283,23 @@ impl FileLog {
             offset: offset as u64,
             what,
         };
+        // A segment is named after its first VLSN (1 or later: VLSN 0 is the empty prefix)
+        // and starts where the one before it ended: a file out of place or missing between
+        // two is damage, not a log.
+        if first_vlsn == 0 {
+            return Err(corrupt(0, "a segment named VLSN 0 (VLSNs start at 1)"));
+        }
+        if Some(first_vlsn) != self.next_vlsn() {
+            return Err(corrupt(0, "the segment's name does not continue the one before it"));
+        }
         while offset < bytes.len() {
             match parse_record(bytes.get(offset..).unwrap_or_default()) {
                 Ok((held, size)) => {
-                    let expected = self.first + self.held.len() as u64;
-                    if held.0 != expected {
+                    if Some(held.0) != self.next_vlsn() {
                         return Err(corrupt(offset, "VLSN out of sequence"));
+                    }
+                    if held.0 == u64::MAX {
+                        return Err(corrupt(offset, "a record at the last VLSN there is"));
                     }
                     let (_, meta, entry_type, len) = held;
                     self.held.push_back(Held { meta, entry_type, segment: index, offset, len });
@@ -486,7 +537,8 @@ impl LogStore for FileLog {
     }
 
     fn last_vlsn(&self) -> u64 {
-        (self.first + self.held.len() as u64).saturating_sub(1)
+        // At most u64::MAX - 1: no record is at u64::MAX (no VLSN would follow it).
+        self.next_vlsn().unwrap_or(u64::MAX).saturating_sub(1)
     }
 
     fn entry(&self, vlsn: u64) -> Option<Entry<'_>> {
@@ -526,8 +578,8 @@ impl FileLog {
         entry_type: u8,
         data: &[u8],
     ) -> Result<(), LogError> {
-        let expected = self.last_vlsn() + 1;
-        if vlsn != expected {
+        let expected = self.last_vlsn().saturating_add(1);
+        if vlsn != expected || vlsn == u64::MAX {
             return Err(LogError::Gap { expected, got: vlsn });
         }
         self.roll(vlsn, HEADER + data.len() + CRC)?;

@@ -151,3 +151,107 @@ fn the_election_record_is_replaced_atomically() {
         .collect();
     assert_eq!(names, ["election.rec"], "no temporary file left behind");
 }
+
+/// The error `FileLog::open` gives for `dir`, which must be `Corrupt`: (file name, what).
+fn corrupt(dir: &std::path::Path) -> (String, &'static str) {
+    match FileLog::open(dir, Durability::Os, 4096) {
+        Err(LogError::Corrupt { segment, what, .. }) => {
+            (segment.file_name().unwrap().to_string_lossy().into_owned(), what)
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok((log, _)) => {
+            panic!("accepted as a log of {}..={}", log.first_vlsn(), log.last_vlsn())
+        }
+    }
+}
+
+/// The compaction point `FileLog` writes: VLSN, term, DTVLSN.
+fn write_point(dir: &std::path::Path, vlsn: u64, term: u64) {
+    let point: Vec<u8> = [vlsn, term, 0].iter().flat_map(|f| f.to_le_bytes()).collect();
+    fs::write(dir.join("compacted"), point).unwrap();
+}
+
+#[test]
+fn a_segment_named_vlsn_0_is_damage_not_a_log_starting_there() {
+    // Found by the file_log fuzz target: an empty `0.seg` opened as a log whose first
+    // VLSN was 0, the empty prefix.
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join(format!("{:020}.seg", 0)), b"").unwrap();
+    assert_eq!(corrupt(dir.path()).1, "a segment named VLSN 0 (VLSNs start at 1)");
+}
+
+#[test]
+fn a_segment_missing_between_two_is_damage() {
+    // Caught before too, one record later ("VLSN out of sequence"); now it names the file.
+    let dir = tempfile::tempdir().unwrap();
+    let log = filled(dir.path(), 200);
+    let paths = log.segment_paths();
+    drop(log);
+    fs::remove_file(&paths[2]).unwrap();
+    let (name, what) = corrupt(dir.path());
+    assert_eq!(name, paths[3].file_name().unwrap().to_string_lossy());
+    assert_eq!(what, "the segment's name does not continue the one before it");
+}
+
+#[test]
+fn a_segment_renamed_is_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = filled(dir.path(), 200);
+    let last = log.segment_paths().pop().unwrap();
+    drop(log);
+    // The last segment under a name one higher than its first record: before, its records
+    // were read at the VLSNs they carry and compaction trusted the name.
+    let first: u64 = last.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    fs::rename(&last, dir.path().join(format!("{:020}.seg", first + 1))).unwrap();
+    assert_eq!(corrupt(dir.path()).1, "the segment's name does not continue the one before it");
+}
+
+#[test]
+fn segments_that_start_after_the_compaction_point_are_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = filled(dir.path(), 200);
+    log.compact(100).unwrap();
+    let first_segment = log.segment_paths()[0].clone();
+    drop(log);
+    fs::remove_file(first_segment).unwrap(); // it held entry 100
+    let (name, what) = corrupt(dir.path());
+    assert_eq!(name, "compacted");
+    assert_eq!(what, "the segments start after the compaction point: one is missing");
+}
+
+#[test]
+fn a_compaction_point_past_the_end_leaves_an_empty_log_that_goes_on() {
+    // A caller compacted through entries not yet synced, and a crash lost them: the
+    // segments left hold only compacted entries. Before, the next append went into the
+    // last of them, after entries 150 short of it, and the log did not open again.
+    let dir = tempfile::tempdir().unwrap();
+    drop(filled(dir.path(), 50));
+    write_point(dir.path(), 200, 3);
+    let (mut log, _) = FileLog::open(dir.path(), Durability::Os, 4096).unwrap();
+    assert_eq!((log.first_vlsn(), log.last_vlsn()), (201, 200));
+    assert_eq!(log.meta(200), Some(meta(3)));
+    assert!(log.segment_paths().is_empty(), "{:?}", log.segment_paths());
+    log.append(201, meta(3), 1, b"after the point").unwrap();
+    log.sync().unwrap();
+    drop(log);
+    let (log, _) = FileLog::open(dir.path(), Durability::Os, 4096).unwrap();
+    assert_eq!((log.first_vlsn(), log.last_vlsn()), (201, 201));
+    assert_eq!(data(&log, 201), "after the point");
+}
+
+#[test]
+fn vlsns_at_the_end_of_the_range_are_errors_not_overflows() {
+    let dir = tempfile::tempdir().unwrap();
+    write_point(dir.path(), u64::MAX, 1);
+    assert_eq!(
+        corrupt(dir.path()),
+        ("compacted".into(), "a compaction point at the last VLSN there is")
+    );
+    write_point(dir.path(), u64::MAX - 1, 1);
+    let (mut log, _) = FileLog::open(dir.path(), Durability::Os, 4096).unwrap();
+    assert_eq!((log.first_vlsn(), log.last_vlsn()), (u64::MAX, u64::MAX - 1));
+    match log.append(u64::MAX, meta(1), 1, b"no VLSN follows it") {
+        Err(LogError::Gap { expected, got }) => assert_eq!((expected, got), (u64::MAX, u64::MAX)),
+        other => panic!("an entry at u64::MAX: {other:?}"),
+    }
+}
