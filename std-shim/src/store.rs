@@ -219,17 +219,13 @@ impl FileLog {
             let chunk = bytes.get(i * 8..i * 8 + 8)?;
             <[u8; 8]>::try_from(chunk).ok().map(u64::from_le_bytes)
         };
+        let corrupt =
+            |what| LogError::Corrupt { segment: self.dir.join(COMPACTED_FILE), offset: 0, what };
         let (Some(last), Some(term), Some(dtvlsn), 24) =
             (field(0), field(1), field(2), bytes.len())
         else {
-            return Err(LogError::Corrupt {
-                segment: self.dir.join(COMPACTED_FILE),
-                offset: 0,
-                what: "a compaction point is 24 bytes: VLSN, term, DTVLSN",
-            });
+            return Err(corrupt("a compaction point is 24 bytes: VLSN, term, DTVLSN"));
         };
-        let corrupt =
-            |what| LogError::Corrupt { segment: self.dir.join(COMPACTED_FILE), offset: 0, what };
         let Some(next) = last.checked_add(1) else {
             return Err(corrupt("a compaction point at the last VLSN there is"));
         };
