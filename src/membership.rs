@@ -57,6 +57,16 @@ pub struct Member {
 }
 
 impl Member {
+    /// No member: what a slot briefly holds while its member moves.
+    const VACANT: Member = Member {
+        name: String::new(),
+        node_type: NodeType::Monitor,
+        priority: 0,
+        node_id: 0,
+        host: String::new(),
+        port: 0,
+    };
+
     /// A member; fails if the name is longer than [`NAME_CAP`].
     #[cfg_attr(target_pointer_width = "32", inline(always))]
     pub fn new(
@@ -275,13 +285,14 @@ impl<const N: usize> Membership<N> {
         Ok(MemberId(id))
     }
 
-    /// Removes the member `id` (its slot stays empty until another member is added).
-    pub fn remove(&mut self, id: MemberId) -> Result<Member, MembershipError> {
+    /// Removes the member `id` and returns it: it stays recognised in its slot
+    /// ([`known`](Self::known)) until another member is added there.
+    pub fn remove(&mut self, id: MemberId) -> Result<&Member, MembershipError> {
         let slot = self.slots.get_mut(id.index()).ok_or(MembershipError::NotAMember)?;
         let Slot::Current(member) = slot else { return Err(MembershipError::NotAMember) };
-        let member = member.clone();
-        *slot = Slot::Former(member.clone());
-        Ok(member)
+        // Moved into the former slot, not cloned.
+        *slot = Slot::Former(core::mem::replace(member, Member::VACANT));
+        Ok(slot.known())
     }
 
     /// The id the next [`add`](Self::add) will give.

@@ -472,12 +472,12 @@ fn a_proposal_is_ranked_with_the_log_term_its_sender_announced() {
 
 #[test]
 fn a_proposal_without_its_log_term_ranks_lowest() {
-    let mut a = node("a");
+    let mut a = node_in(group(), "a", Config::default(), store_with(2, None));
     a.set_log_position(2, 10, 8);
     start_term(&mut a, &["b"]);
     sent(&mut a);
-    deliver(&mut a, 1000, "b", proposal("b", 1, 99, 98, 2)); // no LogTerm from b: unknown
-    deliver(&mut a, 1000, "c", proposal("c", 1, 0, 0, 0));
+    deliver(&mut a, 1000, "b", proposal("b", 3, 99, 98, 2)); // no LogTerm from b: unknown
+    deliver(&mut a, 1000, "c", proposal("c", 3, 0, 0, 0));
     assert_eq!(sent(&mut a), Vec::<String>::new(), "a votes for itself, not for an unknown log");
     assert_eq!(record(&a).vote, Some(1));
 }

@@ -145,6 +145,35 @@ fn term_start(term: u64) -> [u8; 8] {
     term.to_le_bytes()
 }
 
+// ----- start-up -----
+
+/// A node whose election record is behind its log (the record was lost, or the log came
+/// from elsewhere) starts in its last entry's term, as one that voted in it: it takes no
+/// part in that term's election (the master that wrote the entries may have had its vote),
+/// and its own next term is above every term in its log.
+#[test]
+fn a_log_ahead_of_the_election_record_starts_the_node_in_the_log_s_term() {
+    let mut a = node_with("a", NodeConfig::default(), log_of_runs(&[(5, 2)]));
+    assert_eq!(a.election().term(), 5);
+    assert_eq!(a.election().vote(), Some(id("a")), "it may have voted in term 5");
+    let proposal =
+        MessageRef::ElectionProposal { node_name: "b", vlsn: 9, priority: 9, term: 5, dtvlsn: 0 };
+    deliver(&mut a, 10, "b", core(proposal));
+    assert_eq!(sent(&mut a), Vec::<String>::new(), "no vote, no proposal in term 5");
+    elect(&mut a);
+    assert_eq!(a.election().term(), 6);
+    assert_eq!(a.log().meta(3), Some(EntryMeta { term: 6, dtvlsn: 0 }), "term start above 5");
+}
+
+/// A record at or past the log's last term is kept as it is.
+#[test]
+fn an_election_record_at_or_past_the_log_s_term_is_kept() {
+    let a = node_in_term("a", NodeConfig::default(), log_of_runs(&[(5, 2)]), 5);
+    assert_eq!((a.election().term(), a.election().vote()), (5, None));
+    let a = node_in_term("a", NodeConfig::default(), log_of_runs(&[(5, 2)]), 8);
+    assert_eq!((a.election().term(), a.election().vote()), (8, None));
+}
+
 // ----- master -----
 
 #[test]

@@ -779,9 +779,19 @@ impl<S: StableStore, const N: usize> Election<S, N> {
 
     /// The node's log moved: proposals from now on carry this position (`log_term` is the
     /// term in which the last entry was written).
+    ///
+    /// A log whose last term is past the node's term (its election record was lost, or the
+    /// log came from another node) moves the node to that term as one that voted in it: it
+    /// may have, for the master that wrote the entries, so it grants no vote in that term,
+    /// and its own next term is above every term in its log.
     pub fn set_log_position(&mut self, log_term: u64, vlsn: u64, dtvlsn: u64) {
-        if self.own().node_type == NodeType::Arbiter {
+        let own = self.own();
+        if own.node_type == NodeType::Arbiter {
             return; // an arbiter holds no log: its position is what it acknowledged
+        }
+        if log_term > self.term {
+            self.vote = Some(own.node_id);
+            self.term = log_term;
         }
         self.log.log_term = log_term;
         self.log.vlsn = vlsn;
