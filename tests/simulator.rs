@@ -110,6 +110,22 @@ mod checker {
         c.on_term(1, 5, true).unwrap();
         assert!(c.on_term(1, 4, true).unwrap_err().contains("went back"));
     }
+
+    #[test]
+    fn catches_a_log_whose_terms_go_back() {
+        use harp::replication::EntryMeta;
+        use harp::sim::stores::{LogOp, SimEntry};
+        let append = |term: u64, term_before: u64| LogOp::Append {
+            vlsn: 3,
+            entry: SimEntry { meta: EntryMeta { term, dtvlsn: 0 }, entry_type: 7, data: vec![] },
+            term_before,
+        };
+        let c = three();
+        assert_eq!(c.on_log_op(0, &append(5, 5)), Ok(()));
+        assert_eq!(c.on_log_op(0, &append(6, 5)), Ok(()));
+        let err = c.on_log_op(0, &append(1, 5)).unwrap_err();
+        assert!(err.contains("after an entry of term 5"), "{err}");
+    }
 }
 
 /// With membership changes on, every safety invariant holds on every seed; a few seeds may

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use arbitrary::Arbitrary;
 use harp::checksum::crc32c;
 use harp::replication::{EntryMeta, LogStore};
-use harp_std::store::{Durability, FileLog};
+use harp_std::store::{compaction_point, Durability, FileLog};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, Arbitrary)]
@@ -38,7 +38,7 @@ struct Segment {
 
 #[derive(Debug, Arbitrary)]
 enum Compacted {
-    /// VLSN, term and DTVLSN, as the log writes it.
+    /// VLSN, term and DTVLSN (at most the VLSN), as the log writes it, with its CRC.
     Point(u64, u64, u64),
     /// Any bytes.
     Raw(Vec<u8>),
@@ -100,8 +100,8 @@ fn write_dir(dir: &Path, input: &Dir) {
     }
     match &input.compacted {
         Some(Compacted::Point(vlsn, term, dtvlsn)) => {
-            let point: Vec<u8> =
-                [vlsn, term, dtvlsn].iter().flat_map(|f| f.to_le_bytes()).collect();
+            let meta = EntryMeta { term: *term, dtvlsn: (*dtvlsn).min(*vlsn) };
+            let point = compaction_point(*vlsn, meta);
             std::fs::write(dir.join("compacted"), point).unwrap();
         }
         Some(Compacted::Raw(bytes)) => std::fs::write(dir.join("compacted"), bytes).unwrap(),

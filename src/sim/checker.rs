@@ -201,7 +201,8 @@ impl Checker {
         Ok(())
     }
 
-    /// A node's log changed: no gaps, no durable entry overwritten or truncated.
+    /// A node's log changed: no gaps, terms never go back along a log, no durable entry
+    /// overwritten or truncated.
     pub fn on_log_op(&self, node: usize, op: &LogOp) -> Result<(), String> {
         let durable = |v: u64| self.durable.get(usize::try_from(v.checked_sub(1)?).ok()?);
         match op {
@@ -210,7 +211,12 @@ impl Checker {
             // at a durable VLSN (it is replaced when it rejoins, and its older log term keeps
             // it from winning); but an entry of the same term at the same VLSN is the same
             // entry (log matching).
-            LogOp::Append { vlsn, entry } => match durable(*vlsn) {
+            LogOp::Append { vlsn, entry, term_before } if entry.meta.term < *term_before => {
+                Err(format!(
+                    "n{node} appended {entry:?} at {vlsn} after an entry of term {term_before}"
+                ))
+            }
+            LogOp::Append { vlsn, entry, .. } => match durable(*vlsn) {
                 Some(d) if d.meta.term == entry.meta.term && d != entry => Err(format!(
                     "n{node} holds {entry:?} at durable VLSN {vlsn} in its term, durable is {d:?}"
                 )),

@@ -67,6 +67,8 @@ pub enum LogOp {
         vlsn: u64,
         /// What.
         entry: SimEntry,
+        /// The term of the entry before it (0 for the first).
+        term_before: u64,
     },
     /// Entries from `from` on were removed; `first` is the entry that was at `from`.
     Truncate {
@@ -139,7 +141,8 @@ impl LogStore for SimLog {
             return Err("append leaves a gap");
         }
         let entry = SimEntry { meta, entry_type, data: data.to_vec() };
-        self.ops.push(LogOp::Append { vlsn, entry: entry.clone() });
+        let term_before = self.entries.last().map_or(0, |e| e.meta.term);
+        self.ops.push(LogOp::Append { vlsn, entry: entry.clone(), term_before });
         self.entries.push(entry);
         Ok(())
     }

@@ -12,7 +12,8 @@
 //! write from a crash and is truncated away (reported in [`Recovery`]); anything wrong
 //! elsewhere is [`LogError::Corrupt`], never silently dropped: a damaged record, a VLSN out
 //! of sequence, a segment whose name (its first VLSN) is 0 or not where the one before it
-//! ended, segments that start after the compaction point. No record is at VLSN `u64::MAX`
+//! ended, segments that start after the compaction point, a compaction point failing its
+//! CRC or whose DTVLSN is past its VLSN. No record is at VLSN `u64::MAX`
 //! (no VLSN would follow it). A compaction point past the last entry held (a caller
 //! compacted entries it had not synced, then crashed) leaves an empty log after the point,
 //! its segments, which hold only compacted entries, deleted. The `file_log` fuzz target
@@ -36,8 +37,7 @@ use harp::storage::{StableStore, MAX_RECORD};
 
 const HEADER: usize = 4 + 8 + 8 + 8 + 1;
 const CRC: usize = 4;
-/// The file holding a [`FileLog`]'s compaction point: the last VLSN compacted, its term and
-/// DTVLSN (8 bytes each, little-endian).
+/// The file holding a [`FileLog`]'s compaction point ([`compaction_point`]).
 const COMPACTED_FILE: &str = "compacted";
 const RECORD_FILE: &str = "election.rec";
 /// The data directory's lock file ([`DirLock`]).
@@ -221,11 +221,17 @@ impl FileLog {
         };
         let corrupt =
             |what| LogError::Corrupt { segment: self.dir.join(COMPACTED_FILE), offset: 0, what };
-        let (Some(last), Some(term), Some(dtvlsn), 24) =
+        let (Some(last), Some(term), Some(dtvlsn), 28) =
             (field(0), field(1), field(2), bytes.len())
         else {
-            return Err(corrupt("a compaction point is 24 bytes: VLSN, term, DTVLSN"));
+            return Err(corrupt("a compaction point is 28 bytes: VLSN, term, DTVLSN, CRC"));
         };
+        if compaction_point(last, EntryMeta { term, dtvlsn }) != bytes {
+            return Err(corrupt("a compaction point failing its CRC"));
+        }
+        if dtvlsn > last {
+            return Err(corrupt("a compaction point whose DTVLSN is past its VLSN"));
+        }
         let Some(next) = last.checked_add(1) else {
             return Err(corrupt("a compaction point at the last VLSN there is"));
         };
@@ -464,9 +470,21 @@ impl FileLog {
     }
 }
 
-/// The `compacted` file's bytes: the last VLSN compacted, its term and DTVLSN.
-fn compaction_point(vlsn: u64, meta: EntryMeta) -> Vec<u8> {
-    [vlsn, meta.term, meta.dtvlsn].iter().flat_map(|f| f.to_le_bytes()).collect()
+/// The `compacted` file's bytes: the last VLSN compacted, its term and DTVLSN (8 bytes
+/// each, little-endian), and the CRC-32C of those 24 bytes.
+///
+/// ```
+/// use harp::replication::EntryMeta;
+/// let point = harp_std::store::compaction_point(100, EntryMeta { term: 3, dtvlsn: 99 });
+/// assert_eq!(point.len(), 28);
+/// assert_eq!(point[..8], 100u64.to_le_bytes());
+/// ```
+pub fn compaction_point(vlsn: u64, meta: EntryMeta) -> Vec<u8> {
+    let mut point: Vec<u8> =
+        [vlsn, meta.term, meta.dtvlsn].iter().flat_map(|f| f.to_le_bytes()).collect();
+    let crc = crc32c(&point);
+    point.extend_from_slice(&crc.to_le_bytes());
+    point
 }
 
 /// (VLSN, meta, entry type, data length) of a record.

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use harp::replication::{EntryMeta, LogStore};
 use harp::storage::{ElectionRecord, StableStore, MAX_RECORD};
-use harp_std::store::{Durability, FileLog, FileStore, LogError};
+use harp_std::store::{compaction_point, Durability, FileLog, FileStore, LogError};
 
 fn meta(term: u64) -> EntryMeta {
     EntryMeta { term, dtvlsn: 0 }
@@ -165,10 +165,36 @@ fn corrupt(dir: &std::path::Path) -> (String, &'static str) {
     }
 }
 
-/// The compaction point `FileLog` writes: VLSN, term, DTVLSN.
+/// The compaction point `FileLog` writes: VLSN, term, DTVLSN 0, CRC.
 fn write_point(dir: &std::path::Path, vlsn: u64, term: u64) {
-    let point: Vec<u8> = [vlsn, term, 0].iter().flat_map(|f| f.to_le_bytes()).collect();
-    fs::write(dir.join("compacted"), point).unwrap();
+    fs::write(dir.join("compacted"), compaction_point(vlsn, meta(term))).unwrap();
+}
+
+#[test]
+fn a_compaction_point_is_checked_by_its_crc_and_its_dtvlsn() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = filled(dir.path(), 200);
+    log.compact(100).unwrap();
+    drop(log);
+    let path = dir.path().join("compacted");
+    let good = fs::read(&path).unwrap();
+    assert_eq!(
+        good,
+        compaction_point(
+            99,
+            FileLog::open(dir.path(), Durability::Os, 4096).unwrap().0.meta(99).unwrap()
+        )
+    );
+    // A flipped bit in the term: before the CRC, it opened with the wrong term at 99, the
+    // one a sync point at the log's start is matched against.
+    let mut flipped = good.clone();
+    flipped[8] ^= 0x04;
+    fs::write(&path, &flipped).unwrap();
+    assert_eq!(corrupt(dir.path()), ("compacted".into(), "a compaction point failing its CRC"));
+    fs::write(&path, &good[..24]).unwrap();
+    assert_eq!(corrupt(dir.path()).1, "a compaction point is 28 bytes: VLSN, term, DTVLSN, CRC");
+    fs::write(&path, compaction_point(99, EntryMeta { term: 1, dtvlsn: 100 })).unwrap();
+    assert_eq!(corrupt(dir.path()).1, "a compaction point whose DTVLSN is past its VLSN");
 }
 
 #[test]
