@@ -275,6 +275,22 @@ mod tests {
     }
 
     #[test]
+    fn an_impossible_point_is_refused_and_the_log_kept() {
+        // Before, it was written and the node then refused to open its new log.
+        let dir = data_dir(5, 1);
+        for point in [
+            RestorePoint { vlsn: 40, term: 2, dtvlsn: 41 },
+            RestorePoint { vlsn: u64::MAX, term: 2, dtvlsn: 0 },
+        ] {
+            let err = restore_at(dir.path(), point).unwrap_err();
+            assert!(err.to_string().contains("no log starts after VLSN"), "{err}");
+            assert_eq!(open(dir.path()).last_vlsn(), 5);
+        }
+        restore_at(dir.path(), POINT).unwrap();
+        assert_eq!(open(dir.path()).first_vlsn(), 41);
+    }
+
+    #[test]
     fn a_directory_without_a_log_is_refused_and_left_alone() {
         let dir = tempfile::tempdir().unwrap();
         let typo = dir.path().join("n3-typo");

@@ -377,8 +377,17 @@ impl FileLog {
 
     /// Starts an empty log in `dir` right after the entry at `vlsn`, which had `meta`: the
     /// log of a node that compacted everything through `vlsn` (what `harp restore` builds).
-    /// `dir` must hold nothing yet.
+    /// `dir` must hold nothing yet, and the point must be one [`open`](Self::open) accepts:
+    /// its DTVLSN at most its VLSN, and a VLSN after it.
     pub fn create_after(dir: &Path, vlsn: u64, meta: EntryMeta) -> Result<(), LogError> {
+        if meta.dtvlsn > vlsn || vlsn == u64::MAX {
+            let what = format!(
+                "no log starts after VLSN {vlsn} with DTVLSN {}: the DTVLSN is past the VLSN \
+                 or no VLSN follows it",
+                meta.dtvlsn
+            );
+            return Err(LogError::Io(io::Error::other(what)));
+        }
         fs::create_dir_all(dir)?;
         if fs::read_dir(dir)?.next().is_some() {
             let what = format!(
