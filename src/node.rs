@@ -275,8 +275,9 @@ pub struct ReplicationIgnored {
     pub not_replica: u32,
     /// An entry before the replica's stream was synced, or a duplicate.
     pub out_of_order: u32,
-    /// An ack or position beyond what was sent, a malformed protocol entry, or an entry
-    /// that would overwrite a durable one.
+    /// An ack or position beyond what was sent, a malformed protocol entry (a term start
+    /// below the stream's run or past the master's term, too), or an entry that would
+    /// overwrite a durable one.
     pub impossible: u32,
     /// A message from a peer whose handshake this node has not accepted.
     pub not_connected: u32,
@@ -1349,13 +1350,16 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         }
         let term = match entry_type {
             ENTRY_TERM_START => match <[u8; 8]>::try_from(data) {
-                Ok(bytes) if u64::from_le_bytes(bytes) >= self.stream.run_term => {
-                    u64::from_le_bytes(bytes)
-                }
-                _ => return self.malformed(),
+                Ok(bytes) => u64::from_le_bytes(bytes),
+                Err(_) => return self.malformed(),
             },
             _ => self.stream.run_term,
         };
+        // A term start names a term from the current run's to the master's own: the entry
+        // of a later term would put this log ahead of every election term it has seen.
+        if term < self.stream.run_term || term > self.election.term() {
+            return self.malformed();
+        }
         if !self.store_replicated(vlsn, term, entry_type, data) {
             return;
         }

@@ -615,6 +615,18 @@ fn a_replica_persists_then_acknowledges_each_entry() {
 }
 
 #[test]
+fn a_term_start_past_the_master_s_term_is_refused() {
+    // Stored, it would have put b's log in term 7 while every election it saw was term 1.
+    let mut b = replica_b();
+    deliver(&mut b, 20, "a", entry(1, ENTRY_TERM_START, &term_start(7)));
+    assert_eq!(sent(&mut b), Vec::<String>::new());
+    assert_eq!((b.log().last_vlsn(), b.election().term()), (0, 1));
+    assert_eq!(b.stats().ignored.impossible, 1);
+    deliver(&mut b, 21, "a", entry(1, ENTRY_TERM_START, &term_start(1)));
+    assert_eq!(sent(&mut b), ["a <- Ack { vlsn: 1 }"]);
+}
+
+#[test]
 fn a_matching_sync_point_is_acknowledged_and_a_conflicting_one_refused() {
     let mut log = Log::new();
     log.append(1, EntryMeta { term: 1, dtvlsn: 0 }, ENTRY_TERM_START, &term_start(1)).unwrap();
