@@ -268,7 +268,8 @@ impl<E: fmt::Debug> fmt::Display for CompactError<E> {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ReplicationIgnored {
-    /// A LogEntry or SyncPoint from a node that is not the master of the current term.
+    /// A LogEntry or SyncPoint from a node that is not the master of the current term, or
+    /// a term start of a later term than this node's (it missed that election).
     pub not_master: u32,
     /// An Ack, SyncNack or HeartbeatResponse to a node that is not master, or from a member
     /// that does not store data.
@@ -276,8 +277,7 @@ pub struct ReplicationIgnored {
     /// An entry before the replica's stream was synced, or a duplicate.
     pub out_of_order: u32,
     /// An ack or position beyond what was sent, a malformed protocol entry (a term start
-    /// below the stream's run or past the master's term, too), or an entry that would
-    /// overwrite a durable one.
+    /// below the stream's run, too), or an entry that would overwrite a durable one.
     pub impossible: u32,
     /// A message from a peer whose handshake this node has not accepted.
     pub not_connected: u32,
@@ -1355,10 +1355,13 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             },
             _ => self.stream.run_term,
         };
-        // A term start names a term from the current run's to the master's own: the entry
-        // of a later term would put this log ahead of every election term it has seen.
-        if term < self.stream.run_term || term > self.election.term() {
+        if term < self.stream.run_term {
             return self.malformed();
+        }
+        if term > self.election.term() {
+            // The master started a term this node missed: stored, the entry would put its
+            // log past every term it has entered. It waits for the master's result.
+            return count(&mut self.stats.ignored.not_master);
         }
         if !self.store_replicated(vlsn, term, entry_type, data) {
             return;
