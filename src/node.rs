@@ -269,7 +269,8 @@ impl<E: fmt::Debug> fmt::Display for CompactError<E> {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ReplicationIgnored {
     /// A LogEntry or SyncPoint from a node that is not the master of the current term, or
-    /// a term start of a later term than this node's (it missed that election).
+    /// a term start of a later term than this node's (it missed that election: it enters
+    /// the term and asks to be synced again).
     pub not_master: u32,
     /// An Ack, SyncNack or HeartbeatResponse to a node that is not master, or from a member
     /// that does not store data.
@@ -1245,7 +1246,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         }
         match *msg {
             Message::Core(MessageRef::LogEntry { vlsn, entry_type, data }) => {
-                self.on_entry(from, vlsn, entry_type, data)
+                self.on_entry(now, from, vlsn, entry_type, data)
             }
             Message::Core(MessageRef::Ack { vlsn }) => self.on_ack(now, from, vlsn),
             Message::Ext(Extension::SyncPoint { vlsn, log_term }) => {
@@ -1333,7 +1334,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         x.max(first.minus(1))
     }
 
-    fn on_entry(&mut self, from: MemberId, vlsn: u64, entry_type: u8, data: &[u8]) {
+    fn on_entry(&mut self, now: u64, from: MemberId, vlsn: u64, entry_type: u8, data: &[u8]) {
         if !self.accept_from_master(from) {
             return;
         }
@@ -1359,9 +1360,13 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             return self.malformed();
         }
         if term > self.election.term() {
-            // The master started a term this node missed: stored, the entry would put its
-            // log past every term it has entered. It waits for the master's result.
-            return count(&mut self.stats.ignored.not_master);
+            // The master started a term this node missed. Stored, the entry would put the
+            // log past every term the node has entered, and it may have overtaken the
+            // term's sync point: the node learns the term as from the master's result, and
+            // asks to be synced again in it.
+            count(&mut self.stats.ignored.not_master);
+            self.election.follow_into(now, from, term);
+            return self.queue(from, Pending::SyncNack { vlsn: self.stream.next.minus(1) });
         }
         if !self.store_replicated(vlsn, term, entry_type, data) {
             return;

@@ -1404,6 +1404,15 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         }
     }
 
+    /// The master this node follows wrote the term start of `term`, a later term than this
+    /// node's: it missed that election, and follows the master into the term (as on its
+    /// result), unless the term is implausible or cannot be persisted.
+    pub(crate) fn follow_into(&mut self, now: u64, master: MemberId, term: u64) {
+        if self.plausible(term) && self.enter_term(term) {
+            self.follow(now, master, master);
+        }
+    }
+
     fn on_heartbeat(&mut self, now: u64, from: MemberId, timestamp_ms: u64) {
         match self.phase {
             Phase::Follower { master: Some(master) } if master == from => {
