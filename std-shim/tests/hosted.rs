@@ -770,3 +770,42 @@ fn members_are_added_and_removed_through_the_master_and_it_lasts() {
     wait_caught_up(&g, last, durable.last().unwrap().0);
     g.assert_holds(last, &durable[durable.len() - 50..]);
 }
+
+/// A one-node group whose election file was deleted (a corrupt one refuses to start, and an
+/// operator may remove it): the node starts in its log's last term, and its next term start
+/// is above every term in its log. Before, it re-elected itself in term 1 and wrote term-1
+/// entries after its later-term ones.
+#[test]
+fn a_node_whose_election_file_was_deleted_never_writes_a_lower_term() {
+    use harp::replication::LogStore;
+    use harp_std::config::HostConfig;
+    use harp_std::host::Host;
+    use harp_std::store::{Durability, FileLog};
+    let dir = tempfile::tempdir().unwrap();
+    let config = HostConfig::group(&["solo"], "g", &[free_port()], dir.path()).remove(0);
+    let solo_master = |host: &Host| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while host.status().unwrap().role != "master" {
+            assert!(Instant::now() < deadline, "no master");
+            thread::sleep(Duration::from_millis(10));
+        }
+        host.status().unwrap().term
+    };
+    // Three starts make term 3; then the record goes.
+    for data in ["one", "two", "three"] {
+        let host = Host::start(config.clone()).unwrap();
+        solo_master(&host);
+        host.append(vec![data.into()]).unwrap();
+        host.shutdown().unwrap();
+    }
+    std::fs::remove_dir_all(config.data_dir.join("election")).unwrap();
+    let host = Host::start(config.clone()).unwrap();
+    assert_eq!(solo_master(&host), 4, "the term after its log's last");
+    host.append(vec!["four".into()]).unwrap();
+    host.shutdown().unwrap();
+    let (log, _) = FileLog::open(&config.data_dir.join("log"), Durability::Os, 1 << 20).unwrap();
+    let terms: Vec<u64> =
+        (log.first_vlsn()..=log.last_vlsn()).map(|v| log.meta(v).unwrap().term).collect();
+    // Per start: its term start, the entry, and the DTVLSN record that makes it durable.
+    assert_eq!(terms, [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]);
+}
