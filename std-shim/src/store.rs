@@ -226,15 +226,14 @@ impl FileLog {
         else {
             return Err(corrupt("a compaction point is 28 bytes: VLSN, term, DTVLSN, CRC"));
         };
-        if compaction_point(last, EntryMeta { term, dtvlsn }) != bytes {
+        let meta = EntryMeta { term, dtvlsn };
+        if compaction_point(last, meta) != bytes {
             return Err(corrupt("a compaction point failing its CRC"));
         }
-        if dtvlsn > last {
-            return Err(corrupt("a compaction point whose DTVLSN is past its VLSN"));
+        if let Some(what) = impossible_point(last, meta) {
+            return Err(corrupt(what));
         }
-        let Some(next) = last.checked_add(1) else {
-            return Err(corrupt("a compaction point at the last VLSN there is"));
-        };
+        let next = last.saturating_add(1); // below u64::MAX: checked just above
         if !self.segments.is_empty() && self.first > next {
             // Compaction records its point before it deletes a segment, so the first
             // segment left starts at or before the point's next entry.
@@ -242,7 +241,7 @@ impl FileLog {
         }
         let on_disk = self.next_vlsn();
         self.forget_before(next);
-        self.compacted = EntryMeta { term, dtvlsn };
+        self.compacted = meta;
         if on_disk.is_some_and(|end| end < next) {
             // Compacted past the last entry a crash left (a caller compacted entries not
             // yet synced): every segment holds only compacted entries, and the next append,
@@ -380,12 +379,8 @@ impl FileLog {
     /// `dir` must hold nothing yet, and the point must be one [`open`](Self::open) accepts:
     /// its DTVLSN at most its VLSN, and a VLSN after it.
     pub fn create_after(dir: &Path, vlsn: u64, meta: EntryMeta) -> Result<(), LogError> {
-        if meta.dtvlsn > vlsn || vlsn == u64::MAX {
-            let what = format!(
-                "no log starts after VLSN {vlsn} with DTVLSN {}: the DTVLSN is past the VLSN \
-                 or no VLSN follows it",
-                meta.dtvlsn
-            );
+        if let Some(what) = impossible_point(vlsn, meta) {
+            let what = format!("no log starts after VLSN {vlsn} (DTVLSN {}): {what}", meta.dtvlsn);
             return Err(LogError::Io(io::Error::other(what)));
         }
         fs::create_dir_all(dir)?;
@@ -494,6 +489,18 @@ pub fn compaction_point(vlsn: u64, meta: EntryMeta) -> Vec<u8> {
     let crc = crc32c(&point);
     point.extend_from_slice(&crc.to_le_bytes());
     point
+}
+
+/// What makes a compaction point at `vlsn` one no log can start after, if anything: a
+/// DTVLSN past its VLSN, or no VLSN after it. `open` and `create_after` both refuse it.
+fn impossible_point(vlsn: u64, meta: EntryMeta) -> Option<&'static str> {
+    if meta.dtvlsn > vlsn {
+        Some("a compaction point whose DTVLSN is past its VLSN")
+    } else if vlsn == u64::MAX {
+        Some("a compaction point at the last VLSN there is")
+    } else {
+        None
+    }
 }
 
 /// (VLSN, meta, entry type, data length) of a record.
