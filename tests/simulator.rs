@@ -63,6 +63,46 @@ fn seeds_that_found_bugs_pass() {
     }
 }
 
+/// A restore after the faults measures recovery and convergence again, and the planned
+/// failover waits for both: seed 70,080,021 once crashed its master 300 ms after a restore,
+/// and counted that failover and the old master's restart as a 2,963 ms recovery (a slower
+/// restart would have failed the liveness bound with no fault of the protocol).
+#[test]
+fn the_planned_failover_waits_for_the_recovery_after_a_restore() {
+    let opts = Options { trace: true, membership_changes: true, ..Options::default() };
+    let report = sim::run(70_080_021, &opts);
+    assert_eq!(report.violations, Vec::<String>::new());
+    let time = |line: &String| line.split_whitespace().next().and_then(|t| t.parse::<u64>().ok());
+    let at = |what: &str| report.trace.iter().rev().find(|l| l.contains(what)).and_then(time);
+    let restored = at("restored from").unwrap();
+    let planned = at("planned failover").unwrap();
+    let (recovery, convergence) = (report.recovery_ms.unwrap(), report.convergence_ms.unwrap());
+    assert!(restored > Options::default().quiet_ms + Options::default().fault_ms);
+    assert!(restored + recovery + convergence <= planned, "{restored} {recovery} {convergence}");
+    assert!(recovery < 1_000, "{recovery} ms from the restore");
+}
+
+/// A sweep names the seed of its slowest clean failover, recovery and convergence, and the
+/// seed replays to that time; merging two halves keeps the slower of each.
+#[test]
+fn a_sweep_names_its_slowest_seeds() {
+    let opts = Options::default();
+    let (first, second) = (sim::sweep(0..20, &opts), sim::sweep(20..40, &opts));
+    let mut whole = first.clone();
+    whole.merge(second.clone());
+    let max = |v: &[u64]| Summary::percentile(v, 100);
+    let (ms, seed) = whole.slowest.failover.unwrap();
+    assert_eq!(Some(ms), max(&whole.failovers_ms));
+    assert_eq!(sim::run(seed, &opts).clean_failover_ms, Some(ms));
+    let (ms, seed) = whole.slowest.recovery.unwrap();
+    assert_eq!(Some(ms), max(&whole.recoveries_ms));
+    assert_eq!(sim::run(seed, &opts).recovery_ms, Some(ms));
+    let (ms, seed) = whole.slowest.convergence.unwrap();
+    assert_eq!(Some(ms), max(&whole.convergences_ms));
+    assert_eq!(sim::run(seed, &opts).convergence_ms, Some(ms));
+    assert_eq!(whole.slowest.failover, first.slowest.failover.max(second.slowest.failover));
+}
+
 #[test]
 fn a_seed_replays_identically() {
     let opts = Options { trace: true, ..Options::default() };

@@ -1250,8 +1250,11 @@ impl Sim {
             return; // master since: its log is the one the others follow
         }
         if self.now >= self.calm_at() {
+            // Recovery and convergence are measured again from here; a planned failover
+            // waits for them (see `crash_master`).
             self.recovered_at = None;
             self.report.recovery_ms = None;
+            self.report.convergence_ms = None;
             self.restored_at = self.now;
         }
         let Some(node) = self.node(source) else { return };
@@ -1292,7 +1295,14 @@ impl Sim {
 
     /// Crashes the master on a quiet network once, to measure a clean failover (only when the
     /// other voters can still form a quorum without it).
+    /// The planned failover, once per run, on a group that has recovered and converged: a
+    /// restore since the convergence that planned it measures both again, and the next
+    /// convergence plans it anew (a failover amid that recovery would be counted in it).
     fn crash_master(&mut self) {
+        let planned = self.clean_crash_at.is_some() || self.report.clean_failover_ms.is_some();
+        if planned || self.recovered_at.is_none() || self.report.convergence_ms.is_none() {
+            return;
+        }
         let Some(master) = self.master() else { return };
         let voters = self
             .hosts
@@ -1592,6 +1602,36 @@ pub struct Summary {
     pub overflows: Overflows,
     /// Runs whose faults started right after the first election ([`Report::early_faults`]).
     pub early_fault_runs: u64,
+    /// The slowest run of each timing, to replay with `harp sim --seed`.
+    pub slowest: Slowest,
+}
+
+/// The slowest clean failover, recovery and convergence of a sweep, each as (ms, seed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Slowest {
+    /// The longest [`Report::clean_failover_ms`].
+    pub failover: Option<(u64, u64)>,
+    /// The longest [`Report::recovery_ms`].
+    pub recovery: Option<(u64, u64)>,
+    /// The longest [`Report::convergence_ms`].
+    pub convergence: Option<(u64, u64)>,
+}
+
+impl Slowest {
+    fn of(report: &Report) -> Slowest {
+        let with_seed = |ms: Option<u64>| ms.map(|ms| (ms, report.seed));
+        Slowest {
+            failover: with_seed(report.clean_failover_ms),
+            recovery: with_seed(report.recovery_ms),
+            convergence: with_seed(report.convergence_ms),
+        }
+    }
+
+    fn merge(&mut self, other: Slowest) {
+        self.failover = self.failover.max(other.failover);
+        self.recovery = self.recovery.max(other.recovery);
+        self.convergence = self.convergence.max(other.convergence);
+    }
 }
 
 impl Summary {
@@ -1623,6 +1663,7 @@ impl Summary {
         self.arbiter_acks += report.arbiter_acks;
         self.overflows.add(report.overflows);
         self.early_fault_runs += u64::from(report.early_faults);
+        self.slowest.merge(Slowest::of(report));
     }
 
     /// Adds another summary (from another thread).
@@ -1651,6 +1692,7 @@ impl Summary {
         self.arbiter_acks += other.arbiter_acks;
         self.overflows.add(other.overflows);
         self.early_fault_runs += other.early_fault_runs;
+        self.slowest.merge(other.slowest);
     }
 
     /// Why the sweep proves nothing, if it saw no crash, partition, election or durable entry.

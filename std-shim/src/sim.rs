@@ -64,6 +64,11 @@ pub fn summary_json(summary: &Summary, elapsed_s: f64) -> String {
             "outbox": summary.overflows.outbox,
             "election_events": summary.overflows.election_events,
         },
+        "slowest_seeds": {
+            "failover": summary.slowest.failover.map(|(_, seed)| seed),
+            "recovery": summary.slowest.recovery.map(|(_, seed)| seed),
+            "convergence": summary.slowest.convergence.map(|(_, seed)| seed),
+        },
         "vacuous": summary.vacuous(),
         "elapsed_s": (elapsed_s * 10.0).round() / 10.0,
     })
