@@ -1294,10 +1294,9 @@ impl Sim {
     }
 
     /// Crashes the master on a quiet network once, to measure a clean failover (only when the
-    /// other voters can still form a quorum without it).
-    /// The planned failover, once per run, on a group that has recovered and converged: a
-    /// restore since the convergence that planned it measures both again, and the next
-    /// convergence plans it anew (a failover amid that recovery would be counted in it).
+    /// other voters can still form a quorum without it), on a group that has recovered and
+    /// converged: a restore since the convergence that planned it measures both again, and
+    /// the next convergence plans it anew (a failover amid that recovery would count in it).
     fn crash_master(&mut self) {
         let planned = self.clean_crash_at.is_some() || self.report.clean_failover_ms.is_some();
         if planned || self.recovered_at.is_none() || self.report.convergence_ms.is_none() {
