@@ -4,6 +4,11 @@
 use harp::election::Role;
 use harp::sim::{self, Op, Options, Sim, Summary};
 
+/// The simulated time (ms) a trace line starts with.
+fn trace_time(line: &str) -> Option<u64> {
+    line.split_whitespace().next().and_then(|t| t.parse().ok())
+}
+
 fn seeds() -> u64 {
     std::env::var("HARP_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(500)
 }
@@ -39,8 +44,12 @@ fn sweep_has_no_violation_and_is_not_vacuous() {
 fn early_fault_runs_start_their_faults_right_after_the_first_election() {
     let opts = Options { trace: true, ..Options::default() };
     let report = (0..20).map(|seed| sim::run(seed, &opts)).find(|r| r.early_faults).unwrap();
-    let time = |line: &String| line.split_whitespace().next().and_then(|t| t.parse::<u64>().ok());
-    let elected = report.trace.iter().find(|l| l.contains("BecameMaster")).and_then(time).unwrap();
+    let elected = report
+        .trace
+        .iter()
+        .find(|l| l.contains("BecameMaster"))
+        .and_then(|l| trace_time(l))
+        .unwrap();
     let start = report.trace.iter().find(|l| l.contains("faults start")).unwrap();
     let at: u64 = start.split_whitespace().nth(4).and_then(|t| t.parse().ok()).unwrap();
     assert!(at > elected && at <= elected + 100, "{start} (elected at {elected})");
@@ -72,8 +81,9 @@ fn the_planned_failover_waits_for_the_recovery_after_a_restore() {
     let opts = Options { trace: true, membership_changes: true, ..Options::default() };
     let report = sim::run(70_080_021, &opts);
     assert_eq!(report.violations, Vec::<String>::new());
-    let time = |line: &String| line.split_whitespace().next().and_then(|t| t.parse::<u64>().ok());
-    let at = |what: &str| report.trace.iter().rev().find(|l| l.contains(what)).and_then(time);
+    let at = |what: &str| {
+        report.trace.iter().rev().find(|l| l.contains(what)).and_then(|l| trace_time(l))
+    };
     let restored = at("restored from").unwrap();
     let planned = at("planned failover").unwrap();
     let (recovery, convergence) = (report.recovery_ms.unwrap(), report.convergence_ms.unwrap());
