@@ -182,6 +182,16 @@ impl MemberSet {
         MemberSet(self.0 & other.0)
     }
 
+    /// The members in either set.
+    pub fn union(self, other: MemberSet) -> MemberSet {
+        MemberSet(self.0 | other.0)
+    }
+
+    /// The members of this set that are not in `other`.
+    pub fn difference(self, other: MemberSet) -> MemberSet {
+        MemberSet(self.0 & !other.0)
+    }
+
     /// Whether the set is empty.
     pub fn is_empty(self) -> bool {
         self.0 == 0
@@ -441,5 +451,73 @@ impl<const N: usize> Membership<N> {
             }
             crate::GroupChangeType::Update => self.update(&member).map(|_| ()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MemberId, MemberSet};
+
+    /// How two membership flags combine into one.
+    type Flags = fn(bool, bool) -> bool;
+
+    /// The set whose members are the bits of `bits` (member i: bit i).
+    fn set_of(bits: u32) -> MemberSet {
+        let mut set = MemberSet::EMPTY;
+        (0u8..32).filter(|i| bits >> i & 1 == 1).for_each(|i| set.insert(MemberId::new(i)));
+        set
+    }
+
+    /// The members of `set`, in order, drained through `pop_first`.
+    fn drain(mut set: MemberSet) -> [bool; 32] {
+        let mut members = [false; 32];
+        let mut last = None;
+        while let Some(id) = set.pop_first() {
+            assert!(last < Some(id.index()), "pop_first goes up: {last:?} then {id}");
+            members[id.index()] = true;
+            last = Some(id.index());
+        }
+        members
+    }
+
+    /// Every set operation, on every pair of sets of six members, agrees with the same
+    /// operation on membership flags.
+    #[test]
+    fn set_operations_agree_with_membership_flags() {
+        for a in 0u32..64 {
+            for b in 0u32..64 {
+                let (x, y) = (set_of(a), set_of(b));
+                let (fx, fy) = (drain(x), drain(y));
+                let cases: [(MemberSet, Flags); 3] = [
+                    (x.intersection(y), |p, q| p && q),
+                    (x.union(y), |p, q| p || q),
+                    (x.difference(y), |p, q| p && !q),
+                ];
+                for (result, op) in cases {
+                    let expected: [bool; 32] = core::array::from_fn(|i| op(fx[i], fy[i]));
+                    assert_eq!(drain(result), expected, "{a:06b} {b:06b}");
+                    assert_eq!(result.len(), expected.iter().filter(|&&m| m).count());
+                    assert_eq!(result.is_empty(), !expected.contains(&true));
+                    for (i, &member) in (0u8..).zip(expected.iter()) {
+                        assert_eq!(result.contains(MemberId::new(i)), member);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Insert and remove change one member; ids past 31 are never members.
+    #[test]
+    fn insert_and_remove_change_one_member() {
+        let mut set = set_of(0b1010);
+        set.insert(MemberId::new(0));
+        set.remove(MemberId::new(3));
+        assert_eq!(set, set_of(0b0011));
+        set.insert(MemberId::new(32));
+        set.insert(MemberId::new(255));
+        assert_eq!(set, set_of(0b0011));
+        assert!(!set.contains(MemberId::new(32)));
+        set.remove(MemberId::new(200));
+        assert_eq!(set.len(), 2);
     }
 }

@@ -822,9 +822,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         let election = self.election.poll_timeout()?;
         let mut others = self.election.members().all_known();
         others.remove(self.election.me());
-        let unanswered = (0..N)
-            .filter_map(|i| u8::try_from(i).ok().map(MemberId::new))
-            .any(|id| others.contains(id) && !self.outbound.contains(id));
+        let unanswered = !others.difference(self.outbound).is_empty();
         let greet = self.greeted_at.plus(self.greet_interval());
         let next = if unanswered { election.min(greet) } else { election };
         // A master's shutdown ends at its deadline, whatever else is due.
@@ -1012,11 +1010,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         self.greeted_at = now;
         let mut all = self.election.members().all_known();
         all.remove(self.election.me());
-        while let Some(peer) = all.pop_first() {
-            if !self.outbound.contains(peer) {
-                self.greet.insert(peer);
-            }
-        }
+        self.greet = self.greet.union(all.difference(self.outbound));
     }
 
     /// Shuts the node down gracefully: a master stops taking appends and first lets its most

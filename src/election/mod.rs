@@ -1106,15 +1106,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     /// As master: check the lease, send heartbeats, re-send the result to members that do
     /// not follow.
     fn heartbeat_round(&mut self, now: u64) {
-        let lease = self.config.lease_ms;
-        let fresh = |acked: u64| acked.plus(lease) >= now;
-        let voters = self.members.voters();
-        let live = (0..N)
-            .filter_map(|i| u8::try_from(i).ok().map(MemberId::new))
-            .filter(|&id| voters.contains(id))
-            .filter(|&id| id == self.me || self.acked.get(id.index()).is_some_and(|&a| fresh(a)))
-            .count();
-        if live < self.quorum() {
+        if self.live_voters(&self.members, now) < self.quorum() {
             self.step_down(StepDown::LostQuorum);
             self.reset_election_timer(now);
             return;
