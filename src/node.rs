@@ -820,11 +820,8 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     #[cfg_attr(target_pointer_width = "32", inline(never))]
     pub fn poll_timeout(&self) -> Option<u64> {
         let election = self.election.poll_timeout()?;
-        let mut others = self.election.members().all_known();
-        others.remove(self.election.me());
-        let unanswered = !others.difference(self.outbound).is_empty();
         let greet = self.greeted_at.plus(self.greet_interval());
-        let next = if unanswered { election.min(greet) } else { election };
+        let next = if self.unanswered().is_empty() { election } else { election.min(greet) };
         // A master's shutdown ends at its deadline, whatever else is due.
         let stop = self.shutdown.as_ref().filter(|s| !s.done).map_or(u64::MAX, |s| s.deadline);
         Some(next.min(stop))
@@ -1008,9 +1005,15 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             return;
         }
         self.greeted_at = now;
-        let mut all = self.election.members().all_known();
-        all.remove(self.election.me());
-        self.greet = self.greet.union(all.difference(self.outbound));
+        self.greet = self.greet.union(self.unanswered());
+    }
+
+    /// The members (and removed members still recognised) that have not accepted this
+    /// node's handshake.
+    fn unanswered(&self) -> MemberSet {
+        let mut others = self.election.members().all_known();
+        others.remove(self.election.me());
+        others.difference(self.outbound)
     }
 
     /// Shuts the node down gracefully: a master stops taking appends and first lets its most
