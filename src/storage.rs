@@ -5,9 +5,16 @@
 //! [`StableStore`] *before* it sends any message that depends on it. The record is
 //! postcard-encoded and followed by a CRC-32C (little-endian) of those bytes; a record that
 //! fails the check is an error the node reports ([`RecordError`]), never a fresh start.
+//!
+//! Stores: [`RamStore`] (tests, boards without persistent storage) and [`NorFlashStore`]
+//! (two sectors of any `embedded-storage` NOR flash, safe against power cuts). Hosted nodes
+//! keep the record in a file (`harp-std`).
 
 use crate::checksum;
 use core::fmt;
+
+mod nor_flash;
+pub use nor_flash::{FlashStoreError, NorFlashStore, MAX_SLOT};
 use serde::{Deserialize, Serialize};
 
 /// The longest encoded record: postcard varints (10 + 1 + 5 bytes) plus the CRC.

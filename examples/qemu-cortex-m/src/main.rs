@@ -8,7 +8,8 @@
 //! The story: a master is elected; a batch of entries is replicated and reported durable;
 //! the master "crashes" (it stops, its links go quiet); the two survivors elect a new master,
 //! which must hold every durable entry; it writes more; the old master restarts from its
-//! stores, rejoins as a replica and catches up. The result is printed with defmt (over
+//! stores (its election record from its flash sectors, through [`NorFlashStore`]), rejoins
+//! as a replica and catches up. The result is printed with defmt (over
 //! semihosting) and the firmware exits with a semihosting status: 0 when every check held.
 //!
 //! Run it: `cargo run --release -p harp-qemu-cortex-m` in `examples/` (see docs/firmware.md).
@@ -20,12 +21,13 @@ use core::fmt::Write as _;
 use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 use defmt_semihosting as _;
 use harp::election::Role;
+use harp::embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashErrorKind, ReadNorFlash};
 use harp::frame::stream::{self, StreamDecoder};
 use harp::heapless::{String, Vec};
 use harp::membership::{Member, MemberId, Membership};
 use harp::node::{Node, NodeConfig, NodeEvent};
 use harp::replication::{LogStore, RamLog};
-use harp::storage::RamStore;
+use harp::storage::NorFlashStore;
 use harp::wire::Message;
 use harp::NodeType;
 use static_cell::ConstStaticCell;
@@ -39,13 +41,73 @@ const PHASE_LIMIT_MS: u64 = 10_000;
 
 /// Each node's log: 64 entries, 2 KiB of payload.
 type Log = RamLog<64, 2048>;
-type GroupNode = Node<&'static mut RamStore, &'static mut Log, N>;
+/// Each node's election record: two 1 KiB pages (the lm3s6965's erase unit) of flash.
+type Store = NorFlashStore<&'static mut Flash>;
+type GroupNode = Node<Store, &'static mut Log, N>;
+const PAGE: usize = 1024;
+
+/// Two pages of NOR flash, emulated in RAM (QEMU's lm3s6965 cannot program its flash): a
+/// board passes its HAL's flash driver instead, which implements the same `NorFlash` trait.
+/// Programming only clears bits; a word is programmed once between erases.
+struct Flash {
+    bytes: [u8; 2 * PAGE],
+}
+
+impl Flash {
+    const fn erased() -> Self {
+        Flash { bytes: [0xFF; 2 * PAGE] }
+    }
+
+    fn range(&self, at: u32, len: usize) -> Result<core::ops::Range<usize>, NorFlashErrorKind> {
+        let at = at as usize;
+        let end = at.checked_add(len).filter(|&end| end <= self.bytes.len());
+        end.map(|end| at..end).ok_or(NorFlashErrorKind::OutOfBounds)
+    }
+}
+
+impl ErrorType for Flash {
+    type Error = NorFlashErrorKind;
+}
+
+impl ReadNorFlash for Flash {
+    const READ_SIZE: usize = 1;
+
+    fn read(&mut self, at: u32, out: &mut [u8]) -> Result<(), NorFlashErrorKind> {
+        out.copy_from_slice(&self.bytes[self.range(at, out.len())?]);
+        Ok(())
+    }
+
+    fn capacity(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+impl NorFlash for Flash {
+    const WRITE_SIZE: usize = 4;
+    const ERASE_SIZE: usize = PAGE;
+
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), NorFlashErrorKind> {
+        let range = self.range(from, to.saturating_sub(from) as usize)?;
+        self.bytes[range].fill(0xFF);
+        Ok(())
+    }
+
+    fn write(&mut self, at: u32, data: &[u8]) -> Result<(), NorFlashErrorKind> {
+        let range = self.range(at, data.len())?;
+        for (cell, byte) in self.bytes[range].iter_mut().zip(data) {
+            if *cell != 0xFF {
+                return Err(NorFlashErrorKind::Other); // programmed twice
+            }
+            *cell = *byte;
+        }
+        Ok(())
+    }
+}
 
 // Everything big lives in statics built at compile time (`ConstStaticCell`): nothing this
 // size is ever assembled on the stack and copied.
 static LOGS: ConstStaticCell<[Log; N]> = ConstStaticCell::new([const { Log::new() }; N]);
-static STORES: ConstStaticCell<[RamStore; N]> =
-    ConstStaticCell::new([const { RamStore::new() }; N]);
+static FLASH: ConstStaticCell<[Flash; N]> = ConstStaticCell::new([const { Flash::erased() }; N]);
 static GROUP: ConstStaticCell<Group> = ConstStaticCell::new(Group::new());
 
 /// One direction of a link: the framed bytes in flight.
@@ -68,7 +130,7 @@ const ROUNDS_PER_INSTANT: u32 = 1_000;
 struct Group {
     nodes: [Option<GroupNode>; N],
     /// The stores of a crashed node, until it restarts.
-    parked: [Option<(&'static mut RamStore, &'static mut Log)>; N],
+    parked: [Option<(Store, &'static mut Log)>; N],
     links: [[Link; N]; N],
     now: u64,
     frames: u32,
@@ -101,12 +163,7 @@ impl Group {
         }
     }
 
-    fn start_node(
-        &mut self,
-        i: usize,
-        store: &'static mut RamStore,
-        log: &'static mut Log,
-    ) -> bool {
+    fn start_node(&mut self, i: usize, store: Store, log: &'static mut Log) -> bool {
         let seed = 0x5eed_0000 + i as u64 + self.now;
         match Node::new(members(), id(i), NodeConfig::default(), store, log, seed, self.now) {
             Ok(node) => {
@@ -145,10 +202,13 @@ impl Group {
         }
     }
 
+    /// Node `i` starts again with what survives a power cycle: its flash and its log (the
+    /// store's own state in RAM is gone: it scans its sectors again).
     fn restart(&mut self, i: usize) -> bool {
-        match self.parked[i].take() {
-            Some((store, log)) => self.start_node(i, store, log),
-            None => false,
+        let Some((store, log)) = self.parked[i].take() else { return false };
+        match NorFlashStore::new(store.into_inner(), 0, PAGE as u32) {
+            Ok(store) => self.start_node(i, store, log),
+            Err(_) => false,
         }
     }
 
@@ -338,10 +398,13 @@ mod stack {
 fn main() -> ! {
     stack::paint();
     let logs = LOGS.take();
-    let stores = STORES.take();
+    let flashes = FLASH.take();
     let group = GROUP.take();
     defmt::info!("starting {=usize} nodes", N);
-    for (i, (store, log)) in stores.iter_mut().zip(logs.iter_mut()).enumerate() {
+    for (i, (flash, log)) in flashes.iter_mut().zip(logs.iter_mut()).enumerate() {
+        let Ok(store) = NorFlashStore::new(flash, 0, PAGE as u32) else {
+            fail("the flash store does not fit the flash")
+        };
         if !group.start_node(i, store, log) {
             fail("a node did not start");
         }
@@ -366,6 +429,11 @@ fn main() -> ! {
     defmt::info!("replicated: {=usize} entries durable (DTVLSN {=u64})", before.len(), durable);
 
     // 3. The master crashes; the survivors elect a new one.
+    let Some(promised) =
+        group.nodes[first].as_ref().map(|n| (n.election().term(), n.election().vote()))
+    else {
+        fail("no master")
+    };
     group.crash(first);
     let crashed_at = group.now;
     if !group.run_until(PHASE_LIMIT_MS, |g| g.master().is_some_and(|m| m != first)) {
@@ -393,10 +461,20 @@ fn main() -> ! {
         fail("second batch not durable")
     };
 
-    // 6. The old master restarts from its stores and catches up as a replica.
+    // 6. The old master restarts from its stores and catches up as a replica. Its term and
+    //    vote come back from its flash.
     if !group.restart(first) {
         fail("the old master did not restart");
     }
+    let restored = group.nodes[first].as_ref().map(|n| (n.election().term(), n.election().vote()));
+    if restored != Some(promised) {
+        fail("the restarted node lost its term or vote");
+    }
+    defmt::info!(
+        "restarted: n{=usize} read term {=u64} and its vote back from flash",
+        first + 1,
+        promised.0
+    );
     let last = after.last().copied().unwrap_or(0);
     let caught_up = group.run_until(PHASE_LIMIT_MS, |g| {
         g.nodes[first].as_ref().is_some_and(|n| {
