@@ -13,8 +13,8 @@
 //! the newest record is ever erased: the first write after start erases it and writes there
 //! (so a slot a cut may have half-programmed in an earlier power cycle is never programmed
 //! again), and later writes fill its slots in order, switching sectors when it is full. A
-//! sector of 4 KiB holds 64 slots of 64 bytes: one erase per 64 writes (plus one per start
-//! that writes).
+//! slot is 57 bytes rounded up to the flash's write unit (60 for 4-byte words), so a 4 KiB
+//! sector holds 64 to 71: one erase per that many writes, plus one per start that writes.
 //!
 //! Reading never mistakes damage for a fresh node: flash holding something other than
 //! erased slots and valid records, with no valid record at all, is
