@@ -12,10 +12,10 @@
 
 use crate::checksum;
 use core::fmt;
+use serde::{Deserialize, Serialize};
 
 mod nor_flash;
 pub use nor_flash::{FlashStoreError, NorFlashStore, MAX_SLOT};
-use serde::{Deserialize, Serialize};
 
 /// The longest encoded record: postcard varints (10 + 1 + 5 bytes) plus the CRC.
 pub const MAX_RECORD: usize = 48;
