@@ -14,7 +14,7 @@
 //! | [`election`] | the master election state machine (sans-IO) |
 //! | [`membership`] | the group's members, node types and quorums |
 //! | [`node`] | a whole node: election and replication behind one sans-IO surface |
-//! | [`replication`] | the replicated log (`LogStore`), reserved entry types, ack policies |
+//! | [`replication`] | the replicated log (`LogStore`, in RAM or on NOR flash), reserved entry types, ack policies |
 //! | [`storage`] | the stable-store trait, the persisted election record, a NOR-flash store |
 //! | [`rng`] | the small seeded PRNG behind randomised timeouts |
 //! | `ProtocolMessage` (feature `alloc`) | the owned message with the reference API |
@@ -60,7 +60,8 @@ pub mod sim;
 
 /// The `embedded-io` version harp is written against, re-exported so users match it.
 pub use embedded_io;
-/// The `embedded-storage` version whose `NorFlash` [`storage::NorFlashStore`] runs on.
+/// The `embedded-storage` version whose `NorFlash` [`storage::NorFlashStore`] and
+/// [`replication::NorFlashLog`] run on.
 pub use embedded_storage;
 /// The `heapless` version harp's fixed-capacity types come from.
 pub use heapless;

@@ -14,7 +14,7 @@ use crate::checksum;
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
-mod nor_flash;
+pub(crate) mod nor_flash;
 pub use nor_flash::{FlashStoreError, NorFlashStore, MAX_SLOT};
 
 /// The longest encoded record: postcard varints (10 + 1 + 5 bytes) plus the CRC.

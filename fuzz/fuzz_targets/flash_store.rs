@@ -5,50 +5,16 @@
 //! length counts as a record: the store's ordering by sequence number is what is tested.)
 #![no_main]
 
-use harp::embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashErrorKind, ReadNorFlash};
+mod ram_flash;
+
+use harp::embedded_storage::nor_flash::NorFlashErrorKind;
+use ram_flash::RamFlash;
 use harp::storage::{FlashStoreError, NorFlashStore, StableStore, MAX_RECORD};
 use libfuzzer_sys::fuzz_target;
 
 const SIZE: usize = 512;
 
-/// RAM standing in for NOR flash: writes can only clear bits, erases set them.
-struct Flash([u8; SIZE]);
-
-impl ErrorType for Flash {
-    type Error = NorFlashErrorKind;
-}
-
-impl ReadNorFlash for Flash {
-    const READ_SIZE: usize = 1;
-
-    fn read(&mut self, at: u32, out: &mut [u8]) -> Result<(), Self::Error> {
-        let at = at as usize;
-        out.copy_from_slice(&self.0[at..at + out.len()]);
-        Ok(())
-    }
-
-    fn capacity(&self) -> usize {
-        SIZE
-    }
-}
-
-impl NorFlash for Flash {
-    const WRITE_SIZE: usize = 4;
-    const ERASE_SIZE: usize = 256;
-
-    fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
-        self.0[from as usize..to as usize].fill(0xFF);
-        Ok(())
-    }
-
-    fn write(&mut self, at: u32, bytes: &[u8]) -> Result<(), Self::Error> {
-        let at = at as usize;
-        for (cell, b) in self.0[at..at + bytes.len()].iter_mut().zip(bytes) {
-            *cell &= b;
-        }
-        Ok(())
-    }
-}
+type Flash = RamFlash<SIZE, 256>;
 
 fn read(store: &mut NorFlashStore<Flash>) -> Result<Option<Vec<u8>>, FlashStoreError<NorFlashErrorKind>> {
     let mut buf = [0u8; MAX_RECORD];
@@ -60,9 +26,7 @@ fn read(store: &mut NorFlashStore<Flash>) -> Result<Option<Vec<u8>>, FlashStoreE
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut flash = Flash([0xFF; SIZE]);
-    let image = data.len().min(SIZE);
-    flash.0[..image].copy_from_slice(&data[..image]);
+    let flash = Flash::with(data);
     let record: Vec<u8> = data.get(SIZE..).unwrap_or_default().iter().take(MAX_RECORD).copied().collect();
     let mut store = NorFlashStore::new(flash, 0, 256).expect("the layout fits");
     match read(&mut store) {

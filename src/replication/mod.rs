@@ -9,12 +9,14 @@
 //! failover are in `docs/protocol.md`.
 
 mod log;
+mod nor_flash;
 mod restore;
 
 pub use log::{
     Entry, EntryMeta, LogStore, RamLog, RamLogError, ENTRY_DTVLSN, ENTRY_MEMBERSHIP,
     ENTRY_TERM_START, RESERVED_ENTRY_TYPES,
 };
+pub use nor_flash::{FlashLogError, NorFlashLog};
 pub use restore::{check_restore, RestoreRefusal};
 
 /// When the master reports an append committed (JE's replica ack policies).

@@ -35,7 +35,7 @@ const CRC_AT: usize = SLOT_FIELDS - 4;
 /// must therefore divide 64 (true of NOR flash controllers with units of 1 to 64 bytes).
 pub const MAX_SLOT: usize = 64;
 /// What erased NOR flash reads as.
-const ERASED: u8 = 0xFF;
+pub(crate) const ERASED: u8 = 0xFF;
 
 /// A [`StableStore`] in two erase sectors of a [`NorFlash`] (any `embedded-storage` flash
 /// driver: embassy's, the STM32, nRF and RP HALs', an external SPI NOR chip's).
@@ -345,6 +345,13 @@ fn fill_slot(seq: u32, record: &[u8]) -> Option<[u8; MAX_SLOT]> {
     let sum = checksum::crc32c(fields).to_le_bytes();
     crc.first_chunk_mut::<4>()?.copy_from_slice(&sum);
     Some(bytes)
+}
+
+/// The unit every read and write of `F` is aligned to: the least common multiple of its read
+/// and write units, if that divides 64 (the staging buffers' size).
+pub(crate) fn unit_of<F: NorFlash>() -> Option<u32> {
+    let unit = lcm(F::READ_SIZE, F::WRITE_SIZE)?;
+    MAX_SLOT.is_multiple_of(unit).then_some(unit as u32)
 }
 
 /// The least common multiple of two unit sizes; `None` if either is 0.

@@ -26,7 +26,7 @@ use harp::frame::stream::{self, StreamDecoder};
 use harp::heapless::{String, Vec};
 use harp::membership::{Member, MemberId, Membership};
 use harp::node::{Node, NodeConfig, NodeEvent};
-use harp::replication::{LogStore, RamLog};
+use harp::replication::{LogStore, NorFlashLog};
 use harp::storage::NorFlashStore;
 use harp::wire::Message;
 use harp::NodeType;
@@ -39,23 +39,25 @@ const BATCH: usize = 24;
 /// Give up on a phase after this much simulated time.
 const PHASE_LIMIT_MS: u64 = 10_000;
 
-/// Each node's log: 64 entries, 2 KiB of payload.
-type Log = RamLog<64, 2048>;
-/// Each node's election record: two 1 KiB pages (the lm3s6965's erase unit) of flash.
-type Store = NorFlashStore<&'static mut Flash>;
+/// Each node's log: 64 entries and 1 KiB of payload in RAM, recorded in six 1 KiB pages
+/// (the lm3s6965's erase unit) of flash, from which a restart replays it.
+type Log = NorFlashLog<Flash<{ LOG_PAGES * PAGE }>, 64, 1024, LOG_PAGES>;
+/// Each node's election record: two pages of flash.
+type Store = NorFlashStore<&'static mut Flash<{ 2 * PAGE }>>;
 type GroupNode = Node<Store, &'static mut Log, N>;
 const PAGE: usize = 1024;
+const LOG_PAGES: usize = 6;
 
-/// Two pages of NOR flash, emulated in RAM (QEMU's lm3s6965 cannot program its flash): a
-/// board passes its HAL's flash driver instead, which implements the same `NorFlash` trait.
-/// Programming only clears bits; a word is programmed once between erases.
-struct Flash {
-    bytes: [u8; 2 * PAGE],
+/// `SIZE` bytes of NOR flash, emulated in RAM (QEMU's lm3s6965 cannot program its flash):
+/// a board passes its HAL's flash driver instead, which implements the same `NorFlash`
+/// trait. Programming only clears bits; a word is programmed once between erases.
+struct Flash<const SIZE: usize> {
+    bytes: [u8; SIZE],
 }
 
-impl Flash {
+impl<const SIZE: usize> Flash<SIZE> {
     const fn erased() -> Self {
-        Flash { bytes: [0xFF; 2 * PAGE] }
+        Flash { bytes: [0xFF; SIZE] }
     }
 
     fn range(&self, at: u32, len: usize) -> Result<core::ops::Range<usize>, NorFlashErrorKind> {
@@ -65,11 +67,11 @@ impl Flash {
     }
 }
 
-impl ErrorType for Flash {
+impl<const SIZE: usize> ErrorType for Flash<SIZE> {
     type Error = NorFlashErrorKind;
 }
 
-impl ReadNorFlash for Flash {
+impl<const SIZE: usize> ReadNorFlash for Flash<SIZE> {
     const READ_SIZE: usize = 1;
 
     fn read(&mut self, at: u32, out: &mut [u8]) -> Result<(), NorFlashErrorKind> {
@@ -82,7 +84,7 @@ impl ReadNorFlash for Flash {
     }
 }
 
-impl NorFlash for Flash {
+impl<const SIZE: usize> NorFlash for Flash<SIZE> {
     const WRITE_SIZE: usize = 4;
     const ERASE_SIZE: usize = PAGE;
 
@@ -106,8 +108,10 @@ impl NorFlash for Flash {
 
 // Everything big lives in statics built at compile time (`ConstStaticCell`): nothing this
 // size is ever assembled on the stack and copied.
-static LOGS: ConstStaticCell<[Log; N]> = ConstStaticCell::new([const { Log::new() }; N]);
-static FLASH: ConstStaticCell<[Flash; N]> = ConstStaticCell::new([const { Flash::erased() }; N]);
+static LOGS: ConstStaticCell<[Log; N]> =
+    ConstStaticCell::new([const { Log::new(Flash::erased(), 0, PAGE as u32) }; N]);
+static FLASH: ConstStaticCell<[Flash<{ 2 * PAGE }>; N]> =
+    ConstStaticCell::new([const { Flash::erased() }; N]);
 static GROUP: ConstStaticCell<Group> = ConstStaticCell::new(Group::new());
 
 /// One direction of a link: the framed bytes in flight.
@@ -202,10 +206,13 @@ impl Group {
         }
     }
 
-    /// Node `i` starts again with what survives a power cycle: its flash and its log (the
-    /// store's own state in RAM is gone: it scans its sectors again).
+    /// Node `i` starts again with what survives a power cycle, its flash: the store scans
+    /// its sectors again, and the log is replayed from its own (its RAM copy is rebuilt).
     fn restart(&mut self, i: usize) -> bool {
         let Some((store, log)) = self.parked[i].take() else { return false };
+        if log.open().is_err() {
+            return false;
+        }
         match NorFlashStore::new(store.into_inner(), 0, PAGE as u32) {
             Ok(store) => self.start_node(i, store, log),
             Err(_) => false,
@@ -405,6 +412,9 @@ fn main() -> ! {
         let Ok(store) = NorFlashStore::new(flash, 0, PAGE as u32) else {
             fail("the flash store does not fit the flash")
         };
+        if log.open().is_err() {
+            fail("the flash log does not open");
+        }
         if !group.start_node(i, store, log) {
             fail("a node did not start");
         }
@@ -470,10 +480,16 @@ fn main() -> ! {
     if restored != Some(promised) {
         fail("the restarted node lost its term or vote");
     }
+    for (k, &vlsn) in before.iter().enumerate() {
+        if !group.holds(first, vlsn, k) {
+            fail("the restarted node's log lost an entry it held");
+        }
+    }
     defmt::info!(
-        "restarted: n{=usize} read term {=u64} and its vote back from flash",
+        "restarted: n{=usize} read term {=u64}, its vote and its {=usize} entries back from flash",
         first + 1,
-        promised.0
+        promised.0,
+        before.len()
     );
     let last = after.last().copied().unwrap_or(0);
     let caught_up = group.run_until(PHASE_LIMIT_MS, |g| {
