@@ -287,6 +287,21 @@ fn entries_out_of_order_in_flash_are_damage() {
 }
 
 #[test]
+fn a_log_that_fails_to_reopen_refuses_changes() {
+    let mut log = open(Flash::new(1536)).unwrap();
+    log.append(1, meta(1), 0, b"one").unwrap();
+    // Another sector claims to be newer and starts at VLSN 5: damage.
+    let mut other = open(Flash::new(1536)).unwrap();
+    for v in 1..=5 {
+        other.append(v, meta(v), 0, &[v as u8; 60]).unwrap();
+    }
+    let other = other.into_inner();
+    log.flash_mut().mem[768..1024].copy_from_slice(&other.mem[512..768]);
+    assert!(matches!(log.open(), Err(FlashLogError::Damaged { .. })));
+    assert_eq!(log.append(2, meta(2), 0, b"two"), Err(FlashLogError::Failed));
+}
+
+#[test]
 fn layouts_that_do_not_fit_are_refused() {
     let refused = |base, len| {
         let mut log = Log::new(Flash::new(1536), base, len);

@@ -240,6 +240,8 @@ impl<F: NorFlash, const E: usize, const B: usize, const S: usize> NorFlashLog<F,
     /// log). `base` and `sector_len` must be multiples of the erase size, `S` at least 2,
     /// the sectors within the flash, and its read and write units must divide 64 bytes.
     pub fn open(&mut self) -> Result<(), FlashLogError<F::Error>> {
+        // Until the replay succeeds, the log refuses changes (also on a second open).
+        self.failed = true;
         self.check_layout()?;
         self.replay()?;
         self.failed = false;
