@@ -270,19 +270,26 @@ fn after_a_flash_failure_every_change_is_refused_and_a_reopen_keeps_what_returne
     assert_eq!(snapshot(&open(log.into_inner()).unwrap()), kept);
 }
 
+/// Copies sector `sector` of another log, which appended `entries` entries of 60 bytes
+/// (two to a sector), over `log`'s fourth sector.
+fn foreign_sector(log: &mut Log, entries: u64, sector: usize) {
+    let mut other = open(Flash::new(1536)).unwrap();
+    for v in 1..=entries {
+        other.append(v, meta(v), 0, &[v as u8; 60]).unwrap();
+    }
+    let other = other.into_inner();
+    let from = sector * 256;
+    log.flash_mut().mem[768..1024].copy_from_slice(&other.mem[from..from + 256]);
+}
+
 #[test]
 fn entries_out_of_order_in_flash_are_damage() {
     let mut log = open(Flash::new(1536)).unwrap();
     log.append(1, meta(1), 0, b"one").unwrap();
-    // Another log whose second sector (number 2) starts at VLSN 3.
-    let mut other = open(Flash::new(1536)).unwrap();
-    for v in 1..=3 {
-        other.append(v, meta(v), 0, &[v as u8; 60]).unwrap();
-    }
-    let other = other.into_inner();
-    let mut flash = log.into_inner();
-    // Copied over this log's fourth sector: it replays right after entry 1.
-    flash.mem[768..1024].copy_from_slice(&other.mem[256..512]);
+    // Another log's second sector (number 2, from VLSN 3) over this log's fourth: it
+    // replays right after entry 1.
+    foreign_sector(&mut log, 3, 1);
+    let flash = log.into_inner();
     assert_eq!(open(flash).err(), Some(FlashLogError::Damaged { sector: 3, offset: 12 }));
 }
 
@@ -290,13 +297,8 @@ fn entries_out_of_order_in_flash_are_damage() {
 fn a_log_that_fails_to_reopen_refuses_changes() {
     let mut log = open(Flash::new(1536)).unwrap();
     log.append(1, meta(1), 0, b"one").unwrap();
-    // Another sector claims to be newer and starts at VLSN 5: damage.
-    let mut other = open(Flash::new(1536)).unwrap();
-    for v in 1..=5 {
-        other.append(v, meta(v), 0, &[v as u8; 60]).unwrap();
-    }
-    let other = other.into_inner();
-    log.flash_mut().mem[768..1024].copy_from_slice(&other.mem[512..768]);
+    // Another log's third sector (number 3, from VLSN 5) over this log's fourth: damage.
+    foreign_sector(&mut log, 5, 2);
     assert!(matches!(log.open(), Err(FlashLogError::Damaged { .. })));
     assert_eq!(log.append(2, meta(2), 0, b"two"), Err(FlashLogError::Failed));
 }
