@@ -317,4 +317,32 @@ fn layouts_that_do_not_fit_are_refused() {
     assert!(refused(u32::MAX - 255, 256).contains("past the end"));
     let mut two = NorFlashLog::<Flash, 4, 64, 1>::new(Flash::new(1536), 0, 256);
     assert!(matches!(two.open(), Err(FlashLogError::Layout { what: "fewer than two sectors" })));
+    // A 12-byte header and a 40-byte compaction record (32 + 4 + 4) need 52 bytes.
+    let tiny = |len| NorFlashLog::<SimFlash<4, 16>, 4, 64, 2>::new(SimFlash::new(256), 0, len);
+    let small = tiny(48).open();
+    assert_eq!(
+        small,
+        Err(FlashLogError::Layout { what: "sector smaller than a header and a compaction record" })
+    );
+    let mut fits = tiny(64);
+    fits.open().unwrap();
+    fits.append(1, meta(1), 0, b"12 bytes fit").unwrap();
+    fits.compact(2).unwrap();
+    assert_eq!((fits.first_vlsn(), fits.last_vlsn()), (2, 1));
+}
+
+#[test]
+fn wear_goes_round_the_ring_however_often_the_board_restarts() {
+    // Each start: open, one entry, compact it. Every start opens a fresh sector; they must
+    // take turns, not the two lowest free ones again and again.
+    let mut flash = Flash::new(1536);
+    for v in 1..=60 {
+        let mut log = open(flash).unwrap();
+        log.append(v, meta(v), 0, &data(v, 0)).unwrap();
+        log.compact(v + 1).unwrap();
+        flash = log.into_inner();
+    }
+    assert_eq!(flash.erases_per_unit, vec![10; 6], "each of the six sectors erased 10 times");
+    let log = open(flash).unwrap();
+    assert_eq!((log.first_vlsn(), log.last_vlsn()), (61, 60));
 }

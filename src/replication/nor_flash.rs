@@ -277,9 +277,11 @@ impl<F: NorFlash, const E: usize, const B: usize, const S: usize> NorFlashLog<F,
         if S < 2 {
             return Err(layout("fewer than two sectors"));
         }
-        let smallest = Record::size(0, unit).and_then(|r| r.checked_add(self.header_len(unit)));
+        // The largest record the log itself writes is a compaction (its floor: 4 bytes).
+        let compaction = Record::size(4, unit);
+        let smallest = compaction.and_then(|r| r.checked_add(self.header_len(unit)));
         if smallest.is_none_or(|smallest| smallest > self.sector_len) {
-            return Err(layout("sector smaller than a header and one record"));
+            return Err(layout("sector smaller than a header and a compaction record"));
         }
         let all = u32::try_from(S).ok().and_then(|n| n.checked_mul(self.sector_len));
         let end = all.and_then(|all| self.base.checked_add(all));
@@ -646,8 +648,10 @@ impl<F: NorFlash, const E: usize, const B: usize, const S: usize> NorFlashLog<F,
         if free == 0 || (free == 1 && !last_allowed) {
             return Err(FlashLogError::Full);
         }
-        // The next free sector after the head, so wear goes round the ring.
-        let after = self.head.map_or(0, |(i, _)| i.saturating_add(1));
+        // The next free sector after the head (after a start, after the newest sector), so
+        // wear goes round the ring however often the board restarts.
+        let newest = self.head.map(|(i, _)| i).or_else(|| self.in_order().last().copied());
+        let after = newest.map_or(0, |i| i.saturating_add(1));
         let sector = (0..S)
             .map(|k| after.saturating_add(k) % S)
             .find(|&i| self.sectors.get(i).is_some_and(|s| s.seq.is_none()))

@@ -44,6 +44,8 @@ pub struct SimFlash<const W: usize, const E: usize> {
     /// Work done so far (to find every moment of a run).
     pub work: u64,
     pub erases: u64,
+    /// Erases begun, per erase unit.
+    pub erases_per_unit: Vec<u64>,
     /// The range of the last erase begun.
     pub last_erase: Option<(usize, usize)>,
     pub rng: u64,
@@ -61,6 +63,7 @@ impl<const W: usize, const E: usize> SimFlash<W, E> {
             powered: true,
             work: 0,
             erases: 0,
+            erases_per_unit: vec![0; size / E],
             last_erase: None,
             rng: 0x9E37_79B9_7F4A_7C15,
             fail_next_write: None,
@@ -125,6 +128,9 @@ impl<const W: usize, const E: usize> NorFlash for SimFlash<W, E> {
             return Err(SimError::PowerLost);
         }
         self.erases += 1;
+        for unit in from / E..to / E {
+            self.erases_per_unit[unit] += 1;
+        }
         self.last_erase = Some((from, to));
         for word in (from..to).step_by(W) {
             if !self.spend() {
