@@ -8,18 +8,22 @@
 //! The story: a master is elected; a batch of entries is replicated and reported durable;
 //! the master "crashes" (it stops, its links go quiet); the two survivors elect a new master,
 //! which must hold every durable entry; it writes more; the old master restarts from its
-//! stores (its election record from its flash sectors, through [`NorFlashStore`]), rejoins
-//! as a replica and catches up. The result is printed with defmt (over
-//! semihosting) and the firmware exits with a semihosting status: 0 when every check held.
+//! flash (its election record through [`NorFlashStore`], its log through [`NorFlashLog`],
+//! each in its own partition of the node's one flash chip), rejoins as a replica and catches
+//! up. The result is printed with defmt (over semihosting) and the firmware exits with a
+//! semihosting status: 0 when every check held.
 //!
 //! Run it: `cargo run --release -p harp-qemu-cortex-m` in `examples/` (see docs/firmware.md).
 #![no_std]
 #![no_main]
 
+use core::cell::RefCell;
 use core::fmt::Write as _;
 
 use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 use defmt_semihosting as _;
+use embassy_embedded_hal::flash::partition::BlockingPartition;
+use embassy_sync::blocking_mutex::{raw::CriticalSectionRawMutex, Mutex};
 use harp::election::Role;
 use harp::embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashErrorKind, ReadNorFlash};
 use harp::frame::stream::{self, StreamDecoder};
@@ -39,13 +43,23 @@ const BATCH: usize = 24;
 /// Give up on a phase after this much simulated time.
 const PHASE_LIMIT_MS: u64 = 10_000;
 
-/// Each node's log: 64 entries and 1 KiB of payload in RAM, recorded in six 1 KiB pages
-/// (the lm3s6965's erase unit) of flash, from which a restart replays it.
-type Log = NorFlashLog<Flash<{ LOG_PAGES * PAGE }>, 64, 1024, LOG_PAGES>;
-/// Each node's election record: two pages of flash.
-type Store = NorFlashStore<&'static mut Flash<{ 2 * PAGE }>>;
+/// Each node's flash chip: the election record's two 1 KiB pages (the lm3s6965's erase
+/// unit), then the log's six. A board shares its one flash driver the same way: a mutex
+/// around it, and a partition for each store, which sees its own range from offset 0.
+type Chip = Mutex<CriticalSectionRawMutex, RefCell<Flash<{ (STORE_PAGES + LOG_PAGES) * PAGE }>>>;
+type Partition = BlockingPartition<
+    'static,
+    CriticalSectionRawMutex,
+    Flash<{ (STORE_PAGES + LOG_PAGES) * PAGE }>,
+>;
+/// Each node's log: 64 entries and 1 KiB of payload in RAM, recorded in its partition of
+/// flash, from which a restart replays it.
+type Log = NorFlashLog<Partition, 64, 1024, LOG_PAGES>;
+/// Each node's election record, in its partition.
+type Store = NorFlashStore<Partition>;
 type GroupNode = Node<Store, &'static mut Log, N>;
 const PAGE: usize = 1024;
+const STORE_PAGES: usize = 2;
 const LOG_PAGES: usize = 6;
 
 /// `SIZE` bytes of NOR flash, emulated in RAM (QEMU's lm3s6965 cannot program its flash):
@@ -108,11 +122,24 @@ impl<const SIZE: usize> NorFlash for Flash<SIZE> {
 
 // Everything big lives in statics built at compile time (`ConstStaticCell`): nothing this
 // size is ever assembled on the stack and copied.
+static CHIPS: [Chip; N] = [const { Mutex::new(RefCell::new(Flash::erased())) }; N];
+/// One log per chip (spelled out: each refers to its own chip).
 static LOGS: ConstStaticCell<[Log; N]> =
-    ConstStaticCell::new([const { Log::new(Flash::erased(), 0, PAGE as u32) }; N]);
-static FLASH: ConstStaticCell<[Flash<{ 2 * PAGE }>; N]> =
-    ConstStaticCell::new([const { Flash::erased() }; N]);
+    ConstStaticCell::new([log_on(&CHIPS[0]), log_on(&CHIPS[1]), log_on(&CHIPS[2])]);
 static GROUP: ConstStaticCell<Group> = ConstStaticCell::new(Group::new());
+
+/// The record's partition of a chip: its first pages (checked at compile time to be whole
+/// erase units).
+const fn store_partition(chip: &'static Chip) -> Partition {
+    BlockingPartition::new(chip, 0, (STORE_PAGES * PAGE) as u32)
+}
+
+/// A log in the rest of a chip (`const`, so the logs are built in their static).
+const fn log_on(chip: &'static Chip) -> Log {
+    let partition =
+        BlockingPartition::new(chip, (STORE_PAGES * PAGE) as u32, (LOG_PAGES * PAGE) as u32);
+    Log::new(partition, 0, PAGE as u32)
+}
 
 /// One direction of a link: the framed bytes in flight.
 struct Link {
@@ -130,12 +157,13 @@ impl Link {
 /// Exchanges at one instant before the clock moves on anyway.
 const ROUNDS_PER_INSTANT: u32 = 1_000;
 
-/// Three nodes, their links (`links[from][to]`) and the simulated clock.
+/// Three nodes, their links (`links[from][to_slot(from, to)]`: none to itself) and the
+/// simulated clock.
 struct Group {
     nodes: [Option<GroupNode>; N],
     /// The stores of a crashed node, until it restarts.
     parked: [Option<(Store, &'static mut Log)>; N],
-    links: [[Link; N]; N],
+    links: [[Link; N - 1]; N],
     now: u64,
     frames: u32,
     bytes: u32,
@@ -151,6 +179,15 @@ fn members() -> Membership<N> {
     group
 }
 
+/// Where the link from `from` to `to` (another node) sits in `links[from]`.
+fn to_slot(from: usize, to: usize) -> usize {
+    if to < from {
+        to
+    } else {
+        to - 1
+    }
+}
+
 fn id(index: usize) -> MemberId {
     MemberId::new(index as u8)
 }
@@ -160,7 +197,7 @@ impl Group {
         Group {
             nodes: [const { None }; N],
             parked: [const { None }; N],
-            links: [const { [const { Link::new() }; N] }; N],
+            links: [const { [const { Link::new() }; N - 1] }; N],
             now: 0,
             frames: 0,
             bytes: 0,
@@ -174,8 +211,8 @@ impl Group {
                 self.nodes[i] = Some(node);
                 for j in 0..N {
                     if j != i && self.nodes[j].is_some() {
-                        self.links[i][j] = Link::new();
-                        self.links[j][i] = Link::new();
+                        self.links[i][to_slot(i, j)] = Link::new();
+                        self.links[j][to_slot(j, i)] = Link::new();
                         self.connect(i, j);
                         self.connect(j, i);
                     }
@@ -198,8 +235,10 @@ impl Group {
             self.parked[i] = Some(node.into_stores());
         }
         for j in 0..N {
-            self.links[i][j] = Link::new();
-            self.links[j][i] = Link::new();
+            if j != i {
+                self.links[i][to_slot(i, j)] = Link::new();
+                self.links[j][to_slot(j, i)] = Link::new();
+            }
             if let Some(node) = self.nodes[j].as_mut() {
                 node.disconnect(id(i));
             }
@@ -229,7 +268,7 @@ impl Group {
             while let Some(t) = node.poll_transmit() {
                 let to = t.to.index();
                 let Ok(n) = stream::encode_frame(t.message, &mut frame) else { continue };
-                let link = &mut self.links[i][to];
+                let link = &mut self.links[i][to_slot(i, to)];
                 if link.bytes.extend_from_slice(&frame[..n]).is_err() {
                     link.overflows += 1;
                 }
@@ -238,9 +277,9 @@ impl Group {
         }
         let now = self.now;
         for from in 0..N {
-            for to in 0..N {
+            for to in (0..N).filter(|&to| to != from) {
                 let (links, nodes) = (&mut self.links, &mut self.nodes);
-                let link = &mut links[from][to];
+                let link = &mut links[from][to_slot(from, to)];
                 if link.bytes.is_empty() {
                     continue;
                 }
@@ -401,15 +440,23 @@ mod stack {
     }
 }
 
+/// A fault ends the run as a failure rather than hanging until the runner's timeout. (A
+/// stack overflow, which flip-link turns into a fault at the bottom of RAM, leaves no stack
+/// for this handler: the core locks up, and QEMU exits with an error status.)
+#[cortex_m_rt::exception]
+unsafe fn HardFault(frame: &cortex_m_rt::ExceptionFrame) -> ! {
+    defmt::error!("hard fault at pc {=u32:#x}", frame.pc());
+    fail("hard fault")
+}
+
 #[cortex_m_rt::entry]
 fn main() -> ! {
     stack::paint();
     let logs = LOGS.take();
-    let flashes = FLASH.take();
     let group = GROUP.take();
     defmt::info!("starting {=usize} nodes", N);
-    for (i, (flash, log)) in flashes.iter_mut().zip(logs.iter_mut()).enumerate() {
-        let Ok(store) = NorFlashStore::new(flash, 0, PAGE as u32) else {
+    for (i, (chip, log)) in CHIPS.iter().zip(logs.iter_mut()).enumerate() {
+        let Ok(store) = NorFlashStore::new(store_partition(chip), 0, PAGE as u32) else {
             fail("the flash store does not fit the flash")
         };
         if log.open().is_err() {
