@@ -27,7 +27,7 @@
 //! ```
 
 use crate::arith::{count, SaturatingU64};
-use crate::election::{Config, Election, Event, Role, StartError, Transmit};
+use crate::election::{Config, Election, Event, Restored, Role, StartError, Transmit};
 use crate::membership::{Member, MemberId, MemberSet, Membership};
 use crate::replication::{
     quorum_point, AckPolicy, EntryMeta, LogStore, ENTRY_DTVLSN, ENTRY_MEMBERSHIP, ENTRY_TERM_START,
@@ -451,14 +451,66 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         members: Membership<N>,
         me: MemberId,
         config: NodeConfig,
-        stable: S,
+        mut stable: S,
         log: L,
         seed: u64,
         now: u64,
     ) -> Result<Self, StartError<S::Error>> {
+        let restored = Self::restore(&members, me, &config, &mut stable)?;
+        Ok(Self::start(restored, members, config, stable, log, seed, now))
+    }
+
+    /// The part of [`new`](Self::new) that can fail, and holds nothing big: checks that `me`
+    /// is a member and the configuration, and reads the election record from `stable`.
+    ///
+    /// [`start`](Self::start) then builds the node and cannot fail, so a firmware can build
+    /// it straight into a `static` instead of through the stack copies a `Result` costs:
+    ///
+    /// ```
+    /// use harp::membership::{Member, MemberId, Membership};
+    /// use harp::node::{Node, NodeConfig};
+    /// use harp::replication::RamLog;
+    /// use harp::storage::RamStore;
+    /// use harp::NodeType;
+    ///
+    /// let mut group = Membership::<3>::new();
+    /// for (id, name) in [(1, "n1"), (2, "n2"), (3, "n3")] {
+    ///     group.add(Member::new(name, NodeType::Electable, 1, id).unwrap()).unwrap();
+    /// }
+    /// let (me, config, mut store) = (MemberId::new(0), NodeConfig::default(), RamStore::new());
+    /// let mut log = RamLog::<64, 4096>::new();
+    /// type GroupNode<'a> = Node<RamStore, &'a mut RamLog<64, 4096>, 3>;
+    /// let restored = GroupNode::restore(&group, me, &config, &mut store)?;
+    /// // On a board: NODE.init_with(|| Node::start(..)), with NODE a static_cell::StaticCell.
+    /// let node = Node::start(restored, group, config, store, &mut log, 7, 0);
+    /// assert_eq!(node.election().term(), 0);
+    /// # Ok::<(), harp::election::StartError<harp::storage::RecordTooLarge>>(())
+    /// ```
+    pub fn restore(
+        members: &Membership<N>,
+        me: MemberId,
+        config: &NodeConfig,
+        stable: &mut S,
+    ) -> Result<Restored, StartError<S::Error>> {
+        Election::restore(members, me, &config.election, stable)
+    }
+
+    /// Starts the node that [`restore`](Self::restore) checked, with the same `members`,
+    /// `config` and `stable`: as [`new`](Self::new) does after its checks.
+    #[cfg_attr(target_pointer_width = "32", inline(never))]
+    pub fn start(
+        restored: Restored,
+        members: Membership<N>,
+        config: NodeConfig,
+        stable: S,
+        log: L,
+        seed: u64,
+        now: u64,
+    ) -> Self {
         let base = members.clone();
-        let election = Election::new(members, me, config.election, stable, seed, now)?;
-        Ok(Self::assemble(election, base, config, log))
+        let election =
+            Election::start_restored(restored, members, config.election, stable, seed, now);
+        Self::assemble(election, base, config, log)
     }
 
     /// A node joining the group as `own`, which `members` (the group before the addition)

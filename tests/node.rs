@@ -1465,3 +1465,69 @@ fn a_storage_failure_lost_to_a_full_event_queue_is_reported_at_the_next_failure(
     assert_eq!(solo.poll_event(), Some(NodeEvent::StorageFailed));
     assert_eq!(solo.stats().storage_failures, 2);
 }
+
+/// A store whose election record says term 4, vote for b (node id 2).
+fn store_in_term_4_voting_b() -> RamStore {
+    use harp::storage::{ElectionRecord, StableStore, MAX_RECORD};
+    let mut store = RamStore::new();
+    let mut buf = [0u8; MAX_RECORD];
+    let n =
+        ElectionRecord { term: 4, vote: Some(2), ..Default::default() }.encode(&mut buf).unwrap();
+    store.write(&buf[..n]).unwrap();
+    store
+}
+
+#[test]
+fn restore_then_start_is_new_in_two_steps() {
+    let mut log = Log::new();
+    for v in 1..=3 {
+        log.append(v, EntryMeta { term: 3, dtvlsn: v - 1 }, 0, b"x").unwrap();
+    }
+    let config = NodeConfig::default();
+    let mut new =
+        Node::new(group(), id("b"), config, store_in_term_4_voting_b(), log.clone(), 9, 100)
+            .unwrap();
+    let mut store = store_in_term_4_voting_b();
+    let restored = TestNode::restore(&group(), id("b"), &config, &mut store).unwrap();
+    let mut started = Node::start(restored, group(), config, store, log, 9, 100);
+
+    assert_eq!(started.election().term(), 4);
+    assert_eq!(started.election().vote(), Some(id("b")));
+    // The same node: the same state, and the same outputs for the same inputs.
+    for node in [&mut new, &mut started] {
+        handshake_with_everyone(node);
+    }
+    let deadline = new.poll_timeout().unwrap();
+    assert_eq!(started.poll_timeout(), Some(deadline));
+    new.handle_timeout(deadline);
+    started.handle_timeout(deadline);
+    assert_eq!(sent(&mut started), sent(&mut new));
+    assert_eq!(events(&mut started), events(&mut new));
+    assert_eq!(
+        (started.role(), started.election().term(), started.durable_vlsn()),
+        (new.role(), new.election().term(), new.durable_vlsn())
+    );
+}
+
+#[test]
+fn restore_refuses_what_new_refuses() {
+    use harp::election::{Config, StartError};
+    use harp::storage::RecordError;
+    let config = NodeConfig::default();
+    let outsider = MemberId::new(6); // the seventh slot is empty
+    let refused = TestNode::restore(&group(), outsider, &config, &mut RamStore::new());
+    assert_eq!(refused, Err(StartError::NotAMember));
+
+    let timings = Config { lease_ms: 900, election_timeout_ms: 500, ..Config::default() };
+    let inconsistent = NodeConfig { election: timings, ..config };
+    let refused = TestNode::restore(&group(), id("a"), &inconsistent, &mut RamStore::new());
+    assert!(matches!(refused, Err(StartError::Config(_))), "{refused:?}");
+
+    let mut corrupt = store_in_term_4_voting_b();
+    corrupt.bytes_mut()[0] ^= 0x01;
+    let refused = TestNode::restore(&group(), id("a"), &config, &mut corrupt);
+    assert!(
+        matches!(refused, Err(StartError::Record(RecordError::Checksum { .. }))),
+        "{refused:?}"
+    );
+}

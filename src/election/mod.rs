@@ -256,6 +256,19 @@ pub struct Transmit<'a> {
     pub message: Message<'a>,
 }
 
+/// What [`Election::restore`] checked and read: who the node is, and the term, vote and
+/// acknowledged position of its election record. Small and `Copy`; hand it to
+/// [`Election::start_restored`] or [`Node::start`](crate::node::Node::start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Restored {
+    me: MemberId,
+    priority: u32,
+    term: u64,
+    vote: Option<u32>,
+    acknowledged: (u64, u64),
+}
+
 /// Why an election could not start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartError<E> {
@@ -344,12 +357,26 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         members: Membership<N>,
         me: MemberId,
         config: Config,
-        store: S,
+        mut store: S,
         seed: u64,
         now: u64,
     ) -> Result<Self, StartError<S::Error>> {
-        let own = members.get(me).ok_or(StartError::NotAMember)?.priority;
-        Self::with_priority(members, me, config, store, seed, now, own)
+        let restored = Self::restore(&members, me, &config, &mut store)?;
+        Ok(Self::start_restored(restored, members, config, store, seed, now))
+    }
+
+    /// The part of [`new`](Self::new) that can fail, and holds nothing big: checks that `me`
+    /// is a member and the configuration, and reads the election record. With
+    /// [`start_restored`](Self::start_restored), which cannot fail, a firmware builds the
+    /// state straight where it lives (see [`Node::restore`](crate::node::Node::restore)).
+    pub fn restore(
+        members: &Membership<N>,
+        me: MemberId,
+        config: &Config,
+        store: &mut S,
+    ) -> Result<Restored, StartError<S::Error>> {
+        let priority = members.get(me).ok_or(StartError::NotAMember)?.priority;
+        Self::restore_as(me, priority, config, store)
     }
 
     /// A node that is not (yet) in `members`: it takes no part in elections until a change
@@ -360,26 +387,38 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     pub fn new_learner(
         members: Membership<N>,
         config: Config,
-        store: S,
+        mut store: S,
         seed: u64,
         now: u64,
     ) -> Result<Self, StartError<S::Error>> {
         let me = members.next_slot().unwrap_or(MemberId::UNPLACED);
-        Self::with_priority(members, me, config, store, seed, now, 0)
+        let restored = Self::restore_as(me, 0, &config, &mut store)?;
+        Ok(Self::start_restored(restored, members, config, store, seed, now))
     }
 
-    fn with_priority(
-        members: Membership<N>,
+    fn restore_as(
         me: MemberId,
-        config: Config,
-        mut store: S,
-        seed: u64,
-        now: u64,
         priority: u32,
-    ) -> Result<Self, StartError<S::Error>> {
+        config: &Config,
+        store: &mut S,
+    ) -> Result<Restored, StartError<S::Error>> {
         let () = Self::FITS_MEMBER_SET;
         config.validate().map_err(StartError::Config)?;
-        let (term, vote, (log_term, vlsn)) = Self::restore(&mut store)?;
+        let (term, vote, acknowledged) = Self::read_record(store)?;
+        Ok(Restored { me, priority, term, vote, acknowledged })
+    }
+
+    /// Starts the election that [`restore`](Self::restore) checked (with the same `members`,
+    /// `config` and `store`), at `now`, as a follower that knows no master.
+    pub fn start_restored(
+        restored: Restored,
+        members: Membership<N>,
+        config: Config,
+        store: S,
+        seed: u64,
+        now: u64,
+    ) -> Self {
+        let Restored { me, priority, term, vote, acknowledged: (log_term, vlsn) } = restored;
         // An arbiter's log position is the one it acknowledged (other nodes set theirs).
         let log = Rank { log_term, vlsn, dtvlsn: 0, priority };
         let mut election = Election {
@@ -410,13 +449,13 @@ impl<S: StableStore, const N: usize> Election<S, N> {
             stats: Stats::default(),
         };
         election.start(now);
-        Ok(election)
+        election
     }
 
     /// Reads (term, vote, acknowledged position) from the store. A vote names a node id,
     /// which binds its term even if that node has been removed since.
     #[allow(clippy::type_complexity)]
-    fn restore(store: &mut S) -> Result<(u64, Option<u32>, (u64, u64)), StartError<S::Error>> {
+    fn read_record(store: &mut S) -> Result<(u64, Option<u32>, (u64, u64)), StartError<S::Error>> {
         let mut buf = [0u8; MAX_RECORD];
         let Some(len) = store.read(&mut buf).map_err(StartError::Storage)? else {
             return Ok((0, None, (0, 0)));

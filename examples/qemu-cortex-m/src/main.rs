@@ -204,23 +204,24 @@ impl Group {
         }
     }
 
-    fn start_node(&mut self, i: usize, store: Store, log: &'static mut Log) -> bool {
+    fn start_node(&mut self, i: usize, mut store: Store, log: &'static mut Log) -> bool {
         let seed = 0x5eed_0000 + i as u64 + self.now;
-        match Node::new(members(), id(i), NodeConfig::default(), store, log, seed, self.now) {
-            Ok(node) => {
-                self.nodes[i] = Some(node);
-                for j in 0..N {
-                    if j != i && self.nodes[j].is_some() {
-                        self.links[i][to_slot(i, j)] = Link::new();
-                        self.links[j][to_slot(j, i)] = Link::new();
-                        self.connect(i, j);
-                        self.connect(j, i);
-                    }
-                }
-                true
+        let (members, config) = (members(), NodeConfig::default());
+        // What can fail first (it reads the election record); then the node is built in its
+        // slot, not moved there through the stack inside a `Result`.
+        let Ok(restored) = GroupNode::restore(&members, id(i), &config, &mut store) else {
+            return false;
+        };
+        self.nodes[i] = Some(Node::start(restored, members, config, store, log, seed, self.now));
+        for j in 0..N {
+            if j != i && self.nodes[j].is_some() {
+                self.links[i][to_slot(i, j)] = Link::new();
+                self.links[j][to_slot(j, i)] = Link::new();
+                self.connect(i, j);
+                self.connect(j, i);
             }
-            Err(_) => false,
         }
+        true
     }
 
     fn connect(&mut self, i: usize, j: usize) {
