@@ -464,7 +464,8 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     /// is a member and the configuration, and reads the election record from `stable`.
     ///
     /// [`start`](Self::start) then builds the node and cannot fail, so a firmware can build
-    /// it straight into a `static` instead of through the stack copies a `Result` costs:
+    /// it straight into a `static` ([`start_in`](Self::start_in)) instead of through the
+    /// stack copies a `Result` costs:
     ///
     /// ```
     /// use harp::membership::{Member, MemberId, Membership};
@@ -481,7 +482,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     /// let mut log = RamLog::<64, 4096>::new();
     /// type GroupNode<'a> = Node<RamStore, &'a mut RamLog<64, 4096>, 3>;
     /// let restored = GroupNode::restore(&group, me, &config, &mut store)?;
-    /// // On a board: NODE.init_with(|| Node::start(..)), with NODE a static_cell::StaticCell.
+    /// // On a board, NODE a static_cell::StaticCell: Node::start_in(NODE.uninit(), restored, ..)
     /// let node = Node::start(restored, group, config, store, &mut log, 7, 0);
     /// assert_eq!(node.election().term(), 0);
     /// # Ok::<(), harp::election::StartError<harp::storage::RecordTooLarge>>(())
@@ -493,6 +494,23 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         stable: &mut S,
     ) -> Result<Restored, StartError<S::Error>> {
         Election::restore(members, me, &config.election, stable)
+    }
+
+    /// [`start`](Self::start) straight into `slot`, which a `static` provides (with
+    /// `static_cell`: `Node::start_in(NODE.uninit(), ..)`): the node is built where it lives,
+    /// never on the stack. A node the slot held before is overwritten, not dropped.
+    #[allow(clippy::too_many_arguments)] // the slot, then exactly `start`'s seven
+    pub fn start_in(
+        slot: &mut core::mem::MaybeUninit<Self>,
+        restored: Restored,
+        members: Membership<N>,
+        config: NodeConfig,
+        stable: S,
+        log: L,
+        seed: u64,
+        now: u64,
+    ) -> &mut Self {
+        slot.write(Self::start(restored, members, config, stable, log, seed, now))
     }
 
     /// Starts the node that [`restore`](Self::restore) checked, with the same `members`,

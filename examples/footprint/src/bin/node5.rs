@@ -33,14 +33,14 @@ fn main() -> ! {
     // image holds the code that reads and checks it.
     let mut store = RamStore::new();
     let _ = store.write(input().get(..unknown(4) as usize).unwrap_or_default());
-    // The checks that can fail first; then the node is built straight into its static.
+    // The checks that can fail first; then the node is built in its static, not on the stack.
     let (group, config) = (five_members(), NodeConfig::default());
     let Ok(restored) = FiveNode::restore(&group, me, &config, &mut store) else {
         loop {
             cortex_m::asm::wfi();
         }
     };
-    let node = NODE.init_with(|| Node::start(restored, group, config, store, log, 7, 0));
+    let node = Node::start_in(NODE.uninit(), restored, group, config, store, log, 7, 0);
     let mut uart = cobs::CobsDecoder::new(UART_RX.init([0; 512]), 508);
     let mut out = [0u8; 600];
     loop {
