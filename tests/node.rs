@@ -40,13 +40,7 @@ fn node_with(me: &str, config: NodeConfig, log: Log) -> TestNode {
 
 /// A node whose stable store says it has been in `term` (its next election is `term + 1`).
 fn node_in_term(me: &str, config: NodeConfig, log: Log, term: u64) -> TestNode {
-    use harp::storage::{ElectionRecord, StableStore, MAX_RECORD};
-    let mut store = RamStore::new();
-    if term > 0 {
-        let mut buf = [0u8; MAX_RECORD];
-        let n = ElectionRecord { term, vote: None, ..Default::default() }.encode(&mut buf).unwrap();
-        store.write(&buf[..n]).unwrap();
-    }
+    let store = if term > 0 { store_with(term, None) } else { RamStore::new() };
     let mut node = Node::new(group(), id(me), config, store, log, 1, 0).unwrap();
     handshake_with_everyone(&mut node);
     node
@@ -1466,15 +1460,19 @@ fn a_storage_failure_lost_to_a_full_event_queue_is_reported_at_the_next_failure(
     assert_eq!(solo.stats().storage_failures, 2);
 }
 
-/// A store whose election record says term 4, vote for b (node id 2).
-fn store_in_term_4_voting_b() -> RamStore {
+/// A store whose election record says `term`, and `vote` (a node id).
+fn store_with(term: u64, vote: Option<u32>) -> RamStore {
     use harp::storage::{ElectionRecord, StableStore, MAX_RECORD};
     let mut store = RamStore::new();
     let mut buf = [0u8; MAX_RECORD];
-    let n =
-        ElectionRecord { term: 4, vote: Some(2), ..Default::default() }.encode(&mut buf).unwrap();
+    let n = ElectionRecord { term, vote, ..Default::default() }.encode(&mut buf).unwrap();
     store.write(&buf[..n]).unwrap();
     store
+}
+
+/// Term 4, a vote for b (node id 2).
+fn store_in_term_4_voting_b() -> RamStore {
+    store_with(4, Some(2))
 }
 
 #[test]
