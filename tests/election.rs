@@ -2,11 +2,13 @@
 //! (messages, events, persisted record) checked.
 #![cfg(feature = "alloc")]
 
+mod util;
 use harp::election::{choose, Config, Election, Event, Rank, Role, StartError, StepDown};
 use harp::membership::{Member, MemberId, Membership};
 use harp::storage::{ElectionRecord, RamStore, RecordError, StableStore, MAX_RECORD};
 use harp::wire::Extension;
 use harp::{MessageRef, NodeType};
+use util::store_with;
 
 type Node = Election<RamStore, 7>;
 
@@ -33,14 +35,6 @@ fn group_of(spec: &[(&str, NodeType, u32)]) -> Membership<7> {
 
 fn id(g: &Membership<7>, name: &str) -> MemberId {
     g.id_of(name).unwrap()
-}
-
-fn store_with(term: u64, vote: Option<u32>) -> RamStore {
-    let mut store = RamStore::new();
-    let mut buf = [0u8; MAX_RECORD];
-    let len = ElectionRecord { term, vote, ..Default::default() }.encode(&mut buf).unwrap();
-    store.write(&buf[..len]).unwrap();
-    store
 }
 
 fn node_in(g: Membership<7>, me: &str, config: Config, store: RamStore) -> Node {

@@ -1,6 +1,7 @@
 //! Engine tests of the replication stream: one input in, the exact outputs checked.
 #![cfg(feature = "alloc")]
 
+mod util;
 use harp::election::Role;
 use harp::membership::{Member, MemberId, Membership};
 use harp::node::{AppendError, Node, NodeConfig, NodeEvent};
@@ -8,6 +9,7 @@ use harp::replication::{AckPolicy, EntryMeta, LogStore, RamLog, ENTRY_TERM_START
 use harp::storage::RamStore;
 use harp::wire::{Extension, Message};
 use harp::{MessageRef, NodeType};
+use util::store_with;
 
 type Log = RamLog<64, 4096>;
 type TestNode = Node<RamStore, Log, 7>;
@@ -1458,16 +1460,6 @@ fn a_storage_failure_lost_to_a_full_event_queue_is_reported_at_the_next_failure(
     assert_eq!(solo.append(1, b"y"), Err(AppendError::Storage));
     assert_eq!(solo.poll_event(), Some(NodeEvent::StorageFailed));
     assert_eq!(solo.stats().storage_failures, 2);
-}
-
-/// A store whose election record says `term`, and `vote` (a node id).
-fn store_with(term: u64, vote: Option<u32>) -> RamStore {
-    use harp::storage::{ElectionRecord, StableStore, MAX_RECORD};
-    let mut store = RamStore::new();
-    let mut buf = [0u8; MAX_RECORD];
-    let n = ElectionRecord { term, vote, ..Default::default() }.encode(&mut buf).unwrap();
-    store.write(&buf[..n]).unwrap();
-    store
 }
 
 /// Term 4, a vote for b (node id 2).
