@@ -391,6 +391,16 @@ fn take_first<T, const N: usize>(table: &mut [Option<T>; N]) -> Option<(MemberId
     })
 }
 
+/// What [`Node::restore_joining`] checked and read for a node joining the group: its
+/// election record, and the member it joins as. Hand it to [`Node::start_joining`] or
+/// [`Node::start_joining_in`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Joining {
+    restored: Restored,
+    own: Member,
+}
+
 /// A node of a group of at most `N` members, with stable store `S` and log store `L`.
 pub struct Node<S, L, const N: usize> {
     election: Election<S, N>,
@@ -535,19 +545,95 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     /// does not hold yet. It takes part in nothing but the stream until the master's Add
     /// reaches its log; if a failover undoes the addition it stays outside. The operator
     /// starts it when the master has accepted the change.
+    ///
+    /// This is [`restore_joining`](Self::restore_joining) then
+    /// [`start_joining`](Self::start_joining), as [`new`](Self::new) is `restore` then
+    /// `start`: a firmware builds a joining node in its `static` with
+    /// [`start_joining_in`](Self::start_joining_in).
     pub fn new_joining(
         members: Membership<N>,
         own: Member,
+        config: NodeConfig,
+        mut stable: S,
+        log: L,
+        seed: u64,
+        now: u64,
+    ) -> Result<Self, StartError<S::Error>> {
+        let joining = Self::restore_joining(&members, own, &config, &mut stable)?;
+        Ok(Self::start_joining(joining, members, config, stable, log, seed, now))
+    }
+
+    /// The part of [`new_joining`](Self::new_joining) that can fail, as
+    /// [`restore`](Self::restore) is for [`new`](Self::new): checks the configuration and
+    /// reads the election record from `stable`. The [`Joining`] it returns holds that and
+    /// `own`, and nothing big.
+    ///
+    /// ```
+    /// use harp::membership::{Member, Membership};
+    /// use harp::node::{Node, NodeConfig};
+    /// use harp::replication::RamLog;
+    /// use harp::storage::RamStore;
+    /// use harp::NodeType;
+    ///
+    /// // A second node for a group of one, started when its master accepted the Add.
+    /// let mut group = Membership::<2>::new();
+    /// group.add(Member::new("solo", NodeType::Electable, 1, 1).unwrap()).unwrap();
+    /// let own = Member::new("second", NodeType::Electable, 1, 2).unwrap();
+    /// let (config, mut store) = (NodeConfig::default(), RamStore::new());
+    /// let mut log = RamLog::<8, 512>::new();
+    /// type Second<'a> = Node<RamStore, &'a mut RamLog<8, 512>, 2>;
+    /// let joining = Second::restore_joining(&group, own, &config, &mut store)?;
+    /// // On a board: Node::start_joining_in(NODE.uninit(), joining, ..)
+    /// let node = Node::start_joining(joining, group, config, store, &mut log, 7, 0);
+    /// assert!(node.members().id_of("second").is_none(), "a member once the Add is in its log");
+    /// # Ok::<(), harp::election::StartError<harp::storage::RecordTooLarge>>(())
+    /// ```
+    pub fn restore_joining(
+        members: &Membership<N>,
+        own: Member,
+        config: &NodeConfig,
+        stable: &mut S,
+    ) -> Result<Joining, StartError<S::Error>> {
+        let restored = Election::restore_learner(members, &config.election, stable)?;
+        Ok(Joining { restored, own })
+    }
+
+    /// [`start_joining`](Self::start_joining) straight into `slot`, as
+    /// [`start_in`](Self::start_in) is for [`start`](Self::start). A node the slot held
+    /// before is overwritten, not dropped.
+    #[allow(clippy::too_many_arguments)] // the slot, then exactly `start_joining`'s seven
+    pub fn start_joining_in(
+        slot: &mut core::mem::MaybeUninit<Self>,
+        joining: Joining,
+        members: Membership<N>,
         config: NodeConfig,
         stable: S,
         log: L,
         seed: u64,
         now: u64,
-    ) -> Result<Self, StartError<S::Error>> {
+    ) -> &mut Self {
+        slot.write(Self::start_joining(joining, members, config, stable, log, seed, now))
+    }
+
+    /// Starts the joining node that [`restore_joining`](Self::restore_joining) checked,
+    /// with the same `members`, `config` and `stable`: as
+    /// [`new_joining`](Self::new_joining) does after its checks.
+    #[cfg_attr(target_pointer_width = "32", inline(never))]
+    pub fn start_joining(
+        joining: Joining,
+        members: Membership<N>,
+        config: NodeConfig,
+        stable: S,
+        log: L,
+        seed: u64,
+        now: u64,
+    ) -> Self {
+        let Joining { restored, own } = joining;
         let base = members.clone();
-        let mut election = Election::new_learner(members, config.election, stable, seed, now)?;
-        election.set_joining(Some(own.clone()));
-        Ok(Self::assemble(election, base, config, log))
+        let mut election =
+            Election::start_restored(restored, members, config.election, stable, seed, now);
+        election.set_joining(Some(own));
+        Self::assemble(election, base, config, log)
     }
 
     #[cfg_attr(target_pointer_width = "32", inline(never))]

@@ -1270,20 +1270,16 @@ fn joining_d(members: Membership<7>) -> TestNode {
         .unwrap()
 }
 
-#[test]
-fn a_joining_node_becomes_a_member_through_the_log() {
-    let mut d = joining_d(group());
-    assert!(d.members().id_of("d").is_none(), "not a member yet");
-    // The master greets it; it answers as "d" and follows the master's stream.
+/// What a master sends a joining `d`: a greeting, the result of term 5, its stream from the
+/// start, and the Add that makes `d` a member.
+fn join_through_the_log(d: &mut TestNode) {
     let hello =
         MessageRef::Handshake { node_name: "a", group_name: "g", node_type: NodeType::Electable };
     d.handle(0, id("a"), &core(hello));
     d.handle(0, id("a"), &core(MessageRef::HandshakeResponse { accepted: true, reason: None }));
-    let out = sent(&mut d);
-    assert!(out.iter().any(|l| l.contains(r#"Handshake { node_name: "d""#)), "{out:?}");
-    d.handle(10, id("a"), &core(MessageRef::ElectionResult { master: "a", term: 1 }));
+    d.handle(10, id("a"), &core(MessageRef::ElectionResult { master: "a", term: 5 }));
     d.handle(11, id("a"), &Message::Ext(Extension::SyncPoint { vlsn: 0, log_term: 0 }));
-    d.handle(12, id("a"), &entry(1, ENTRY_TERM_START, &term_start(1)));
+    d.handle(12, id("a"), &entry(1, ENTRY_TERM_START, &term_start(5)));
     let mut buf = [0u8; 128];
     let add = MessageRef::GroupChange {
         change_type: harp::GroupChangeType::Add,
@@ -1291,9 +1287,19 @@ fn a_joining_node_becomes_a_member_through_the_log() {
     };
     let n = add.encode_into(&mut buf).unwrap();
     d.handle(13, id("a"), &entry(2, harp::replication::ENTRY_MEMBERSHIP, &buf[..n]));
+}
+
+#[test]
+fn a_joining_node_becomes_a_member_through_the_log() {
+    let mut d = joining_d(group());
+    assert!(d.members().id_of("d").is_none(), "not a member yet");
+    // It answers the master's greeting as "d", follows its stream and acks the Add.
+    join_through_the_log(&mut d);
+    let out = sent(&mut d);
+    assert!(out.iter().any(|l| l.contains(r#"Handshake { node_name: "d""#)), "{out:?}");
     assert!(d.members().id_of("d").is_some(), "a member once the Add is in its log");
     assert!(d.election().votes_now());
-    assert_eq!(sent(&mut d).last().map(String::as_str), Some("a <- Ack { vlsn: 2 }"));
+    assert_eq!(out.last().map(String::as_str), Some("a <- Ack { vlsn: 2 }"));
 }
 
 /// A joining node sits in the group's free slot until its Add applies; an Add of another
@@ -1520,4 +1526,60 @@ fn restore_refuses_what_new_refuses() {
         matches!(refused, Err(StartError::Record(RecordError::Checksum { .. }))),
         "{refused:?}"
     );
+}
+
+#[test]
+fn restore_joining_then_start_joining_is_new_joining_in_two_steps() {
+    let own = Member::new("d", NodeType::Electable, 1, 9).unwrap();
+    let config = NodeConfig::default();
+    // A joiner that restarts before its Add arrives: its record holds term 4, no vote.
+    let mut new =
+        Node::new_joining(group(), own.clone(), config, store_with(4, None), Log::new(), 9, 0)
+            .unwrap();
+    let mut store = store_with(4, None);
+    let joining = TestNode::restore_joining(&group(), own, &config, &mut store).unwrap();
+    let mut started =
+        Node::start_joining(joining.clone(), group(), config, store.clone(), Log::new(), 9, 0);
+    let mut slot = std::mem::MaybeUninit::uninit();
+    let in_place =
+        Node::start_joining_in(&mut slot, joining, group(), config, store, Log::new(), 9, 0);
+
+    // The same node three ways: the same state, and the same outputs for the same inputs.
+    join_through_the_log(&mut new);
+    let expected = (sent(&mut new), events(&mut new), new.durable_vlsn(), new.poll_timeout());
+    assert!(expected.0.iter().any(|l| l.contains(r#"Handshake { node_name: "d""#)), "{expected:?}");
+    assert_eq!(new.members().id_of("d"), Some(MemberId::new(6)), "the free slot, by the log");
+    for node in [&mut started, in_place] {
+        assert_eq!(node.election().term(), 4, "the restored term");
+        assert!(node.members().id_of("d").is_none(), "a learner until its Add");
+        join_through_the_log(node);
+        assert_eq!(node.election().term(), 5);
+        assert_eq!(node.members().id_of("d"), Some(MemberId::new(6)));
+        let outputs = (sent(node), events(node), node.durable_vlsn(), node.poll_timeout());
+        assert_eq!(outputs, expected);
+    }
+}
+
+#[test]
+fn restore_joining_refuses_what_new_joining_refuses() {
+    use harp::election::{Config, StartError};
+    use harp::storage::RecordError;
+    let own = || Member::new("d", NodeType::Electable, 1, 9).unwrap();
+    let timings = Config { lease_ms: 900, election_timeout_ms: 500, ..Config::default() };
+    let inconsistent = NodeConfig { election: timings, ..NodeConfig::default() };
+    let refused = TestNode::restore_joining(&group(), own(), &inconsistent, &mut RamStore::new());
+    assert!(matches!(refused, Err(StartError::Config(_))), "{refused:?}");
+    let by_new = Node::new_joining(group(), own(), inconsistent, RamStore::new(), Log::new(), 1, 0);
+    assert!(matches!(by_new, Err(StartError::Config(_))));
+
+    let mut corrupt = store_with(4, None);
+    corrupt.bytes_mut()[0] ^= 0x01;
+    let config = NodeConfig::default();
+    let refused = TestNode::restore_joining(&group(), own(), &config, &mut corrupt.clone());
+    assert!(
+        matches!(refused, Err(StartError::Record(RecordError::Checksum { .. }))),
+        "{refused:?}"
+    );
+    let by_new = Node::new_joining(group(), own(), config, corrupt, Log::new(), 1, 0);
+    assert!(matches!(by_new, Err(StartError::Record(RecordError::Checksum { .. }))));
 }

@@ -391,9 +391,22 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         seed: u64,
         now: u64,
     ) -> Result<Self, StartError<S::Error>> {
-        let me = members.next_slot().unwrap_or(MemberId::UNPLACED);
-        let restored = Self::restore_as(me, 0, &config, &mut store)?;
+        let restored = Self::restore_learner(&members, &config, &mut store)?;
         Ok(Self::start_restored(restored, members, config, store, seed, now))
+    }
+
+    /// The part of [`new_learner`](Self::new_learner) that can fail, as
+    /// [`restore`](Self::restore) is for [`new`](Self::new): checks the configuration and
+    /// reads the election record, for a node in slot `members.next_slot()` (or unplaced)
+    /// with priority 0 until it joins. [`start_restored`](Self::start_restored) then starts
+    /// it; `Node::restore_joining` uses this.
+    pub fn restore_learner(
+        members: &Membership<N>,
+        config: &Config,
+        store: &mut S,
+    ) -> Result<Restored, StartError<S::Error>> {
+        let me = members.next_slot().unwrap_or(MemberId::UNPLACED);
+        Self::restore_as(me, 0, config, store)
     }
 
     fn restore_as(
