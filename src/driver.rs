@@ -2,7 +2,9 @@
 //! one per peer, in the Embassy style: an async UART with COBS framing, or a TCP socket with
 //! stream framing.
 //!
-//! The driver owns the node, one link per peer and a [`Clock`]. Each [`Driver::step`]
+//! The driver borrows the node (which a firmware builds in its `static` with
+//! [`Node::start_in`], so it never crosses the stack), and owns one link per peer and a
+//! [`Clock`]. Each [`Driver::step`]
 //! sends everything the node has to send, then waits for whichever comes first: bytes on
 //! any link, or the node's next timer. It hands what arrived to the node and returns what
 //! happened ([`Step`]); between steps the application uses the node
@@ -16,11 +18,12 @@
 //! that the peer agrees.
 //!
 //! ```
-//! # async fn example<T, C>(node: harp::node::Node<harp::storage::RamStore, harp::replication::RamLog<16, 1024>, 3>, uart_to_n2: T, clock: C)
+//! # async fn example<T, C>(node: &'static mut harp::node::Node<harp::storage::RamStore, harp::replication::RamLog<16, 1024>, 3>, uart_to_n2: T, clock: C)
 //! # where T: embedded_io_async::Read + embedded_io_async::Write, C: harp::driver::Clock {
 //! use harp::driver::{Driver, Framing};
 //! use harp::membership::MemberId;
 //!
+//! // node: from Node::start_in(NODE.uninit(), ..), NODE a static_cell::StaticCell
 //! let mut driver: Driver<_, _, T, C, 3, 512> = Driver::new(node, Framing::Cobs, clock);
 //! driver.attach(MemberId::new(1), uart_to_n2);
 //! loop {
@@ -165,8 +168,8 @@ struct Link<T, const F: usize> {
 }
 
 /// A node driven over async links (see the [module docs](self)).
-pub struct Driver<S, L, T, C, const N: usize, const F: usize> {
-    node: Node<S, L, N>,
+pub struct Driver<'n, S, L, T, C, const N: usize, const F: usize> {
+    node: &'n mut Node<S, L, N>,
     links: [Option<Link<T, F>>; N],
     framing: Framing,
     clock: C,
@@ -174,15 +177,16 @@ pub struct Driver<S, L, T, C, const N: usize, const F: usize> {
     stats: DriverStats,
 }
 
-impl<S, L, T, C, const N: usize, const F: usize> Driver<S, L, T, C, N, F>
+impl<'n, S, L, T, C, const N: usize, const F: usize> Driver<'n, S, L, T, C, N, F>
 where
     S: StableStore,
     L: LogStore,
     T: Read + Write,
     C: Clock,
 {
-    /// A driver for `node` with no link attached yet.
-    pub fn new(node: Node<S, L, N>, framing: Framing, clock: C) -> Self {
+    /// A driver for `node` with no link attached yet. The node stays where it is (a
+    /// `static` on a board) and is the caller's again when the driver is dropped.
+    pub fn new(node: &'n mut Node<S, L, N>, framing: Framing, clock: C) -> Self {
         Driver {
             node,
             links: [const { None }; N],
@@ -195,12 +199,12 @@ where
 
     /// The node.
     pub fn node(&self) -> &Node<S, L, N> {
-        &self.node
+        self.node
     }
 
     /// The node, to append, change membership or poll events between steps.
     pub fn node_mut(&mut self) -> &mut Node<S, L, N> {
-        &mut self.node
+        self.node
     }
 
     /// The clock.
@@ -211,11 +215,6 @@ where
     /// Counters.
     pub fn stats(&self) -> &DriverStats {
         &self.stats
-    }
-
-    /// Gives the node back (the links and clock are dropped).
-    pub fn into_node(self) -> Node<S, L, N> {
-        self.node
     }
 
     /// Attaches `io` as the link to `peer` (replacing any old one) and starts the

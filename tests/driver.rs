@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 type Link = FromTokio<DuplexStream>;
 type GroupNode = Node<RamStore, RamLog<256, 16384>, 3>;
-type GroupDriver = Driver<RamStore, RamLog<256, 16384>, Link, TokioClock, 3, 512>;
+type GroupDriver<'n> = Driver<'n, RamStore, RamLog<256, 16384>, Link, TokioClock, 3, 512>;
 
 /// Milliseconds on tokio's (paused, auto-advancing) clock.
 #[derive(Clone, Copy)]
@@ -75,7 +75,7 @@ fn snapshot(node: &GroupNode) -> Vec<(u64, Vec<u8>)> {
 }
 
 /// Runs node `i` until told to stop, writing entries while it is master.
-async fn run(mut driver: GroupDriver, i: usize, shared: Rc<RefCell<Shared>>) {
+async fn run(mut driver: GroupDriver<'static>, i: usize, shared: Rc<RefCell<Shared>>) {
     loop {
         let step = driver.step().await;
         while driver.node_mut().poll_event().is_some() {}
@@ -118,6 +118,7 @@ fn master(s: &Shared) -> Option<usize> {
 
 async fn a_group_elects_replicates_and_fails_over(framing: Framing) {
     let clock = TokioClock { start: Instant::now() };
+    // Each node lives as long as the test (on a board: in its static); its driver borrows it.
     let mut drivers: Vec<GroupDriver> = (0..3)
         .map(|i| {
             let node = Node::new(
@@ -130,7 +131,7 @@ async fn a_group_elects_replicates_and_fails_over(framing: Framing) {
                 0,
             )
             .unwrap();
-            Driver::new(node, framing, clock)
+            Driver::new(Box::leak(Box::new(node)), framing, clock)
         })
         .collect();
     for (a, b) in [(0usize, 1usize), (0, 2), (1, 2)] {
@@ -211,7 +212,7 @@ async fn cobs_framing_over_async_links() {
 async fn a_wrong_preamble_takes_the_link_down() {
     use tokio::io::AsyncWriteExt;
     let clock = TokioClock { start: Instant::now() };
-    let node = Node::new(
+    let mut node = Node::new(
         members(),
         MemberId::new(0),
         NodeConfig::default(),
@@ -221,7 +222,7 @@ async fn a_wrong_preamble_takes_the_link_down() {
         0,
     )
     .unwrap();
-    let mut driver: GroupDriver = Driver::new(node, Framing::Stream, clock);
+    let mut driver: GroupDriver = Driver::new(&mut node, Framing::Stream, clock);
     let (x, mut y) = tokio::io::duplex(4096);
     driver.attach(MemberId::new(1), FromTokio::new(x));
     y.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
