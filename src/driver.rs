@@ -20,11 +20,11 @@
 //! ```
 //! # async fn example<T, C>(node: &'static mut harp::node::Node<harp::storage::RamStore, harp::replication::RamLog<16, 1024>, 3>, uart_to_n2: T, clock: C)
 //! # where T: embedded_io_async::Read + embedded_io_async::Write, C: harp::driver::Clock {
-//! use harp::driver::{Driver, Framing};
+//! use harp::driver::{Cobs, Driver};
 //! use harp::membership::MemberId;
 //!
 //! // node: from Node::start_in(NODE.uninit(), ..), NODE a static_cell::StaticCell
-//! let mut driver: Driver<_, _, T, C, 3, 512> = Driver::new(node, Framing::Cobs, clock);
+//! let mut driver: Driver<_, _, T, C, Cobs, 3, 512> = Driver::new(node, Cobs, clock);
 //! driver.attach(MemberId::new(1), uart_to_n2);
 //! loop {
 //!     let step = driver.step().await;
@@ -64,14 +64,98 @@ pub trait Clock {
     fn sleep_until(&mut self, deadline: u64) -> impl Future<Output = ()>;
 }
 
-/// How messages are cut into frames on the links.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How messages are cut into frames on a driver's links: [`Cobs`] or [`Stream`].
+///
+/// A type rather than a value, so that a board links only the framing it uses: the stream
+/// framing a UART board never runs cost it 2.5 KiB of flash when the choice was an `enum`
+/// (`scripts/footprint`, image `node5_async`). Implemented by those two only.
+pub trait Framing: sealed::Sealed {
+    /// The receive side of one link, with an `F`-byte frame buffer.
+    type Decoder<const F: usize>;
+
+    /// Bytes a new link sends before its first frame.
+    const GREETING: &'static [u8];
+
+    /// Whether a bad frame costs only itself (the decoder resynchronises at the next
+    /// delimiter) rather than the link.
+    const RESYNCHRONISES: bool;
+
+    /// A decoder for a new link.
+    fn decoder<const F: usize>() -> Self::Decoder<F>;
+
+    /// The next complete frame's body from `input`.
+    fn next_frame<'d, const F: usize>(
+        decoder: &'d mut Self::Decoder<F>,
+        input: &mut &[u8],
+    ) -> Result<Option<&'d [u8]>, FrameError>;
+
+    /// Encodes `message` as one frame into `out`; its length.
+    fn encode_frame(message: Message<'_>, out: &mut [u8]) -> Result<usize, crate::wire::Error>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Cobs {}
+    impl Sealed for super::Stream {}
+}
+
+/// COBS frames ending in `0x00` ([`crate::frame::cobs`]): UARTs and other lossy lines. A
+/// bad frame is skipped and counted ([`DriverStats::bad_frames`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Framing {
-    /// Length-prefixed frames after a connection preamble ([`crate::frame::stream`]): TCP.
-    Stream,
-    /// COBS frames ending in `0x00` ([`crate::frame::cobs`]): UARTs and other lossy lines.
-    Cobs,
+pub struct Cobs;
+
+/// Length-prefixed frames after a connection preamble ([`crate::frame::stream`]): TCP. A
+/// bad preamble, length or CRC takes the link down ([`LinkCause::Frame`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Stream;
+
+impl Framing for Cobs {
+    type Decoder<const F: usize> = CobsDecoder<[u8; F]>;
+    const GREETING: &'static [u8] = &[];
+    const RESYNCHRONISES: bool = true;
+
+    fn decoder<const F: usize>() -> Self::Decoder<F> {
+        CobsDecoder::new([0; F], F)
+    }
+
+    fn next_frame<'d, const F: usize>(
+        decoder: &'d mut Self::Decoder<F>,
+        input: &mut &[u8],
+    ) -> Result<Option<&'d [u8]>, FrameError> {
+        decoder.push_frame(input)
+    }
+
+    #[inline] // generated only where a driver uses it: images without one stay the same
+    fn encode_frame(message: Message<'_>, out: &mut [u8]) -> Result<usize, crate::wire::Error> {
+        cobs::encode_frame(message, out)
+    }
+}
+
+impl Framing for Stream {
+    type Decoder<const F: usize> = (PreambleReader, StreamDecoder<[u8; F]>);
+    const GREETING: &'static [u8] = &PREAMBLE;
+    const RESYNCHRONISES: bool = false;
+
+    fn decoder<const F: usize>() -> Self::Decoder<F> {
+        (PreambleReader::new(), StreamDecoder::new([0; F], F))
+    }
+
+    fn next_frame<'d, const F: usize>(
+        (preamble, frames): &'d mut Self::Decoder<F>,
+        input: &mut &[u8],
+    ) -> Result<Option<&'d [u8]>, FrameError> {
+        if !preamble.push(input)? {
+            return Ok(None);
+        }
+        frames.push_frame(input)
+    }
+
+    #[inline] // as for Cobs
+    fn encode_frame(message: Message<'_>, out: &mut [u8]) -> Result<usize, crate::wire::Error> {
+        stream::encode_frame(message, out)
+    }
 }
 
 /// What one [`Driver::step`] did.
@@ -128,69 +212,40 @@ pub struct DriverStats {
     pub oversized: u32,
 }
 
-enum Decoder<const F: usize> {
-    Stream { preamble: PreambleReader, frames: StreamDecoder<[u8; F]> },
-    Cobs(CobsDecoder<[u8; F]>),
-}
-
-impl<const F: usize> Decoder<F> {
-    fn new(framing: Framing) -> Self {
-        match framing {
-            Framing::Stream => Decoder::Stream {
-                preamble: PreambleReader::new(),
-                frames: StreamDecoder::new([0; F], F),
-            },
-            Framing::Cobs => Decoder::Cobs(CobsDecoder::new([0; F], F)),
-        }
-    }
-
-    /// The next complete frame's body from `input`. Errors on a stream link are fatal to
-    /// the link; on a COBS link the decoder resynchronises at the next delimiter.
-    fn next_frame(&mut self, input: &mut &[u8]) -> Result<Option<&[u8]>, FrameError> {
-        match self {
-            Decoder::Stream { preamble, frames } => {
-                if !preamble.push(input)? {
-                    return Ok(None);
-                }
-                frames.push_frame(input)
-            }
-            Decoder::Cobs(frames) => frames.push_frame(input),
-        }
-    }
-}
-
-struct Link<T, const F: usize> {
+struct Link<T, W: Framing, const F: usize> {
     io: T,
-    decoder: Decoder<F>,
+    decoder: W::Decoder<F>,
     chunk: [u8; READ_CHUNK],
     /// A stream link still owes the peer its preamble.
     greet: bool,
 }
 
 /// A node driven over async links (see the [module docs](self)).
-pub struct Driver<'n, S, L, T, C, const N: usize, const F: usize> {
+pub struct Driver<'n, S, L, T, C, W: Framing, const N: usize, const F: usize> {
     node: &'n mut Node<S, L, N>,
-    links: [Option<Link<T, F>>; N],
-    framing: Framing,
+    links: [Option<Link<T, W, F>>; N],
+    /// Zero-sized: the framing is the type `W`.
+    _framing: W,
     clock: C,
     scratch: [u8; F],
     stats: DriverStats,
 }
 
-impl<'n, S, L, T, C, const N: usize, const F: usize> Driver<'n, S, L, T, C, N, F>
+impl<'n, S, L, T, C, W, const N: usize, const F: usize> Driver<'n, S, L, T, C, W, N, F>
 where
     S: StableStore,
     L: LogStore,
     T: Read + Write,
     C: Clock,
+    W: Framing,
 {
     /// A driver for `node` with no link attached yet. The node stays where it is (a
     /// `static` on a board) and is the caller's again when the driver is dropped.
-    pub fn new(node: &'n mut Node<S, L, N>, framing: Framing, clock: C) -> Self {
+    pub fn new(node: &'n mut Node<S, L, N>, framing: W, clock: C) -> Self {
         Driver {
             node,
             links: [const { None }; N],
-            framing,
+            _framing: framing,
             clock,
             scratch: [0; F],
             stats: DriverStats::default(),
@@ -221,13 +276,8 @@ where
     /// handshake over it.
     pub fn attach(&mut self, peer: MemberId, io: T) {
         if let Some(slot) = self.links.get_mut(peer.index()) {
-            let greet = self.framing == Framing::Stream;
-            *slot = Some(Link {
-                io,
-                decoder: Decoder::new(self.framing),
-                chunk: [0; READ_CHUNK],
-                greet,
-            });
+            let greet = !W::GREETING.is_empty();
+            *slot = Some(Link { io, decoder: W::decoder(), chunk: [0; READ_CHUNK], greet });
             self.node.disconnect(peer);
             self.node.connect(peer);
         }
@@ -287,10 +337,9 @@ where
         let Driver { node, links, stats, .. } = self;
         let Some(Some(link)) = links.get_mut(index) else { return Step::Timer };
         let mut input = link.chunk.get(..n).unwrap_or_default();
-        let lossy_line = matches!(link.decoder, Decoder::Cobs(_));
         let mut frames = 0;
         while !input.is_empty() {
-            match link.decoder.next_frame(&mut input) {
+            match W::next_frame(&mut link.decoder, &mut input) {
                 Ok(Some(body)) => {
                     frames += 1;
                     stats.frames_in = stats.frames_in.saturating_add(1);
@@ -303,7 +352,7 @@ where
                 Err(FrameError::Message(_)) => {
                     stats.bad_messages = stats.bad_messages.saturating_add(1);
                 }
-                Err(_) if lossy_line => {
+                Err(_) if W::RESYNCHRONISES => {
                     stats.bad_frames = stats.bad_frames.saturating_add(1);
                 }
                 Err(e) => return self.link_down(peer, LinkCause::Frame(e)),
@@ -329,7 +378,7 @@ where
             link.greet = false;
             let peer = member_at(index);
             written.insert(peer);
-            if let Err(e) = link.io.write_all(&PREAMBLE).await.map_err(io_cause) {
+            if let Err(e) = link.io.write_all(W::GREETING).await.map_err(io_cause) {
                 return Some(self.link_down(peer, e));
             }
         }
@@ -359,11 +408,7 @@ where
     fn encode_next(&mut self) -> Option<(MemberId, usize)> {
         loop {
             let transmit = self.node.poll_transmit()?;
-            let encoded = match self.framing {
-                Framing::Stream => stream::encode_frame(transmit.message, &mut self.scratch),
-                Framing::Cobs => cobs::encode_frame(transmit.message, &mut self.scratch),
-            };
-            match encoded {
+            match W::encode_frame(transmit.message, &mut self.scratch) {
                 Ok(len) => return Some((transmit.to, len)),
                 Err(_) => self.stats.oversized = self.stats.oversized.saturating_add(1),
             }
@@ -372,8 +417,8 @@ where
 }
 
 /// Reads a chunk from a link; a missing link never completes.
-async fn read_some<T: Read, const F: usize>(
-    link: &mut Option<Link<T, F>>,
+async fn read_some<T: Read, W: Framing, const F: usize>(
+    link: &mut Option<Link<T, W, F>>,
 ) -> Result<usize, LinkCause> {
     match link {
         Some(link) => link.io.read(&mut link.chunk).await.map_err(io_cause),

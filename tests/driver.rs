@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use embedded_io_adapters::tokio_1::FromTokio;
-use harp::driver::{Clock, Driver, Framing, LinkCause, Step};
+use harp::driver::{Clock, Cobs, Driver, Framing, LinkCause, Step, Stream};
 use harp::election::Role;
 use harp::membership::{Member, MemberId, Membership};
 use harp::node::{Node, NodeConfig};
@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 type Link = FromTokio<DuplexStream>;
 type GroupNode = Node<RamStore, RamLog<256, 16384>, 3>;
-type GroupDriver<'n> = Driver<'n, RamStore, RamLog<256, 16384>, Link, TokioClock, 3, 512>;
+type GroupDriver<'n, W> = Driver<'n, RamStore, RamLog<256, 16384>, Link, TokioClock, W, 3, 512>;
 
 /// Milliseconds on tokio's (paused, auto-advancing) clock.
 #[derive(Clone, Copy)]
@@ -67,6 +67,20 @@ fn members() -> Membership<3> {
     group
 }
 
+/// Member `i`'s node, fresh (its seed is `i + 1`).
+fn member(i: u8) -> GroupNode {
+    Node::new(
+        members(),
+        MemberId::new(i),
+        NodeConfig::default(),
+        RamStore::new(),
+        RamLog::new(),
+        u64::from(i) + 1,
+        0,
+    )
+    .unwrap()
+}
+
 fn snapshot(node: &GroupNode) -> Vec<(u64, Vec<u8>)> {
     let log = node.log();
     (log.first_vlsn()..=log.last_vlsn())
@@ -75,7 +89,11 @@ fn snapshot(node: &GroupNode) -> Vec<(u64, Vec<u8>)> {
 }
 
 /// Runs node `i` until told to stop, writing entries while it is master.
-async fn run(mut driver: GroupDriver<'static>, i: usize, shared: Rc<RefCell<Shared>>) {
+async fn run<W: Framing>(
+    mut driver: GroupDriver<'static, W>,
+    i: usize,
+    shared: Rc<RefCell<Shared>>,
+) {
     loop {
         let step = driver.step().await;
         while driver.node_mut().poll_event().is_some() {}
@@ -116,24 +134,11 @@ fn master(s: &Shared) -> Option<usize> {
     (0..3).find(|&i| s.seen[i].role == Some(Role::Master))
 }
 
-async fn a_group_elects_replicates_and_fails_over(framing: Framing) {
+async fn a_group_elects_replicates_and_fails_over<W: Framing + Copy + 'static>(framing: W) {
     let clock = TokioClock { start: Instant::now() };
     // Each node lives as long as the test (on a board: in its static); its driver borrows it.
-    let mut drivers: Vec<GroupDriver> = (0..3)
-        .map(|i| {
-            let node = Node::new(
-                members(),
-                MemberId::new(i),
-                NodeConfig::default(),
-                RamStore::new(),
-                RamLog::new(),
-                u64::from(i) + 1,
-                0,
-            )
-            .unwrap();
-            Driver::new(Box::leak(Box::new(node)), framing, clock)
-        })
-        .collect();
+    let mut drivers: Vec<GroupDriver<W>> =
+        (0..3).map(|i| Driver::new(Box::leak(Box::new(member(i))), framing, clock)).collect();
     for (a, b) in [(0usize, 1usize), (0, 2), (1, 2)] {
         let (x, y) = tokio::io::duplex(4096);
         drivers[a].attach(MemberId::new(b as u8), FromTokio::new(x));
@@ -199,12 +204,12 @@ async fn a_group_elects_replicates_and_fails_over(framing: Framing) {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn stream_framing_over_async_links() {
-    LocalSet::new().run_until(a_group_elects_replicates_and_fails_over(Framing::Stream)).await;
+    LocalSet::new().run_until(a_group_elects_replicates_and_fails_over(Stream)).await;
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn cobs_framing_over_async_links() {
-    LocalSet::new().run_until(a_group_elects_replicates_and_fails_over(Framing::Cobs)).await;
+    LocalSet::new().run_until(a_group_elects_replicates_and_fails_over(Cobs)).await;
 }
 
 /// A peer that is not harp (a wrong preamble) loses its stream link; the node keeps going.
@@ -212,17 +217,8 @@ async fn cobs_framing_over_async_links() {
 async fn a_wrong_preamble_takes_the_link_down() {
     use tokio::io::AsyncWriteExt;
     let clock = TokioClock { start: Instant::now() };
-    let mut node = Node::new(
-        members(),
-        MemberId::new(0),
-        NodeConfig::default(),
-        RamStore::new(),
-        RamLog::new(),
-        1,
-        0,
-    )
-    .unwrap();
-    let mut driver: GroupDriver = Driver::new(&mut node, Framing::Stream, clock);
+    let mut node = member(0);
+    let mut driver: GroupDriver<Stream> = Driver::new(&mut node, Stream, clock);
     let (x, mut y) = tokio::io::duplex(4096);
     driver.attach(MemberId::new(1), FromTokio::new(x));
     y.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
@@ -237,4 +233,49 @@ async fn a_wrong_preamble_takes_the_link_down() {
         "{step:?}"
     );
     assert!(!driver.is_attached(MemberId::new(1)));
+}
+
+/// A damaged frame on a COBS line is skipped and counted; the link stays, and the next
+/// frame on it is handled.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_damaged_cobs_frame_is_skipped_and_the_line_stays_up() {
+    use harp::wire::MessageRef;
+    use tokio::io::AsyncWriteExt;
+    let clock = TokioClock { start: Instant::now() };
+    let mut node = member(0);
+    let mut driver: GroupDriver<Cobs> = Driver::new(&mut node, Cobs, clock);
+    let (x, mut y) = tokio::io::duplex(4096);
+    driver.attach(MemberId::new(1), FromTokio::new(x));
+    let mut frame = [0u8; 64];
+    let hello = MessageRef::Handshake {
+        node_name: "n2",
+        group_name: "async",
+        node_type: NodeType::Electable,
+    };
+    let n = harp::frame::cobs::encode_frame(hello, &mut frame).unwrap();
+    let mut damaged = frame[..n].to_vec();
+    damaged[2] ^= 0x40; // a flipped bit: the CRC fails
+    y.write_all(&damaged).await.unwrap();
+    y.write_all(&frame[..n]).await.unwrap();
+    let accepted = MessageRef::HandshakeResponse { accepted: true, reason: None };
+    let n = harp::frame::cobs::encode_frame(accepted, &mut frame).unwrap();
+    y.write_all(&frame[..n]).await.unwrap();
+    let mut frames = 0;
+    while frames < 2 {
+        match driver.step().await {
+            Step::Received { from, frames: f } => {
+                assert_eq!(from, MemberId::new(1));
+                frames += f;
+            }
+            Step::Timer => {}
+            down @ Step::LinkDown { .. } => panic!("a COBS line stays up: {down:?}"),
+        }
+    }
+    assert_eq!(frames, 2, "the intact frames");
+    assert_eq!(driver.stats().bad_frames, 1, "the damaged one");
+    assert!(driver.is_attached(MemberId::new(1)));
+    assert!(
+        driver.node().is_connected(MemberId::new(1)),
+        "n2's handshake and its answer were handled"
+    );
 }
