@@ -241,6 +241,7 @@ where
 {
     /// A driver for `node` with no link attached yet. The node stays where it is (a
     /// `static` on a board) and is the caller's again when the driver is dropped.
+    #[cfg_attr(target_pointer_width = "32", inline(never))]
     pub fn new(node: &'n mut Node<S, L, N>, framing: W, clock: C) -> Self {
         Driver {
             node,
