@@ -4,9 +4,9 @@
 //!
 //! The driver borrows the node (which a firmware builds in its `static` with
 //! [`Node::start_in`], so it never crosses the stack), and owns one link per peer and a
-//! [`Clock`]. Each [`Driver::step`]
-//! sends everything the node has to send, then waits for whichever comes first: bytes on
-//! any link, or the node's next timer. It hands what arrived to the node and returns what
+//! [`Clock`]. Its framing is a type, [`Cobs`] or [`Stream`], so an image links only the
+//! one it uses. Each [`Driver::step`] sends everything the node has to send, then waits
+//! for whichever comes first: bytes on any link, or the node's next timer. It hands what arrived to the node and returns what
 //! happened ([`Step`]); between steps the application uses the node
 //! ([`Driver::node_mut`]: append, change membership, poll events). Nothing here allocates;
 //! every buffer is sized by the const parameter `F` (the largest frame on the wire).
