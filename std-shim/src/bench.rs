@@ -59,8 +59,7 @@ fn harp_throughput(count: usize, retain: Option<u64>) -> Result<(f64, u64)> {
     let dir = tempfile::tempdir()?;
     let (hosts, m) = group(dir.path(), retain)?;
     let entry = "x".repeat(ENTRY);
-    let batches: Vec<Vec<Vec<String>>> =
-        (0..4).map(|_| vec![vec![entry.clone(); 1000]; count / 4 / 1000]).collect();
+    let batches = client_batches(count, &entry);
     let start = Instant::now();
     thread::scope(|s| -> Result<()> {
         let clients: Vec<_> = batches
@@ -86,6 +85,20 @@ fn harp_throughput(count: usize, retain: Option<u64>) -> Result<(f64, u64)> {
         h.shutdown()?;
     }
     Ok(((count * ENTRY) as f64 / secs / 1e6, first))
+}
+
+/// `count` copies of `entry` for 4 clients, in batches of at most 1,000: every entry
+/// counted in the MB/s is appended.
+fn client_batches(count: usize, entry: &str) -> Vec<Vec<Vec<String>>> {
+    (0..4)
+        .map(|client| {
+            let mine = count / 4 + usize::from(client < count % 4);
+            (0..mine)
+                .step_by(1000)
+                .map(|first| vec![entry.to_string(); (mine - first).min(1000)])
+                .collect()
+        })
+        .collect()
 }
 
 /// MB/s of one sender writing `count` 1 KiB records to two receivers over raw TCP, each
@@ -338,4 +351,20 @@ pub fn run(entries: usize, failover_runs: usize) -> Result<()> {
         })
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_batches;
+
+    #[test]
+    fn the_client_batches_hold_exactly_the_entries_counted() {
+        for count in [0, 1, 3, 999, 2_000, 4_001, 200_000] {
+            let batches = client_batches(count, "e");
+            let total: usize = batches.iter().flatten().map(Vec::len).sum();
+            assert_eq!(total, count, "entries for --entries {count}");
+            assert!(batches.iter().flatten().all(|b| !b.is_empty() && b.len() <= 1000));
+        }
+        assert_eq!(client_batches(200_000, "e")[0].len(), 50);
+    }
 }

@@ -716,7 +716,8 @@ impl Worker {
             return;
         }
         if event.is_readable() || event.is_read_closed() || event.is_error() {
-            self.read(id);
+            // A close or an error is read to its end; plain data only until a short read.
+            self.read(id, event.is_read_closed() || event.is_error());
         }
         if let Some(c) = self.conns.get_mut(&id) {
             if let Err(e) = c.flush() {
@@ -761,7 +762,13 @@ impl Worker {
 
     /// Reads until the socket has nothing more, handing every whole frame to the node as
     /// it is cut (in place in the read buffer when it lies whole there).
-    fn read(&mut self, id: ConnId) {
+    ///
+    /// A read that fills less than the buffer emptied the socket's receive queue, so unless
+    /// `to_close` the loop stops there rather than spend a system call on the `WouldBlock`
+    /// that would follow (as tokio does): bytes that arrive later raise a new edge-triggered
+    /// event. A close or an error the event reports is read through to the end (0 or the
+    /// error), since no new event would come for it.
+    fn read(&mut self, id: ConnId, to_close: bool) {
         // The connection leaves the map while its frames are handled, so the node and the
         // connection can be borrowed together.
         let Some(mut c) = self.conns.remove(&id) else { return };
@@ -779,6 +786,9 @@ impl Worker {
             };
             if let Err(reason) = self.on_bytes(id, &mut c, &buf[..n]) {
                 break Some(reason);
+            }
+            if n < buf.len() && !to_close {
+                break None;
             }
         };
         self.read_buf = buf;

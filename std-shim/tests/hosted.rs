@@ -289,7 +289,12 @@ fn a_master_killed_in_the_middle_of_a_write_stream_loses_nothing_reported_durabl
 
 /// Sends `bytes` on a new connection to `addr` and returns whether the node closed it.
 fn closed_after(addr: SocketAddr, bytes: &[u8], wait: Duration) -> bool {
-    let mut s = TcpStream::connect(addr).unwrap();
+    let s = TcpStream::connect(addr).unwrap();
+    closed_on(s, bytes, wait)
+}
+
+/// Whether the node closed `s` within `wait` after `bytes` were sent on it.
+fn closed_on(mut s: TcpStream, bytes: &[u8], wait: Duration) -> bool {
     s.write_all(bytes).unwrap();
     s.set_read_timeout(Some(wait)).unwrap();
     let mut buf = [0u8; 4096];
@@ -361,6 +366,15 @@ fn bad_input_is_refused_with_a_log_line_and_the_group_keeps_serving() {
     slow.extend_from_slice(&100u32.to_le_bytes());
     slow.extend_from_slice(&[9; 10]); // 10 of 100 bytes, then silence
     assert!(closed_after(addr, &slow, Duration::from_secs(8)), "a slow client");
+    // Half a frame and the sender's end closed with it, in one go: the node reads the
+    // data and the close together and ends the connection at once, not when the slow
+    // frame's 5 s run out.
+    let mut half = frame(&MessageRef::Heartbeat { master_vlsn: 1, timestamp_ms: 2 });
+    half.truncate(half.len() - 3);
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(&half).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(closed_on(s, &[], Duration::from_secs(2)), "half a frame, then closed");
     // A flood of silent connections: beyond 32 without a handshake they are refused at
     // once, and the rest are cut after 5 s, so they cannot lock the group's links out.
     let mut flood: Vec<TcpStream> = (0..32).map(|_| TcpStream::connect(addr).unwrap()).collect();
@@ -382,6 +396,7 @@ fn bad_input_is_refused_with_a_log_line_and_the_group_keeps_serving() {
         "wrong group name",
         "not a member",
         "unfinished",
+        "closed by the peer",
         "too many without a handshake",
         "no handshake within 5 s",
     ] {
