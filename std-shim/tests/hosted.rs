@@ -112,14 +112,19 @@ impl Group {
 
     /// The master every live node follows, once there is one.
     fn wait_master(&self, limit: Duration) -> usize {
+        self.wait_master_of(&self.live(), limit)
+    }
+
+    /// The master nodes `of` all follow, once there is one.
+    fn wait_master_of(&self, of: &[usize], limit: Duration) -> usize {
         let deadline = Instant::now() + limit;
         loop {
             let statuses: Vec<(usize, Status)> =
-                self.live().into_iter().filter_map(|i| self.status(i).map(|s| (i, s))).collect();
+                of.iter().filter_map(|&i| self.status(i).map(|s| (i, s))).collect();
             if let Some((m, name)) =
                 statuses.iter().find(|(_, s)| s.role == "master").map(|(i, s)| (*i, s.name.clone()))
             {
-                if statuses.len() == self.live().len()
+                if statuses.len() == of.len()
                     && statuses.iter().all(|(_, s)| s.master.as_deref() == Some(&name))
                 {
                     return m;
@@ -317,7 +322,7 @@ impl Writer {
                     let data = batch(k, 20);
                     k += 20;
                     let request = Request::Append { data: data.clone() };
-                    match admin_request(&admin[target], &request, Duration::from_secs(5)) {
+                    match admin_request(&admin[target], &request, Duration::from_secs(3)) {
                         Ok(Reply::Appended { vlsns }) => {
                             durable.lock().unwrap().extend(vlsns.into_iter().zip(data));
                             // Paced, so that a long run's logs stay small.
@@ -351,21 +356,22 @@ impl Writer {
     }
 }
 
-/// Rounds of `kill -9` under a writer that appends through whichever node is master, in
-/// turn: of a replica, of the master, and of the master while the other replica is paused
-/// (`SIGSTOP`) and behind, so that the election after it is between a replica that holds
-/// every durable entry and one that does not (the old master restarts once it is over;
-/// the replica behind is in turn the one a tie would elect and the other). Each victim
-/// restarts from its files after a random pause.
+/// Rounds of faults under a writer that appends through whichever node is master, in
+/// turn: `kill -9` of a replica; of the master; of the master while the other replica is
+/// paused (`SIGSTOP`) and behind, so that the election after it is between a replica that
+/// holds every durable entry and one that does not (the old master restarts once it is
+/// over; the replica behind is in turn the one a tie would elect and the other); and the
+/// master paused until the replicas elect another, then resumed in its old term. Each
+/// killed node restarts from its files after a random pause.
 /// At the end every entry ever reported durable is on all three nodes, and no VLSN was
-/// reported durable for two different entries. `HARP_CHAOS_ROUNDS` (default 9) and
+/// reported durable for two different entries. `HARP_CHAOS_ROUNDS` (default 12) and
 /// `HARP_CHAOS_SEED` run it longer or otherwise.
 #[test]
 fn random_kills_under_a_write_stream_lose_nothing_reported_durable() {
     use rustix::process::Signal;
     let env =
         |name, default| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
-    let rounds: u64 = env("HARP_CHAOS_ROUNDS", 9);
+    let rounds: u64 = env("HARP_CHAOS_ROUNDS", 12);
     let seed: u64 = env("HARP_CHAOS_SEED", 0x9e37_79b9_7f4a_7c15);
     let mut x = seed | 1;
     let mut random = move |n: u64| {
@@ -385,46 +391,54 @@ fn random_kills_under_a_write_stream_lose_nothing_reported_durable() {
             thread::sleep(Duration::from_millis(5));
         }
     };
-    let mut killed = [0; 3]; // replicas, masters, masters with a replica behind
+    let mut done = [0; 4]; // rounds of each kind
     for round in 0..rounds {
         let master = g.wait_master(Duration::from_secs(15));
-        reported(100, round); // writes are flowing when the kill comes
+        reported(100, round); // writes are flowing when the fault comes
         thread::sleep(Duration::from_millis(random(200)));
-        let kind = round as usize % 3;
-        let replica = if kind == 2 {
-            // Behind is, in turn, the replica an election would prefer on a tie and the other.
-            let [a, b] = [(master + 1) % FOUNDERS, (master + 2) % FOUNDERS];
-            let (first, second) = if NAMES[a] < NAMES[b] { (a, b) } else { (b, a) };
-            if killed[2] % 2 == 0 {
-                first
-            } else {
-                second
+        let kind = round as usize % 4;
+        let others = [(master + 1) % FOUNDERS, (master + 2) % FOUNDERS];
+        match kind {
+            0 => {
+                let replica = others[random(2) as usize];
+                g.kill(replica);
+                thread::sleep(Duration::from_millis(random(300)));
+                g.spawn(replica);
             }
-        } else {
-            (master + 1 + random(2) as usize) % FOUNDERS
-        };
-        killed[kind] += 1;
-        if kind == 0 {
-            g.kill(replica);
-            thread::sleep(Duration::from_millis(random(300)));
-            g.spawn(replica);
-            continue;
+            1 => {
+                g.kill(master);
+                thread::sleep(Duration::from_millis(random(300)));
+                g.spawn(master);
+            }
+            2 => {
+                // Behind is, in turn, the replica a tie would elect and the other.
+                let mut by_name = others;
+                by_name.sort_by_key(|&i| NAMES[i]);
+                let behind = by_name[done[2] % 2];
+                g.signal(behind, Signal::STOP);
+                // The master and the other replica go on without it, past the 1,024
+                // entries the master sends ahead (which would wait in its socket).
+                reported(2_500, round);
+                g.kill(master);
+                g.signal(behind, Signal::CONT);
+                // The election is the two replicas' alone: the old master, which holds
+                // every entry, comes back only once it is over.
+                g.wait_master(Duration::from_secs(15));
+                thread::sleep(Duration::from_millis(random(300)));
+                g.spawn(master);
+            }
+            _ => {
+                // The master stops, as if cut off, until the replicas elect another and
+                // write on; it resumes in its old term with appends waiting, and must step
+                // down without reporting them durable.
+                g.signal(master, Signal::STOP);
+                g.wait_master_of(&others, Duration::from_secs(15));
+                reported(100, round);
+                thread::sleep(Duration::from_millis(random(200)));
+                g.signal(master, Signal::CONT);
+            }
         }
-        if kind == 2 {
-            g.signal(replica, Signal::STOP);
-            // The master and the other replica go on without it, past the 1,024 entries
-            // the master sends ahead (which would wait in its socket for it to read).
-            reported(2_500, round);
-        }
-        g.kill(master);
-        if kind == 2 {
-            // The election is the two replicas' alone: the old master, which holds every
-            // entry, comes back only once it is over.
-            g.signal(replica, Signal::CONT);
-            g.wait_master(Duration::from_secs(15));
-        }
-        thread::sleep(Duration::from_millis(random(300)));
-        g.spawn(master);
+        done[kind] += 1;
     }
     g.wait_master(Duration::from_secs(15));
     let durable = writer.finish();
@@ -441,11 +455,13 @@ fn random_kills_under_a_write_stream_lose_nothing_reported_durable() {
         g.assert_holds(i, &durable);
     }
     eprintln!(
-        "{rounds} kills, seed {seed}: {} of a replica, {} of the master, {} of the master \
-         with a replica behind; {} entries reported durable, all of them on every node",
-        killed[0],
-        killed[1],
-        killed[2],
+        "{rounds} rounds, seed {seed}: kills of a replica {}, of the master {}, of the master \
+         with a replica behind {}; the master paused until replaced {}; {} entries reported \
+         durable, all of them on every node",
+        done[0],
+        done[1],
+        done[2],
+        done[3],
         durable.len()
     );
 }
