@@ -367,7 +367,7 @@ impl Writer {
 /// reported durable for two different entries. `HARP_CHAOS_ROUNDS` (default 12) and
 /// `HARP_CHAOS_SEED` run it longer or otherwise.
 #[test]
-fn random_kills_under_a_write_stream_lose_nothing_reported_durable() {
+fn kills_and_pauses_under_a_write_stream_lose_nothing_reported_durable() {
     use rustix::process::Signal;
     let env =
         |name, default| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
