@@ -180,6 +180,14 @@ impl Drop for Group {
     }
 }
 
+/// The next number of a xorshift64 sequence (the test's own randomness, from a seed).
+fn xorshift(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
 fn batch(from: usize, n: usize) -> Vec<String> {
     (from..from + n).map(|k| format!("entry-{k:06}")).collect()
 }
@@ -241,8 +249,7 @@ fn sigterm_stops_the_master_gracefully_and_a_replica_takes_over() {
     let mut g = Group::start();
     let first = g.wait_master(Duration::from_secs(10));
     let durable = write(&g, first, 0, 1_000);
-    let pid = rustix::process::Pid::from_child(g.children[first].as_ref().unwrap());
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    g.signal(first, rustix::process::Signal::TERM);
     let signalled = Instant::now();
     let exit = wait_exit(&mut g, first);
     assert!(exit.success(), "a graceful stop exits 0: {exit}");
@@ -374,12 +381,7 @@ fn kills_and_pauses_under_a_write_stream_lose_nothing_reported_durable() {
     let rounds: u64 = env("HARP_CHAOS_ROUNDS", 12);
     let seed: u64 = env("HARP_CHAOS_SEED", 0x9e37_79b9_7f4a_7c15);
     let mut x = seed | 1;
-    let mut random = move |n: u64| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x % n
-    };
+    let mut random = move |n: u64| xorshift(&mut x) % n;
     let mut g = Group::start();
     g.wait_master(Duration::from_secs(10));
     let writer = Writer::start(g.admin.clone());
@@ -516,10 +518,7 @@ fn bad_input_is_refused_with_a_log_line_and_the_group_keeps_serving() {
     let mut random = vec![0u8; 4096];
     let mut x = 0x2545_f491_4f6c_dd1du64;
     for b in random.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *b = x as u8;
+        *b = xorshift(&mut x) as u8;
     }
     assert!(closed_after(addr, &random, wait), "random bytes");
     assert!(closed_after(addr, b"HARQ\x01\x00", wait), "wrong preamble");
@@ -757,14 +756,12 @@ fn retention_waits_for_a_connected_replica_that_is_behind() {
     let g = Group::start_with(&["--retain-entries", "200"]);
     let master = g.wait_master(Duration::from_secs(10));
     let paused = (master + 1) % 3;
-    let pid = rustix::process::Pid::from_child(g.children[paused].as_ref().unwrap());
-    let signal = |sig| rustix::process::kill_process(pid, sig).unwrap();
-    signal(rustix::process::Signal::STOP);
+    g.signal(paused, rustix::process::Signal::STOP);
     let durable = write(&g, master, 0, 3_000); // beyond its window of 1,024 entries
     let s = g.status(master).unwrap();
     let matched = s.peers.iter().find(|p| p.name == NAMES[paused]).and_then(|p| p.matched);
     assert!(s.first <= matched.unwrap_or(0) + 1, "the master keeps what it owes: {s:?}");
-    signal(rustix::process::Signal::CONT);
+    g.signal(paused, rustix::process::Signal::CONT);
     wait_caught_up(&g, paused, durable.last().unwrap().0);
     g.assert_holds(paused, &durable[durable.len() - 150..]);
     assert!(!g.log_text(master).contains("needs a restore"), "{}", g.log_text(master));
