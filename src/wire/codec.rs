@@ -167,6 +167,13 @@ pub(crate) trait Sink {
         self.put(&[v])
     }
 
+    /// A `u64`, little-endian: one call per field on 32-bit targets, where each inlined
+    /// copy costs a byte swap of two registers and a stack spill.
+    #[cfg_attr(target_pointer_width = "32", inline(never))]
+    fn put_u64(&mut self, v: u64) -> Result<(), Self::Error> {
+        self.put(&v.to_le_bytes())
+    }
+
     #[inline]
     fn put_bool(&mut self, v: bool) -> Result<(), Self::Error> {
         self.put_u8(u8::from(v))

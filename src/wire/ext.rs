@@ -92,12 +92,12 @@ impl Extension {
         match *self {
             Extension::LogTerm { term: a, log_term: b }
             | Extension::SyncPoint { vlsn: a, log_term: b } => {
-                s.put(&a.to_le_bytes())?;
-                s.put(&b.to_le_bytes())
+                s.put_u64(a)?;
+                s.put_u64(b)
             }
             Extension::SyncNack { vlsn: a }
             | Extension::PreProposal { term: a }
-            | Extension::PreVote { term: a } => s.put(&a.to_le_bytes()),
+            | Extension::PreVote { term: a } => s.put_u64(a),
         }
     }
 

@@ -556,15 +556,15 @@ impl<'a> MessageRef<'a> {
             }
             MessageRef::Heartbeat { master_vlsn: a, timestamp_ms: b }
             | MessageRef::HeartbeatResponse { replica_vlsn: a, timestamp_ms: b } => {
-                s.put(&a.to_le_bytes())?;
-                s.put(&b.to_le_bytes())
+                s.put_u64(a)?;
+                s.put_u64(b)
             }
             MessageRef::LogEntry { vlsn, entry_type, data } => {
-                s.put(&vlsn.to_le_bytes())?;
+                s.put_u64(vlsn)?;
                 s.put_u8(entry_type)?;
                 s.put_bytes(data, Field::LogEntryData)
             }
-            MessageRef::Ack { vlsn } => s.put(&vlsn.to_le_bytes()),
+            MessageRef::Ack { vlsn } => s.put_u64(vlsn),
             MessageRef::GroupChange { change_type, node } => {
                 s.put_u8(change_type.code())?;
                 s.put_bytes(node.name.as_bytes(), Field::RepNodeName)?;
@@ -576,19 +576,19 @@ impl<'a> MessageRef<'a> {
             MessageRef::GroupChangeResponse { accepted } => s.put_bool(accepted),
             MessageRef::ElectionProposal { node_name, vlsn, priority, term, dtvlsn } => {
                 s.put_bytes(node_name.as_bytes(), Field::ElectionProposalNodeName)?;
-                s.put(&vlsn.to_le_bytes())?;
+                s.put_u64(vlsn)?;
                 s.put(&priority.to_le_bytes())?;
-                s.put(&term.to_le_bytes())?;
-                s.put(&dtvlsn.to_le_bytes())
+                s.put_u64(term)?;
+                s.put_u64(dtvlsn)
             }
             MessageRef::ElectionVote { voter, granted, term } => {
                 s.put_bytes(voter.as_bytes(), Field::ElectionVoteVoter)?;
                 s.put_bool(granted)?;
-                s.put(&term.to_le_bytes())
+                s.put_u64(term)
             }
             MessageRef::ElectionResult { master, term } => {
                 s.put_bytes(master.as_bytes(), Field::ElectionResultMaster)?;
-                s.put(&term.to_le_bytes())
+                s.put_u64(term)
             }
             MessageRef::Shutdown { reason } => {
                 s.put_bytes(reason.as_bytes(), Field::ShutdownReason)
