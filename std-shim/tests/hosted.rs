@@ -2,7 +2,7 @@
 //! restart from files, and bad input against a running node.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +31,9 @@ struct Group {
     extra: Vec<String>,
     /// The node a joining node joins through.
     join: Option<usize>,
+    /// By pair of founders (the one that dials first): the relay their link goes through,
+    /// if the group was started with relays.
+    relays: Vec<((usize, usize), Relay)>,
 }
 
 fn free_port() -> SocketAddr {
@@ -43,18 +46,55 @@ impl Group {
     }
 
     fn start_with(extra: &[&str]) -> Group {
-        let mut g = Group {
+        let mut g = Group::unstarted(extra);
+        g.spawn_founders();
+        g
+    }
+
+    /// A group whose founders reach each other through relays the test can cut
+    /// ([`Group::cut`]).
+    fn start_relayed() -> Group {
+        let mut g = Group::unstarted(&[]);
+        for a in 0..FOUNDERS {
+            for b in a + 1..FOUNDERS {
+                g.relays.push(((a, b), Relay::start(g.listen[b])));
+            }
+        }
+        g.spawn_founders();
+        g
+    }
+
+    fn unstarted(extra: &[&str]) -> Group {
+        Group {
             dir: tempfile::tempdir().unwrap(),
             listen: NAMES.iter().map(|_| free_port()).collect(),
             admin: NAMES.iter().map(|_| free_port().to_string()).collect(),
             children: NAMES.iter().map(|_| None).collect(),
             join: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
-        };
-        for i in 0..FOUNDERS {
-            g.spawn(i);
+            relays: Vec::new(),
         }
-        g
+    }
+
+    fn spawn_founders(&mut self) {
+        for i in 0..FOUNDERS {
+            self.spawn(i);
+        }
+    }
+
+    /// The relay between founders `a` and `b`, if the group has relays.
+    fn relay(&self, a: usize, b: usize) -> Option<&Relay> {
+        let pair = (a.min(b), a.max(b));
+        self.relays.iter().find(|(p, _)| *p == pair).map(|(_, r)| r)
+    }
+
+    /// Partitions founders `a` and `b` from each other (see [`Relay`]).
+    fn cut(&self, a: usize, b: usize) {
+        self.relay(a, b).expect("a group started with relays").cut();
+    }
+
+    fn heal(&self, a: usize, b: usize) {
+        self.relay(a, b).expect("a group started with relays").heal();
     }
 
     fn log_path(&self, i: usize) -> PathBuf {
@@ -82,7 +122,9 @@ impl Group {
             cmd.args(["--type", "arbiter"]);
         }
         for j in (0..FOUNDERS).filter(|&j| j != i && i < FOUNDERS) {
-            cmd.args(["--peer", &format!("{}={}", NAMES[j], self.listen[j])]);
+            // The member with the smaller name dials; through the pair's relay, if any.
+            let addr = self.relay(i, j).filter(|_| i < j).map_or(self.listen[j], |r| r.addr);
+            cmd.args(["--peer", &format!("{}={addr}", NAMES[j])]);
         }
         let child = cmd.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(log).spawn().unwrap();
         self.children[i] = Some(child);
@@ -177,6 +219,105 @@ impl Drop for Group {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+/// A founder's link to another through the test: the founder with the smaller name dials
+/// the relay, which connects to the other (one connection per pair). A cut makes the link
+/// silent, as a partition does: everything its connections carry from then on is lost,
+/// closes included, and a connection opened during the cut is accepted and never answered.
+/// A heal closes the connections the cut silenced, as TCP gives them up in the end, so
+/// that the nodes dial again.
+struct Relay {
+    addr: SocketAddr,
+    state: Arc<Mutex<RelayState>>,
+}
+
+#[derive(Default)]
+struct RelayState {
+    cut: bool,
+    /// Since the last heal: each connection's two sockets (the second none if it opened
+    /// during a cut) and whether what it carries is lost.
+    conns: Vec<(TcpStream, Option<TcpStream>, Arc<AtomicBool>)>,
+}
+
+impl Relay {
+    fn start(target: SocketAddr) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(RelayState::default()));
+        let shared = state.clone();
+        thread::spawn(move || {
+            for dialer in listener.incoming().flatten() {
+                let mut state = shared.lock().unwrap();
+                let lost = Arc::new(AtomicBool::new(state.cut));
+                // Refused while the target is down, as a direct connect would be.
+                let Some(far) = (if state.cut {
+                    Some(None)
+                } else {
+                    TcpStream::connect(target).ok().map(Some)
+                }) else {
+                    continue;
+                };
+                let _ = dialer.set_nodelay(true);
+                let clone = |s: &TcpStream| s.try_clone().unwrap();
+                if let Some(far) = &far {
+                    let _ = far.set_nodelay(true);
+                    let (from, to) = (clone(far), Some(clone(&dialer)));
+                    let lost = lost.clone();
+                    thread::spawn(move || relay_bytes(from, to, &lost));
+                }
+                let (from, to) = (clone(&dialer), far.as_ref().map(clone));
+                let lost_too = lost.clone();
+                thread::spawn(move || relay_bytes(from, to, &lost_too));
+                state.conns.push((dialer, far, lost));
+            }
+        });
+        Relay { addr, state }
+    }
+
+    fn cut(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.cut = true;
+        for (_, _, lost) in &state.conns {
+            lost.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn heal(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.cut = false;
+        // Every connection still listed was silenced by the cut (or is closed already).
+        for (a, b, _) in state.conns.drain(..) {
+            let _ = a.shutdown(Shutdown::Both);
+            if let Some(b) = b {
+                let _ = b.shutdown(Shutdown::Both);
+            }
+        }
+    }
+}
+
+/// Copies `from` into `to` until either closes; once `lost` is set, drops what it reads
+/// and does not pass a close on.
+fn relay_bytes(mut from: TcpStream, mut to: Option<TcpStream>, lost: &AtomicBool) {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if lost.load(Ordering::SeqCst) {
+            continue;
+        }
+        if let Some(to) = &mut to {
+            if to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    }
+    let _ = from.shutdown(Shutdown::Both);
+    if let Some(to) = to.filter(|_| !lost.load(Ordering::SeqCst)) {
+        let _ = to.shutdown(Shutdown::Both);
     }
 }
 
@@ -367,22 +508,25 @@ impl Writer {
 /// turn: `kill -9` of a replica; of the master; of the master while the other replica is
 /// paused (`SIGSTOP`) and behind, so that the election after it is between a replica that
 /// holds every durable entry and one that does not (the old master restarts once it is
-/// over; the replica behind is in turn the one a tie would elect and the other); and the
-/// master paused until the replicas elect another, then resumed in its old term. Each
-/// killed node restarts from its files after a random pause.
-/// At the end every entry ever reported durable is on all three nodes, and no VLSN was
-/// reported durable for two different entries. `HARP_CHAOS_ROUNDS` (default 12) and
-/// `HARP_CHAOS_SEED` run it longer or otherwise.
+/// over; the replica behind is in turn the one a tie would elect and the other); the
+/// master paused until the replicas elect another, then resumed in its old term; the
+/// master partitioned from both replicas (what its links carry is lost) until they elect
+/// another and write on, then healed; and a replica partitioned from the master alone or,
+/// in turn, from both, while the writes go on; and `kill -9` of all three at once. Each
+/// killed node restarts from its files after a random pause. The founders' links go through relays ([`Relay`]) that make the
+/// partitions. At the end every entry ever reported durable is on all three nodes, and no
+/// VLSN was reported durable for two different entries. `HARP_CHAOS_ROUNDS` (default 14)
+/// and `HARP_CHAOS_SEED` run it longer or otherwise.
 #[test]
-fn kills_and_pauses_under_a_write_stream_lose_nothing_reported_durable() {
+fn kills_pauses_and_partitions_under_a_write_stream_lose_nothing_reported_durable() {
     use rustix::process::Signal;
     let env =
         |name, default| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
-    let rounds: u64 = env("HARP_CHAOS_ROUNDS", 12);
+    let rounds: u64 = env("HARP_CHAOS_ROUNDS", 14);
     let seed: u64 = env("HARP_CHAOS_SEED", 0x9e37_79b9_7f4a_7c15);
     let mut x = seed | 1;
     let mut random = move |n: u64| xorshift(&mut x) % n;
-    let mut g = Group::start();
+    let mut g = Group::start_relayed();
     g.wait_master(Duration::from_secs(10));
     let writer = Writer::start(g.admin.clone());
     // Waits until `n` more entries were reported durable.
@@ -393,12 +537,12 @@ fn kills_and_pauses_under_a_write_stream_lose_nothing_reported_durable() {
             thread::sleep(Duration::from_millis(5));
         }
     };
-    let mut done = [0; 4]; // rounds of each kind
+    let mut done = [0; 7]; // rounds of each kind
     for round in 0..rounds {
         let master = g.wait_master(Duration::from_secs(15));
         reported(100, round); // writes are flowing when the fault comes
         thread::sleep(Duration::from_millis(random(200)));
-        let kind = round as usize % 4;
+        let kind = round as usize % 7;
         let others = [(master + 1) % FOUNDERS, (master + 2) % FOUNDERS];
         match kind {
             0 => {
@@ -429,7 +573,7 @@ fn kills_and_pauses_under_a_write_stream_lose_nothing_reported_durable() {
                 thread::sleep(Duration::from_millis(random(300)));
                 g.spawn(master);
             }
-            _ => {
+            3 => {
                 // The master stops, as if cut off, until the replicas elect another and
                 // write on; it resumes in its old term with appends waiting, and must step
                 // down without reporting them durable.
@@ -438,6 +582,48 @@ fn kills_and_pauses_under_a_write_stream_lose_nothing_reported_durable() {
                 reported(100, round);
                 thread::sleep(Duration::from_millis(random(200)));
                 g.signal(master, Signal::CONT);
+            }
+            4 => {
+                // The master runs on, cut off: what it sends its replicas from now on is
+                // lost, and the appends it takes must not be reported durable. The
+                // replicas elect another and write on; then the partition heals.
+                for &replica in &others {
+                    g.cut(master, replica);
+                }
+                g.wait_master_of(&others, Duration::from_secs(15));
+                reported(100, round);
+                thread::sleep(Duration::from_millis(random(200)));
+                for &replica in &others {
+                    g.heal(master, replica);
+                }
+            }
+            5 => {
+                // A replica cut off from the master alone (it still reaches the other
+                // replica, which must not let it start a term) or, in turn, from both:
+                // the master and the other replica go on; the replica catches up after.
+                let pick = random(2) as usize;
+                let (replica, other) = (others[pick], others[1 - pick]);
+                let cut_off_from =
+                    if done[5] % 2 == 0 { vec![master] } else { vec![master, other] };
+                for &peer in &cut_off_from {
+                    g.cut(replica, peer);
+                }
+                reported(300, round);
+                thread::sleep(Duration::from_millis(random(300)));
+                for &peer in &cut_off_from {
+                    g.heal(replica, peer);
+                }
+            }
+            _ => {
+                // The whole group loses power at once, and every node restarts from its
+                // files: a durable entry is then only as safe as each node's recovery.
+                for i in 0..FOUNDERS {
+                    g.kill(i);
+                }
+                thread::sleep(Duration::from_millis(random(300)));
+                for i in 0..FOUNDERS {
+                    g.spawn(i);
+                }
             }
         }
         done[kind] += 1;
@@ -458,12 +644,16 @@ fn kills_and_pauses_under_a_write_stream_lose_nothing_reported_durable() {
     }
     eprintln!(
         "{rounds} rounds, seed {seed}: kills of a replica {}, of the master {}, of the master \
-         with a replica behind {}; the master paused until replaced {}; {} entries reported \
+         with a replica behind {}; the master paused until replaced {}, partitioned until \
+         replaced {}; a replica partitioned {}; the whole group {}; {} entries reported \
          durable, all of them on every node",
         done[0],
         done[1],
         done[2],
         done[3],
+        done[4],
+        done[5],
+        done[6],
         durable.len()
     );
 }
