@@ -28,7 +28,7 @@ fn a_driven_run_may_fault_before_the_first_election() {
             Op::Advance { ms: 1_500 },
             Op::Append,
             Op::Restart { node: 2 },
-            Op::Partition { side: 0b101 },
+            Op::Partition { side: 0b101, one_way: false },
             Op::Advance { ms: 1_999 },
             Op::ChangeMembership,
             Op::Heal,

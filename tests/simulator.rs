@@ -66,8 +66,10 @@ fn seeds_that_found_bugs_pass() {
         // unsynced entry (2026-12-03, 300,000-seed sweep from 10,000,000).
         10_056_938,
     ];
+    // As the seeds were found: partitions both ways.
+    let opts = Options { one_way_partitions: false, ..Options::default() };
     for seed in found {
-        let report = sim::run(seed, &Options::default());
+        let report = sim::run(seed, &opts);
         assert_eq!(report.violations, Vec::<String>::new(), "seed {seed}");
     }
 }
@@ -78,7 +80,12 @@ fn seeds_that_found_bugs_pass() {
 /// restart would have failed the liveness bound with no fault of the protocol).
 #[test]
 fn the_planned_failover_waits_for_the_recovery_after_a_restore() {
-    let opts = Options { trace: true, membership_changes: true, ..Options::default() };
+    let opts = Options {
+        trace: true,
+        membership_changes: true,
+        one_way_partitions: false, // as the seed was found
+        ..Options::default()
+    };
     let report = sim::run(70_080_021, &opts);
     assert_eq!(report.violations, Vec::<String>::new());
     let at = |what: &str| {
@@ -236,17 +243,45 @@ struct CutOff {
     violations: Vec<String>,
 }
 
-/// One driven run: a group of at least three voters elects a master on a quiet network, a
-/// voting replica is cut off for five seconds, then the network heals.
-fn cut_off_a_replica(pre_vote: bool) -> CutOff {
+/// How a partition cuts a node off.
+#[derive(Clone, Copy, Debug)]
+enum Cut {
+    /// Nothing passes either way.
+    BothWays,
+    /// What it sends is lost; it still hears the others.
+    ItsMessages,
+    /// What the others send it is lost; they still hear it.
+    MessagesToIt,
+}
+
+/// The partition that cuts node `i` of `sim` off as `cut` says.
+fn cut_off(sim: &Sim, i: usize, cut: Cut) -> Op {
+    let everyone = (1u8 << sim.nodes().count()) - 1;
+    match cut {
+        Cut::BothWays => Op::Partition { side: 1 << i, one_way: false },
+        Cut::ItsMessages => Op::Partition { side: 1 << i, one_way: true },
+        Cut::MessagesToIt => Op::Partition { side: everyone & !(1 << i), one_way: true },
+    }
+}
+
+/// A group of at least three voters that elected a master on a quiet network, and the
+/// master's host index and term.
+fn three_voters_with_a_master(pre_vote: bool) -> (Sim, (usize, u64)) {
     let mut opts = Options { manual: true, ..Options::default() };
     opts.election.pre_vote = pre_vote;
     let three_voters = |sim: &Sim| sim.nodes().flatten().any(|n| n.members().voter_count() >= 3);
     let mut sim = (0..).map(|seed| Sim::new(seed, opts.clone())).find(three_voters).unwrap();
     sim.apply(Op::Advance { ms: 3_000 });
-    let before = master_of(&sim).expect("a master on the quiet network");
+    let master = master_of(&sim).expect("a master on the quiet network");
+    (sim, master)
+}
+
+/// One driven run: a voting replica is cut off (as `cut` says) for five seconds, then the
+/// network heals.
+fn cut_off_a_replica(pre_vote: bool, cut: Cut) -> CutOff {
+    let (mut sim, before) = three_voters_with_a_master(pre_vote);
     let replica = a_voting_replica(&sim, before.0).unwrap();
-    sim.apply(Op::Partition { side: 1 << replica });
+    sim.apply(cut_off(&sim, replica, cut));
     sim.apply(Op::Advance { ms: 5_000 });
     let away = sim.nodes().nth(replica).flatten().map_or(0, |n| n.election().term());
     sim.apply(Op::Heal);
@@ -260,16 +295,67 @@ fn cut_off_a_replica(pre_vote: bool) -> CutOff {
 /// reports as soon as it starts a term it could not have won.
 #[test]
 fn a_replica_cut_off_for_seconds_rejoins_without_deposing_the_master() {
-    let with = cut_off_a_replica(true);
+    let with = cut_off_a_replica(true, Cut::BothWays);
     assert!(with.violations.is_empty(), "{:?}", with.violations);
     assert_eq!(with.away, with.before.1, "the cut-off replica's term did not rise");
     assert_eq!(with.after, Some(with.before), "the same master, in the same term");
 
-    let without = cut_off_a_replica(false);
+    let without = cut_off_a_replica(false, Cut::BothWays);
     let (away, term) = (without.away, without.before.1);
     assert!(away > term, "without pre-votes its term rose: {away} from {term}");
     let cut_off = |v: &String| v.contains("cut off from a quorum of its voters");
     assert!(without.violations.iter().any(cut_off), "{:?}", without.violations);
+}
+
+/// A replica that hears nobody while everybody hears it (a one-way partition) sends its
+/// pre-votes, and they arrive; the others, who still hear their master, refuse them, and
+/// the master keeps its term. Without pre-votes its proposals of ever higher terms arrive
+/// too, and its term rises though it could never collect a quorum's answers.
+#[test]
+fn a_replica_that_hears_nobody_does_not_depose_the_master_it_cannot_hear() {
+    let with = cut_off_a_replica(true, Cut::MessagesToIt);
+    assert!(with.violations.is_empty(), "{:?}", with.violations);
+    assert_eq!(with.away, with.before.1, "the deaf replica's term did not rise");
+    assert_eq!(with.after, Some(with.before), "the same master, in the same term");
+
+    let without = cut_off_a_replica(false, Cut::MessagesToIt);
+    let (away, term) = (without.away, without.before.1);
+    assert!(away > term, "without pre-votes its term rose: {away} from {term}");
+    let cut_off = |v: &String| v.contains("cut off from a quorum of its voters");
+    assert!(without.violations.iter().any(cut_off), "{:?}", without.violations);
+}
+
+/// A replica whose messages are lost while it still hears its master has no reason to
+/// start an election, and the master, with a quorum without it, keeps its term.
+#[test]
+fn a_replica_nobody_hears_leaves_the_master_alone() {
+    for pre_vote in [true, false] {
+        let run = cut_off_a_replica(pre_vote, Cut::ItsMessages);
+        assert!(run.violations.is_empty(), "pre-vote {pre_vote}: {:?}", run.violations);
+        assert_eq!(run.away, run.before.1, "pre-vote {pre_vote}: its term did not rise");
+        assert_eq!(run.after, Some(run.before), "pre-vote {pre_vote}: the same master and term");
+    }
+}
+
+/// A master whose messages are lost while it still hears the others: its replicas elect
+/// another in a higher term, and the old master, hearing the new one, follows it before
+/// the partition heals; after the heal the group keeps the new master.
+#[test]
+fn a_master_nobody_hears_is_replaced_and_follows_its_successor() {
+    let (mut sim, (old, term)) = three_voters_with_a_master(true);
+    sim.apply(cut_off(&sim, old, Cut::ItsMessages));
+    sim.apply(Op::Advance { ms: 5_000 });
+    let (new, new_term) = master_of(&sim).expect("a master while the old one is unheard");
+    assert_ne!(new, old, "another node is master");
+    assert!(new_term > term, "in a higher term: {new_term} after {term}");
+    let old_node = sim.nodes().nth(old).flatten().unwrap();
+    let new_id = old_node.members().id_of(&format!("n{new}")).unwrap();
+    assert_eq!(old_node.role(), Role::Replica { master: new_id }, "the old master follows it");
+    assert_eq!(old_node.election().term(), new_term, "in the new master's term");
+    sim.apply(Op::Heal);
+    sim.apply(Op::Advance { ms: 3_000 });
+    assert_eq!(master_of(&sim), Some((new, new_term)), "the new master stays");
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
 }
 
 /// The check behind it holds on every seed of a sweep with pre-votes, and fails on many

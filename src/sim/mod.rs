@@ -63,6 +63,8 @@ pub enum Op {
     Partition {
         /// The bit set.
         side: u8,
+        /// Only what they send is lost; the others still reach them.
+        one_way: bool,
     },
     /// End the partition.
     Heal,
@@ -119,6 +121,10 @@ pub struct Options {
     /// Let the master add and remove members during the faults (off by default: see
     /// docs/protocol.md, a removal that is later truncated can still strand a member).
     pub membership_changes: bool,
+    /// One partition in three cuts only one direction (see `Sim::partition`). Off, every
+    /// partition cuts both ways and no random draw is spent on it: seeds found before
+    /// 2026-12-07, when one-way partitions came, replay exactly as they did then.
+    pub one_way_partitions: bool,
     /// Record a readable trace of the run.
     pub trace: bool,
     /// Schedule no faults, no calm phase and no writes: a driver (the structure-aware fuzz
@@ -141,6 +147,7 @@ impl Default for Options {
             duplicate_per_million: 20_000,
             max_drift_ppm: 10_000,
             membership_changes: false,
+            one_way_partitions: true,
             trace: false,
             manual: false,
         }
@@ -162,6 +169,8 @@ pub struct Report {
     pub crashes: u32,
     /// Partitions.
     pub partitions: u32,
+    /// Of those, the ones that cut one direction only.
+    pub one_way_partitions: u32,
     /// Appends the workload made (accepted by a master).
     pub writes: u64,
     /// Entries reported durable (the final DTVLSN).
@@ -542,9 +551,9 @@ impl Sim {
             }
             Op::Crash { node } => self.crash(usize::from(node) % size),
             Op::Restart { node } => self.restart(usize::from(node) % size),
-            Op::Partition { side } => {
+            Op::Partition { side, one_way } => {
                 let mask = (u32::from(side) & ((1u32 << size) - 1)).max(1);
-                self.net.partition(mask, self.now);
+                self.net.partition(mask, one_way, self.now);
             }
             Op::Heal => self.net.heal(),
             Op::Faults { on } => self.net.faulty = on,
@@ -704,7 +713,7 @@ impl Sim {
     }
 
     fn deliver(&mut self, from: usize, to: usize, bytes: &[u8]) {
-        if !self.net.connected(from, to) {
+        if !self.net.reaches(from, to) {
             self.net.dropped += 1;
             return;
         }
@@ -1002,9 +1011,14 @@ impl Sim {
         while side == 0 || side.count_ones() as usize == size {
             side = (self.rng.next_u64() as u32) & ((1u32 << size) - 1);
         }
+        // One in three cuts only what the side sends: it still hears the others (a master
+        // that hears its replicas' votes but whose heartbeats are lost, or the reverse).
+        let one_way = self.opts.one_way_partitions && self.rng.below(3) == 0;
         self.report.partitions += 1;
-        self.trace(|| format!("partition: {{{}}} | rest", members_of(side)));
-        self.net.partition(side, self.now);
+        self.report.one_way_partitions += u32::from(one_way);
+        let cut = if one_way { "-/->" } else { "|" };
+        self.trace(|| format!("partition: {{{}}} {cut} rest", members_of(side)));
+        self.net.partition(side, one_way, self.now);
         let heal_at = self.now.saturating_add(200 + self.rng.below(3_000));
         self.net.schedule(heal_at, Kind::Heal);
     }
@@ -1569,6 +1583,8 @@ pub struct Summary {
     pub crashes: u64,
     /// Partitions, over all runs.
     pub partitions: u64,
+    /// Of those, the ones that cut one direction only.
+    pub one_way_partitions: u64,
     /// Every clean failover time (master crashed on a quiet network).
     pub failovers_ms: Vec<u64>,
     /// Every failover time during the fault phase (master crashed amid other faults).
@@ -1643,6 +1659,7 @@ impl Summary {
         self.elections += u64::from(report.elections);
         self.crashes += u64::from(report.crashes);
         self.partitions += u64::from(report.partitions);
+        self.one_way_partitions += u64::from(report.one_way_partitions);
         self.failovers_ms.extend(report.clean_failover_ms);
         self.fault_failovers_ms.extend_from_slice(&report.failovers_ms);
         self.graceful_failovers_ms.extend_from_slice(&report.graceful_failovers_ms);
@@ -1672,6 +1689,7 @@ impl Summary {
         self.elections += other.elections;
         self.crashes += other.crashes;
         self.partitions += other.partitions;
+        self.one_way_partitions += other.one_way_partitions;
         self.failovers_ms.extend(other.failovers_ms);
         self.fault_failovers_ms.extend(other.fault_failovers_ms);
         self.graceful_failovers_ms.extend(other.graceful_failovers_ms);

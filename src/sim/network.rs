@@ -72,6 +72,9 @@ pub(super) struct Network {
     seq: u64,
     /// Nodes in the set are cut off from nodes outside it (0: no partition).
     side: u32,
+    /// Only what the nodes in `side` send to the others is lost; the others still reach
+    /// them (a one-way partition: a half-broken link, a firewall rule in one direction).
+    one_way: bool,
     /// When the current partition began.
     since: u64,
     /// Loss and duplication happen only while faults are on.
@@ -93,6 +96,7 @@ impl Network {
             queue: BinaryHeap::new(),
             seq: 0,
             side: 0,
+            one_way: false,
             since: 0,
             faulty: false,
             max_delay_ms: opts.max_delay_ms.max(1),
@@ -122,9 +126,11 @@ impl Network {
         self.queue.pop().map(|Reverse(s)| (s.at, s.kind))
     }
 
-    /// Cuts the nodes in `side` off from the others from `now` on (replacing any partition).
-    pub(super) fn partition(&mut self, side: u32, now: u64) {
+    /// Cuts the nodes in `side` off from the others from `now` on (replacing any partition):
+    /// both ways, or with `one_way` only what they send.
+    pub(super) fn partition(&mut self, side: u32, one_way: bool, now: u64) {
         self.side = side;
+        self.one_way = one_way;
         self.since = now;
     }
 
@@ -143,9 +149,15 @@ impl Network {
         self.side = 0;
     }
 
-    pub(super) fn connected(&self, a: usize, b: usize) -> bool {
+    /// Whether a message from `from` reaches `to` (the partition aside from loss).
+    pub(super) fn reaches(&self, from: usize, to: usize) -> bool {
         let on = |i: usize| self.side & (1u32 << i) != 0;
-        on(a) == on(b)
+        on(from) == on(to) || (self.one_way && !on(from))
+    }
+
+    /// Whether `a` and `b` reach each other both ways.
+    pub(super) fn connected(&self, a: usize, b: usize) -> bool {
+        self.reaches(a, b) && self.reaches(b, a)
     }
 
     /// Puts a message on the wire; returns true if it was lost. A partition is checked when
@@ -174,7 +186,7 @@ impl Network {
         bytes: Vec<u8>,
     ) -> bool {
         let link = self.link_epoch(from, to);
-        if !self.connected(from, to) || (self.faulty && rng.chance(self.drop_per_million)) {
+        if !self.reaches(from, to) || (self.faulty && rng.chance(self.drop_per_million)) {
             self.dropped += 1;
             return true;
         }

@@ -48,6 +48,10 @@ enum Command {
         /// they prevent: a voter cut off from the group raising its term.
         #[arg(long)]
         no_pre_vote: bool,
+        /// Cut every partition both ways, as the simulator did before one-way partitions
+        /// (2026-12-07): a seed found before then replays as it did.
+        #[arg(long)]
+        no_one_way_partitions: bool,
     },
     /// Encode a JSON message (serde externally tagged form) to lowercase hex.
     Encode {
@@ -321,16 +325,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo { entries } => harp_std::demo::run(entries)?,
         Command::Bench { entries, failovers } => harp_std::bench::run(entries, failovers)?,
-        Command::Sim { seed: Some(seed), membership_changes, no_pre_vote, .. } => {
-            let opts = harp_std::sim::options(membership_changes, no_pre_vote);
+        Command::Sim {
+            seed: Some(seed),
+            membership_changes,
+            no_pre_vote,
+            no_one_way_partitions,
+            ..
+        } => {
+            let opts =
+                harp_std::sim::options(membership_changes, no_pre_vote, no_one_way_partitions);
             anyhow::ensure!(
                 harp_std::sim::run_one(seed, &opts),
                 "seed {seed} violated an invariant"
             );
         }
-        Command::Sim { seeds, start, threads, seed: None, membership_changes, no_pre_vote } => {
+        Command::Sim {
+            seeds,
+            start,
+            threads,
+            seed: None,
+            membership_changes,
+            no_pre_vote,
+            no_one_way_partitions,
+        } => {
             let count = seeds.unwrap_or(1_000);
-            let opts = harp_std::sim::options(membership_changes, no_pre_vote);
+            let opts =
+                harp_std::sim::options(membership_changes, no_pre_vote, no_one_way_partitions);
             anyhow::ensure!(
                 harp_std::sim::run_sweep(start, count, threads, &opts),
                 "the sweep failed (violations above, or it exercised no faults)"

@@ -32,6 +32,7 @@ pub fn summary_json(summary: &Summary, elapsed_s: f64) -> String {
         "elections": summary.elections,
         "crashes": summary.crashes,
         "partitions": summary.partitions,
+        "one_way_partitions": summary.one_way_partitions,
         "failover_ms_p50": p(&summary.failovers_ms, 50),
         "failover_ms_p99": p(&summary.failovers_ms, 99),
         "failover_ms_max": p(&summary.failovers_ms, 100),
@@ -76,8 +77,9 @@ pub fn summary_json(summary: &Summary, elapsed_s: f64) -> String {
 }
 
 /// The simulator's options for `harp sim`'s flags.
-pub fn options(membership_changes: bool, no_pre_vote: bool) -> Options {
-    let mut opts = Options { membership_changes, ..Options::default() };
+pub fn options(membership_changes: bool, no_pre_vote: bool, no_one_way: bool) -> Options {
+    let mut opts =
+        Options { membership_changes, one_way_partitions: !no_one_way, ..Options::default() };
     opts.election.pre_vote = !no_pre_vote;
     opts
 }
@@ -90,6 +92,9 @@ fn flags(opts: &Options) -> String {
     }
     if !opts.election.pre_vote {
         flags.push_str(" --no-pre-vote");
+    }
+    if !opts.one_way_partitions {
+        flags.push_str(" --no-one-way-partitions");
     }
     flags
 }
