@@ -289,22 +289,28 @@ fn cut_off_a_replica(pre_vote: bool, cut: Cut) -> CutOff {
     CutOff { before, away, after: master_of(&sim), violations: sim.violations().to_vec() }
 }
 
+/// With pre-votes, a replica cut off as `cut` says keeps its term and the master keeps its
+/// own; without them the replica's term rises, and the simulator's check reports it.
+fn pre_votes_keep_the_master_through(cut: Cut) {
+    let with = cut_off_a_replica(true, cut);
+    assert!(with.violations.is_empty(), "{cut:?}: {:?}", with.violations);
+    assert_eq!(with.away, with.before.1, "{cut:?}: the cut-off replica's term did not rise");
+    assert_eq!(with.after, Some(with.before), "{cut:?}: the same master, in the same term");
+
+    let without = cut_off_a_replica(false, cut);
+    let (away, term) = (without.away, without.before.1);
+    assert!(away > term, "{cut:?}: without pre-votes its term rose: {away} from {term}");
+    let cut_off = |v: &String| v.contains("cut off from a quorum of its voters");
+    assert!(without.violations.iter().any(cut_off), "{cut:?}: {:?}", without.violations);
+}
+
 /// The reason for pre-votes: a voting replica cut off for seconds comes back without
 /// deposing a master that kept its quorum, because nobody granted its pre-votes and its term
 /// never rose. Without them its term climbs while it is away, which the simulator's check
 /// reports as soon as it starts a term it could not have won.
 #[test]
 fn a_replica_cut_off_for_seconds_rejoins_without_deposing_the_master() {
-    let with = cut_off_a_replica(true, Cut::BothWays);
-    assert!(with.violations.is_empty(), "{:?}", with.violations);
-    assert_eq!(with.away, with.before.1, "the cut-off replica's term did not rise");
-    assert_eq!(with.after, Some(with.before), "the same master, in the same term");
-
-    let without = cut_off_a_replica(false, Cut::BothWays);
-    let (away, term) = (without.away, without.before.1);
-    assert!(away > term, "without pre-votes its term rose: {away} from {term}");
-    let cut_off = |v: &String| v.contains("cut off from a quorum of its voters");
-    assert!(without.violations.iter().any(cut_off), "{:?}", without.violations);
+    pre_votes_keep_the_master_through(Cut::BothWays);
 }
 
 /// A replica that hears nobody while everybody hears it (a one-way partition) sends its
@@ -313,16 +319,7 @@ fn a_replica_cut_off_for_seconds_rejoins_without_deposing_the_master() {
 /// too, and its term rises though it could never collect a quorum's answers.
 #[test]
 fn a_replica_that_hears_nobody_does_not_depose_the_master_it_cannot_hear() {
-    let with = cut_off_a_replica(true, Cut::MessagesToIt);
-    assert!(with.violations.is_empty(), "{:?}", with.violations);
-    assert_eq!(with.away, with.before.1, "the deaf replica's term did not rise");
-    assert_eq!(with.after, Some(with.before), "the same master, in the same term");
-
-    let without = cut_off_a_replica(false, Cut::MessagesToIt);
-    let (away, term) = (without.away, without.before.1);
-    assert!(away > term, "without pre-votes its term rose: {away} from {term}");
-    let cut_off = |v: &String| v.contains("cut off from a quorum of its voters");
-    assert!(without.violations.iter().any(cut_off), "{:?}", without.violations);
+    pre_votes_keep_the_master_through(Cut::MessagesToIt);
 }
 
 /// A replica whose messages are lost while it still hears its master has no reason to
