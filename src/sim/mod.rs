@@ -118,8 +118,8 @@ pub struct Options {
     pub duplicate_per_million: u32,
     /// Largest clock drift, in parts per million, either way.
     pub max_drift_ppm: u64,
-    /// Let the master add and remove members during the faults (off by default: see
-    /// docs/protocol.md, a removal that is later truncated can still strand a member).
+    /// Let the master add and remove members during the faults (a sweep kind of its own,
+    /// `harp sim --membership-changes`; CI sweeps both kinds).
     pub membership_changes: bool,
     /// One partition in three cuts only one direction (see `Sim::partition`). Off, every
     /// partition cuts both ways and no random draw is spent on it: seeds found before
