@@ -1384,6 +1384,11 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         if self.shutdown.as_ref().is_some_and(|s| s.done) {
             return;
         }
+        // A master whose heartbeat round is overdue runs it before it acts on a message.
+        // After a freeze (a paused VM, a long GC) the round finds the lease lapsed and
+        // steps down, instead of counting acknowledgements that waited in its socket while
+        // another master took over the group (its events are absorbed below).
+        self.election.heartbeat_if_due(now);
         match *msg {
             Message::Core(MessageRef::Handshake { node_name, group_name, node_type }) => {
                 return self.on_handshake(from, node_name, group_name, node_type);

@@ -215,6 +215,24 @@ fn a_majority_of_acks_makes_an_entry_durable() {
     assert_eq!(a.durable_vlsn(), 2);
 }
 
+/// A master frozen past its lease (a paused VM, a long GC) resumes with an acknowledgement
+/// waiting in its socket: it runs its overdue heartbeat round first, finds the lease lapsed
+/// and steps down, and does not count it (another master may have reported more since).
+#[test]
+fn a_master_resuming_past_its_lease_steps_down_before_it_counts_a_waiting_ack() {
+    let mut a = master_a(NodeConfig::default());
+    let v = a.append(7, b"x").unwrap();
+    sent(&mut a);
+    deliver(&mut a, 1100, "b", core(MessageRef::Ack { vlsn: v }));
+    assert_eq!(events(&mut a), [], "2 of 4 voters: no quorum yet");
+    let resumed = 1100 + 10 * a.election().config().lease_ms;
+    deliver(&mut a, resumed, "c", core(MessageRef::Ack { vlsn: v }));
+    assert_ne!(a.role(), Role::Master, "stepped down");
+    let after = events(&mut a);
+    assert!(!after.iter().any(|e| matches!(e, NodeEvent::Durable { .. })), "{after:?}");
+    assert_eq!(a.durable_vlsn(), 0);
+}
+
 fn sync_point(vlsn: u64, log_term: u64) -> Message<'static> {
     Message::Ext(Extension::SyncPoint { vlsn, log_term })
 }
@@ -532,7 +550,8 @@ fn a_replica_behind_the_retained_log_needs_a_restore() {
     assert_eq!(asked, [at_start("b"), at_start("c"), at_start("s")], "asked again at once");
     assert_eq!(events(&mut a), [], "a SyncNack may answer an earlier question");
     for r in ["b", "c", "s"] {
-        deliver(&mut a, 1101, r, Message::Ext(Extension::SyncNack { vlsn: 1 }));
+        // Before 1101, when the heartbeat round is due (it would queue heartbeats).
+        deliver(&mut a, 1100, r, Message::Ext(Extension::SyncNack { vlsn: 1 }));
     }
     let restore = |name| NodeEvent::NeedsRestore { member: id(name), needed: 2 };
     assert_eq!(events(&mut a), [restore("b"), restore("c"), restore("s")]);

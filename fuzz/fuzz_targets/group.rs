@@ -1,5 +1,6 @@
 //! A whole group driven through an arbitrary sequence of operations (time passing with
-//! deliveries, loss/duplication/reordering on or off, crashes, restarts, partitions,
+//! deliveries, loss/duplication/reordering on or off, crashes, restarts, partitions (one-way
+//! too), process pauses,
 //! appends, membership changes, graceful shutdowns, log compactions and the restores they
 //! lead to) with every safety invariant of the simulator checked after each step.
 #![no_main]
@@ -14,6 +15,7 @@ enum Step {
     Crash(u8),
     Restart(u8),
     Partition(u8, bool),
+    Pause(u8, u16),
     Heal,
     Faults(bool),
     Append,
@@ -37,6 +39,7 @@ fuzz_target!(|scenario: Scenario| {
             Step::Crash(node) => Op::Crash { node },
             Step::Restart(node) => Op::Restart { node },
             Step::Partition(side, one_way) => Op::Partition { side, one_way },
+            Step::Pause(node, ms) => Op::Pause { node, ms: ms % 4_000 },
             Step::Heal => Op::Heal,
             Step::Faults(on) => Op::Faults { on },
             Step::Append => Op::Append,

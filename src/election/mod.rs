@@ -880,16 +880,24 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         self.log
     }
 
+    /// As master: runs the heartbeat round if it is due at `now`, and with it the lease
+    /// check (a master that has not heard a quorum within `lease_ms` steps down). A node
+    /// calls it before it acts on a message, in case its caller has not run the timer yet
+    /// (after a freeze: a paused VM, a long GC).
+    pub fn heartbeat_if_due(&mut self, now: u64) {
+        if let Phase::Master { next_heartbeat } = self.phase {
+            if now >= next_heartbeat {
+                self.heartbeat_round(now);
+            }
+        }
+    }
+
     /// Advances timers: heartbeats and the lease as master, the vote at the end of the
     /// collection window, a new election when the master has been silent too long.
     pub fn handle_timeout(&mut self, now: u64) {
         match self.phase {
             Phase::Stopped => {}
-            Phase::Master { next_heartbeat } => {
-                if now >= next_heartbeat {
-                    self.heartbeat_round(now);
-                }
-            }
+            Phase::Master { .. } => self.heartbeat_if_due(now),
             Phase::Electing { collect_until, decided: false } if now >= collect_until => {
                 self.decide_vote(now);
                 self.check_election_timer(now);

@@ -66,6 +66,14 @@ pub enum Op {
         /// Only what they send is lost; the others still reach them.
         one_way: bool,
     },
+    /// Freeze a node's process (a VM paused, a long GC, `SIGSTOP`) for `ms`: it handles
+    /// nothing, and what reaches it waits until it resumes.
+    Pause {
+        /// Which.
+        node: u8,
+        /// For how long.
+        ms: u16,
+    },
     /// End the partition.
     Heal,
     /// Turn message loss, duplication and reordering on or off.
@@ -122,9 +130,13 @@ pub struct Options {
     /// `harp sim --membership-changes`; CI sweeps both kinds).
     pub membership_changes: bool,
     /// One partition in three cuts only one direction (see `Sim::partition`). Off, every
-    /// partition cuts both ways and no random draw is spent on it: seeds found before
-    /// 2026-12-07, when one-way partitions came, replay exactly as they did then.
+    /// partition cuts both ways and no random draw is spent on it.
     pub one_way_partitions: bool,
+    /// Some faults freeze a node's process for 0.2–3.2 s (`Sim::pause`). Off, no random
+    /// draw is spent on them: with `one_way_partitions` off too, a seed draws the faults it
+    /// drew before 2026-12-07, when both came (what the nodes do with them follows their
+    /// code of the day).
+    pub pauses: bool,
     /// Record a readable trace of the run.
     pub trace: bool,
     /// Schedule no faults, no calm phase and no writes: a driver (the structure-aware fuzz
@@ -148,6 +160,7 @@ impl Default for Options {
             max_drift_ppm: 10_000,
             membership_changes: false,
             one_way_partitions: true,
+            pauses: true,
             trace: false,
             manual: false,
         }
@@ -171,6 +184,8 @@ pub struct Report {
     pub partitions: u32,
     /// Of those, the ones that cut one direction only.
     pub one_way_partitions: u32,
+    /// Nodes frozen for a while (`Sim::pause`).
+    pub pauses: u32,
     /// Appends the workload made (accepted by a master).
     pub writes: u64,
     /// Entries reported durable (the final DTVLSN).
@@ -271,6 +286,8 @@ struct Host {
     identity: Member,
     /// Its node's `election::Stats::campaigns` after the last step (terms it started).
     campaigns: u32,
+    /// Its process is frozen until then: what reaches it waits, its timer too.
+    paused_until: Option<u64>,
 }
 
 /// The simulation of one seed.
@@ -393,6 +410,7 @@ impl Sim {
                 shutting_down: None,
                 identity,
                 campaigns: 0,
+                paused_until: None,
             });
             if active {
                 sim.boot(i);
@@ -555,6 +573,7 @@ impl Sim {
                 let mask = (u32::from(side) & ((1u32 << size) - 1)).max(1);
                 self.net.partition(mask, one_way, self.now);
             }
+            Op::Pause { node, ms } => self.pause(usize::from(node) % size, u64::from(ms)),
             Op::Heal => self.net.heal(),
             Op::Faults { on } => self.net.faulty = on,
             Op::Append => {
@@ -611,7 +630,10 @@ impl Sim {
     fn step(&mut self, kind: Kind) {
         match kind {
             Kind::Deliver { from, to, link, bytes } => {
-                if link == self.net.link_epoch(from, to) {
+                if let Some(until) = self.paused_until(to) {
+                    // It waits in the socket; links stay FIFO (later ones queue behind).
+                    self.net.schedule(until, Kind::Deliver { from, to, link, bytes });
+                } else if link == self.net.link_epoch(from, to) {
                     self.deliver(from, to, &bytes);
                 } else {
                     self.net.dropped += 1; // the link broke while it was in flight
@@ -628,7 +650,10 @@ impl Sim {
             Kind::CrashMaster => self.crash_master(),
             Kind::Write => self.write(),
             Kind::Retire { node, vlsn } => self.retire(node, vlsn),
-            Kind::Restore { node } => self.restore(node),
+            Kind::Restore { node } => match self.paused_until(node) {
+                Some(until) => self.net.schedule(until, Kind::Restore { node }),
+                None => self.restore(node),
+            },
             Kind::Halt { node, since } => {
                 // The process exits after its graceful shutdown (unless it crashed since),
                 // which ends by its deadline, two election timeouts (plus the clock's drift).
@@ -668,7 +693,7 @@ impl Sim {
     }
 
     fn write_once(&mut self) {
-        if let Some(i) = self.master() {
+        if let Some(i) = self.master().filter(|&i| self.paused_until(i).is_none()) {
             let data = format!("w{}-n{i}", self.report.writes).into_bytes();
             if let Some(node) = self.hosts.get_mut(i).and_then(|h| h.node.as_mut()) {
                 if let Ok(vlsn) = node.append(1, &data) {
@@ -697,6 +722,9 @@ impl Sim {
         };
         let floor = self.hosts.iter().filter_map(floor).min().unwrap_or(0);
         for i in 0..self.hosts.len() {
+            if self.paused_until(i).is_some() {
+                continue; // a frozen process compacts nothing
+            }
             let Some(host) = self.hosts.get_mut(i) else { continue };
             let Some(node) = host.node.as_mut() else { continue };
             let first = node.log().first_vlsn();
@@ -741,6 +769,10 @@ impl Sim {
         let Some(host) = self.hosts.get_mut(i) else { return };
         if host.timer != Some(self.now) {
             return; // superseded
+        }
+        if let Some(until) = host.paused_until.filter(|&t| t > self.now) {
+            host.timer = Some(until); // it fires when the process resumes
+            return self.net.schedule(until, Kind::Timer { node: i });
         }
         host.timer = None;
         let Some(node) = host.node.as_mut() else { return };
@@ -977,7 +1009,8 @@ impl Sim {
     fn inject_fault(&mut self) {
         self.net.faulty = true;
         let size = self.hosts.len();
-        match self.rng.below(14) {
+        // Pauses, when on, are a fifteenth kind of fault (off, the draws are as before).
+        match self.rng.below(if self.opts.pauses { 15 } else { 14 }) {
             0..=3 => {
                 let victim = self.rng.below(size as u64) as usize;
                 self.crash(victim);
@@ -993,6 +1026,11 @@ impl Sim {
             }
             9 => self.graceful_stop(),
             10 => self.membership_change(),
+            14 => {
+                let victim = self.rng.below(size as u64) as usize;
+                let ms = 200 + self.rng.below(3_000);
+                self.pause(victim, ms);
+            }
             _ => {
                 for i in 0..size {
                     self.set_store_failing(i, false);
@@ -1004,6 +1042,27 @@ impl Sim {
         if next < self.calm_at() {
             self.net.schedule(next, Kind::Fault);
         }
+    }
+
+    /// Freezes node `i`'s process for `ms` (ending by the calm phase at the latest), as a
+    /// paused VM, a long GC or `SIGSTOP` would: its timer and what reaches it wait until it
+    /// resumes, and then it finds its deadlines long past. A master frozen past its lease
+    /// resumes believing it is master until it hears otherwise. A node shutting down
+    /// gracefully is not frozen (its process must exit by its deadline).
+    fn pause(&mut self, i: usize, ms: u64) {
+        let until = self.now.saturating_add(ms).min(self.calm_at());
+        let Some(host) = self.hosts.get_mut(i) else { return };
+        if host.node.is_none() || host.shutting_down.is_some() || until <= self.now {
+            return;
+        }
+        host.paused_until = Some(host.paused_until.map_or(until, |t| t.max(until)));
+        self.report.pauses += 1;
+        self.trace(|| format!("n{i} is frozen until {until}"));
+    }
+
+    /// When node `i`'s process resumes, if it is frozen now.
+    fn paused_until(&self, i: usize) -> Option<u64> {
+        self.hosts.get(i).and_then(|h| h.paused_until).filter(|&t| t > self.now)
     }
 
     fn partition(&mut self, size: usize) {
@@ -1028,7 +1087,7 @@ impl Sim {
         if !self.opts.membership_changes || self.designated.is_some() {
             return; // a designated primary's two-voter group stays as it is
         }
-        let Some(m) = self.master() else { return };
+        let Some(m) = self.master().filter(|&m| self.paused_until(m).is_none()) else { return };
         let spare = self.hosts.iter().position(|h| h.state == HostState::Spare);
         let data_member = |h: &Host| {
             h.state == HostState::Active
@@ -1171,6 +1230,7 @@ impl Sim {
             shutting_down: None,
             identity,
             campaigns: 0,
+            paused_until: None,
         });
         self.trace(|| format!("n{k} is a new {node_type:?} machine, not a member yet"));
     }
@@ -1181,7 +1241,7 @@ impl Sim {
         if exit >= self.calm_at() {
             return; // the process must be gone before the faults stop
         }
-        let Some(i) = self.master() else { return };
+        let Some(i) = self.master().filter(|&i| self.paused_until(i).is_none()) else { return };
         self.trace(|| format!("n{i} shuts down gracefully"));
         let now = self.now;
         if let Some(host) = self.hosts.get_mut(i) {
@@ -1217,6 +1277,7 @@ impl Sim {
     fn crash(&mut self, i: usize) {
         let Some(host) = self.hosts.get_mut(i) else { return };
         host.shutting_down = None;
+        host.paused_until = None; // the frozen process is gone
         let Some(node) = host.node.take() else { return };
         for other in self.hosts.iter_mut().filter_map(|h| h.node.as_mut()) {
             if let Some(id) = other.members().known_id_of(&format!("n{i}")) {
@@ -1585,6 +1646,8 @@ pub struct Summary {
     pub partitions: u64,
     /// Of those, the ones that cut one direction only.
     pub one_way_partitions: u64,
+    /// Nodes frozen for a while, over all runs.
+    pub pauses: u64,
     /// Every clean failover time (master crashed on a quiet network).
     pub failovers_ms: Vec<u64>,
     /// Every failover time during the fault phase (master crashed amid other faults).
@@ -1660,6 +1723,7 @@ impl Summary {
         self.crashes += u64::from(report.crashes);
         self.partitions += u64::from(report.partitions);
         self.one_way_partitions += u64::from(report.one_way_partitions);
+        self.pauses += u64::from(report.pauses);
         self.failovers_ms.extend(report.clean_failover_ms);
         self.fault_failovers_ms.extend_from_slice(&report.failovers_ms);
         self.graceful_failovers_ms.extend_from_slice(&report.graceful_failovers_ms);
@@ -1690,6 +1754,7 @@ impl Summary {
         self.crashes += other.crashes;
         self.partitions += other.partitions;
         self.one_way_partitions += other.one_way_partitions;
+        self.pauses += other.pauses;
         self.failovers_ms.extend(other.failovers_ms);
         self.fault_failovers_ms.extend(other.fault_failovers_ms);
         self.graceful_failovers_ms.extend(other.graceful_failovers_ms);

@@ -41,17 +41,8 @@ enum Command {
         /// Worker threads for a sweep (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
-        /// Let masters add and remove members during the faults (see docs/protocol.md).
-        #[arg(long)]
-        membership_changes: bool,
-        /// Run the nodes without pre-votes (election::Config::pre_vote off), to see what
-        /// they prevent: a voter cut off from the group raising its term.
-        #[arg(long)]
-        no_pre_vote: bool,
-        /// Cut every partition both ways, as the simulator did before one-way partitions
-        /// (2026-12-07): a seed found before then replays as it did.
-        #[arg(long)]
-        no_one_way_partitions: bool,
+        #[command(flatten)]
+        variant: harp_std::sim::Variant,
     },
     /// Encode a JSON message (serde externally tagged form) to lowercase hex.
     Encode {
@@ -325,32 +316,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo { entries } => harp_std::demo::run(entries)?,
         Command::Bench { entries, failovers } => harp_std::bench::run(entries, failovers)?,
-        Command::Sim {
-            seed: Some(seed),
-            membership_changes,
-            no_pre_vote,
-            no_one_way_partitions,
-            ..
-        } => {
-            let opts =
-                harp_std::sim::options(membership_changes, no_pre_vote, no_one_way_partitions);
+        Command::Sim { seed: Some(seed), variant, .. } => {
+            let opts = harp_std::sim::options(&variant);
             anyhow::ensure!(
                 harp_std::sim::run_one(seed, &opts),
                 "seed {seed} violated an invariant"
             );
         }
-        Command::Sim {
-            seeds,
-            start,
-            threads,
-            seed: None,
-            membership_changes,
-            no_pre_vote,
-            no_one_way_partitions,
-        } => {
+        Command::Sim { seeds, start, threads, seed: None, variant } => {
             let count = seeds.unwrap_or(1_000);
-            let opts =
-                harp_std::sim::options(membership_changes, no_pre_vote, no_one_way_partitions);
+            let opts = harp_std::sim::options(&variant);
             anyhow::ensure!(
                 harp_std::sim::run_sweep(start, count, threads, &opts),
                 "the sweep failed (violations above, or it exercised no faults)"

@@ -33,6 +33,7 @@ pub fn summary_json(summary: &Summary, elapsed_s: f64) -> String {
         "crashes": summary.crashes,
         "partitions": summary.partitions,
         "one_way_partitions": summary.one_way_partitions,
+        "pauses": summary.pauses,
         "failover_ms_p50": p(&summary.failovers_ms, 50),
         "failover_ms_p99": p(&summary.failovers_ms, 99),
         "failover_ms_max": p(&summary.failovers_ms, 100),
@@ -77,11 +78,35 @@ pub fn summary_json(summary: &Summary, elapsed_s: f64) -> String {
 }
 
 /// The simulator's options for `harp sim`'s flags.
-pub fn options(membership_changes: bool, no_pre_vote: bool, no_one_way: bool) -> Options {
-    let mut opts =
-        Options { membership_changes, one_way_partitions: !no_one_way, ..Options::default() };
-    opts.election.pre_vote = !no_pre_vote;
+pub fn options(variant: &Variant) -> Options {
+    let mut opts = Options {
+        membership_changes: variant.membership_changes,
+        one_way_partitions: !variant.no_one_way_partitions,
+        pauses: !variant.no_pauses,
+        ..Options::default()
+    };
+    opts.election.pre_vote = !variant.no_pre_vote;
     opts
+}
+
+/// Which simulation `harp sim` runs (its flags).
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct Variant {
+    /// Let masters add and remove members during the faults (see docs/protocol.md).
+    #[arg(long)]
+    pub membership_changes: bool,
+    /// Run the nodes without pre-votes (election::Config::pre_vote off), to see what they
+    /// prevent: a voter cut off from the group raising its term.
+    #[arg(long)]
+    pub no_pre_vote: bool,
+    /// Cut every partition both ways, as the simulator did before one-way partitions
+    /// (2026-12-07).
+    #[arg(long)]
+    pub no_one_way_partitions: bool,
+    /// Freeze no node's process (faults before 2026-12-07 had no pauses). With
+    /// `--no-one-way-partitions` too, a seed draws the faults it drew before then.
+    #[arg(long)]
+    pub no_pauses: bool,
 }
 
 /// The flags that give `opts` again (for a replay line).
@@ -95,6 +120,9 @@ fn flags(opts: &Options) -> String {
     }
     if !opts.one_way_partitions {
         flags.push_str(" --no-one-way-partitions");
+    }
+    if !opts.pauses {
+        flags.push_str(" --no-pauses");
     }
     flags
 }
