@@ -220,6 +220,23 @@ fn a_quorum_of_votes_makes_a_master_that_tells_every_member() {
     assert_eq!(a.poll_timeout(), Some(1101), "next heartbeat");
 }
 
+/// A candidate frozen past both its collection window and its election deadline (a paused
+/// VM) resumes holding a vote for it: its own vote makes it master, and the election timer,
+/// long past too, does not end the term it has just won.
+#[test]
+fn a_candidate_resuming_past_its_deadlines_keeps_the_term_its_vote_won() {
+    let mut a = a_electing();
+    deliver(&mut a, 1000, "b", proposal("b", 1, 5, 4, 2));
+    deliver(&mut a, 1000, "b", MessageRef::ElectionVote { voter: "b", granted: true, term: 1 });
+    assert_eq!(a.role(), Role::Electing, "one vote of the two it needs");
+    let resumed = 1000 + 10 * a.config().election_timeout_ms;
+    a.handle_timeout(resumed);
+    assert_eq!((a.role(), a.term()), (Role::Master, 1));
+    assert_eq!(events(&mut a), [Event::BecameMaster { term: 1 }]);
+    let asked: Vec<String> = sent(&mut a).into_iter().filter(|l| l.contains("Pre")).collect();
+    assert_eq!(asked, Vec::<String>::new(), "no pre-vote round against its own term");
+}
+
 #[test]
 fn votes_from_fewer_than_a_quorum_do_not_make_a_master() {
     let mut a = a_electing();

@@ -900,7 +900,11 @@ impl<S: StableStore, const N: usize> Election<S, N> {
             Phase::Master { .. } => self.heartbeat_if_due(now),
             Phase::Electing { collect_until, decided: false } if now >= collect_until => {
                 self.decide_vote(now);
-                self.check_election_timer(now);
+                // Unless the vote made it master: after a freeze both deadlines have passed,
+                // and the election timer would end the term it just won.
+                if !matches!(self.phase, Phase::Master { .. }) {
+                    self.check_election_timer(now);
+                }
             }
             Phase::Electing { .. } | Phase::Follower { .. } => self.check_election_timer(now),
         }
