@@ -670,8 +670,12 @@ impl Sim {
         }
     }
 
+    /// The node that is master and can act as one: a frozen process (`pause`) answers no
+    /// client, operator or peer, so one that still believes it is master is passed over.
     fn master(&self) -> Option<usize> {
-        self.hosts.iter().position(|h| h.node.as_ref().is_some_and(|n| n.role() == Role::Master))
+        (0..self.hosts.len()).find(|&i| {
+            self.paused_until(i).is_none() && self.node(i).is_some_and(|n| n.role() == Role::Master)
+        })
     }
 
     /// The workload: one append on the master (if any), then the next in a while. One
@@ -693,7 +697,7 @@ impl Sim {
     }
 
     fn write_once(&mut self) {
-        if let Some(i) = self.master().filter(|&i| self.paused_until(i).is_none()) {
+        if let Some(i) = self.master() {
             let data = format!("w{}-n{i}", self.report.writes).into_bytes();
             if let Some(node) = self.hosts.get_mut(i).and_then(|h| h.node.as_mut()) {
                 if let Ok(vlsn) = node.append(1, &data) {
@@ -1087,7 +1091,7 @@ impl Sim {
         if !self.opts.membership_changes || self.designated.is_some() {
             return; // a designated primary's two-voter group stays as it is
         }
-        let Some(m) = self.master().filter(|&m| self.paused_until(m).is_none()) else { return };
+        let Some(m) = self.master() else { return };
         let spare = self.hosts.iter().position(|h| h.state == HostState::Spare);
         let data_member = |h: &Host| {
             h.state == HostState::Active
@@ -1241,7 +1245,7 @@ impl Sim {
         if exit >= self.calm_at() {
             return; // the process must be gone before the faults stop
         }
-        let Some(i) = self.master().filter(|&i| self.paused_until(i).is_none()) else { return };
+        let Some(i) = self.master() else { return };
         self.trace(|| format!("n{i} shuts down gracefully"));
         let now = self.now;
         if let Some(host) = self.hosts.get_mut(i) {
