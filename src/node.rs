@@ -1146,8 +1146,11 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             if !self.outbound.contains(from) {
                 self.outbound.insert(from);
                 self.emit(NodeEvent::Connected { member: from });
-                if !self.member(from).is_some_and(Self::stores_data) {
-                    self.send_history_to(from); // it may have missed changes
+                // A member without a log may have missed changes. Only one known to keep no
+                // log: a member its view has removed may be a master now, which would take
+                // the notices for requests and make them again (a removal undone).
+                if self.election.members().known(from).is_some_and(|m| !Self::stores_data(m)) {
+                    self.send_history_to(from);
                 }
             }
         } else {

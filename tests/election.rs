@@ -237,6 +237,24 @@ fn a_candidate_resuming_past_its_deadlines_keeps_the_term_its_vote_won() {
     assert_eq!(asked, Vec::<String>::new(), "no pre-vote round against its own term");
 }
 
+/// A master frozen past its lease steps down when it resumes; a vote for its term that
+/// waited in its socket (the arbiter's, here) does not make it master of that term again:
+/// votes count only in an election (the simulator's process pauses found it, seed
+/// 160,119,228).
+#[test]
+fn a_master_that_stepped_down_does_not_win_its_term_again_with_a_late_vote() {
+    let mut a = a_master();
+    a.handle_timeout(1000 + 10 * a.config().election_timeout_ms);
+    assert_eq!(events(&mut a), [Event::SteppedDown { term: 1, reason: StepDown::LostQuorum }]);
+    sent(&mut a);
+    let resumed = 1001 + 10 * a.config().election_timeout_ms;
+    deliver(&mut a, resumed, "c", MessageRef::ElectionVote { voter: "c", granted: true, term: 1 });
+    assert_eq!((a.role(), a.term()), (Role::Unknown, 1));
+    assert_eq!(events(&mut a), []);
+    assert_eq!(sent(&mut a), Vec::<String>::new(), "no result, no heartbeat");
+    assert_eq!(a.stats().ignored.out_of_phase, 1);
+}
+
 #[test]
 fn votes_from_fewer_than_a_quorum_do_not_make_a_master() {
     let mut a = a_electing();

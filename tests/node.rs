@@ -1217,6 +1217,35 @@ fn a_member_without_a_log_hears_changes_compacted_away_from_the_base() {
     assert_eq!(notices.last(), Some(&base("Add", "s", "Secondary", "h", 5001, 4)));
 }
 
+/// A member its view has removed (by a change a failover may still undo) gets no
+/// membership notices when it connects, though the view no longer says it keeps a log: it
+/// may be master now, and a master takes a `GroupChange` for a request. (The simulator
+/// found a replica restarted with an undurable removal of the master in its log: its
+/// notices made the master add a member again whose removal was durable.)
+#[test]
+fn a_member_removed_in_this_view_gets_no_membership_notices() {
+    let (mut a, added) = master_a_adding_d();
+    for r in ["b", "c"] {
+        deliver(&mut a, 1200, r, core(MessageRef::Ack { vlsn: added }));
+    }
+    assert_eq!(a.durable_vlsn(), added, "the addition of d is durable: it would be announced");
+    a.change_membership(1210, harp::GroupChangeType::Remove, &rep("s", NodeType::Secondary, 4))
+        .unwrap();
+    assert!(a.members().id_of("s").is_none() && a.members().known(id("s")).is_some());
+    sent(&mut a);
+    a.disconnect(id("s"));
+    a.connect(id("s"));
+    events(&mut a);
+    let hello =
+        MessageRef::Handshake { node_name: "s", group_name: "g", node_type: NodeType::Secondary };
+    deliver(&mut a, 1300, "s", core(hello));
+    let accepted = MessageRef::HandshakeResponse { accepted: true, reason: None };
+    deliver(&mut a, 1300, "s", core(accepted));
+    assert_eq!(events(&mut a), [NodeEvent::Connected { member: id("s") }]);
+    let to_s: Vec<String> = sent(&mut a).into_iter().filter(|l| l.starts_with("s <-")).collect();
+    assert!(!to_s.iter().any(|l| l.contains("GroupChange")), "{to_s:?}");
+}
+
 /// `a` and monitor `m` accept each other's handshakes again; what `a` sends `m` after that.
 fn handshake_with_m(a: &mut TestNode) -> Vec<String> {
     a.connect(id("m"));

@@ -72,6 +72,18 @@ fn seeds_that_found_bugs_pass() {
         let report = sim::run(seed, &opts);
         assert_eq!(report.violations, Vec::<String>::new(), "seed {seed}");
     }
+    // With process pauses (150,000-seed sweeps of each kind from 160,000,000 and
+    // 170,000,000, 2026-12-07): a master that stepped down after a freeze won its term
+    // again with a vote that had waited in its socket (160,119,228, and 170,070,256 with
+    // membership changes); a replica restarted
+    // with an undurable removal of the master in its log sent the master membership
+    // notices, which it took for requests and re-added a member whose removal was durable
+    // (170,091,469, with membership changes).
+    let found = [(160_119_228, false), (170_070_256, true), (170_091_469, true)];
+    for (seed, membership_changes) in found {
+        let report = sim::run(seed, &Options { membership_changes, ..Options::default() });
+        assert_eq!(report.violations, Vec::<String>::new(), "seed {seed}");
+    }
 }
 
 /// A restore after the faults measures recovery and convergence again, and the planned

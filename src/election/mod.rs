@@ -1138,8 +1138,10 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     fn count_vote(&mut self, now: u64, from: MemberId) {
         // Only a member of its own configuration can be elected: a joining node votes, but
         // its view does not count it, so its votes would be counted against the wrong group.
+        // Only in its election: a master that stepped down (its lease lapsed while it was
+        // frozen) must not win the same term again with a vote that waited in its socket.
         let member = self.members.get(self.me).is_some_and(Member::is_candidate);
-        if !member || matches!(self.phase, Phase::Master { .. } | Phase::Stopped) {
+        if !member || !matches!(self.phase, Phase::Electing { .. }) {
             count(&mut self.stats.ignored.out_of_phase);
             return;
         }

@@ -24,8 +24,9 @@ pub struct Checker {
     votes: BTreeMap<(u64, usize), Vec<usize>>,
     /// The candidate a fault-free first election must choose.
     best: Option<usize>,
-    /// The durable prefix of the log: every entry any master ever reported durable.
-    durable: Vec<SimEntry>,
+    /// The durable prefix of the log: every entry any master ever reported durable, with
+    /// the term of the master that first reported it.
+    durable: Vec<(SimEntry, u64)>,
 }
 
 impl Checker {
@@ -128,6 +129,9 @@ impl Checker {
             if other != node {
                 return Err(format!("two masters in term {term}: n{other} and n{node}"));
             }
+            // One that stepped down (or restarted) has given the term up: winning it again
+            // with late votes would make a master the group may have replaced.
+            return Err(format!("n{node} became master of term {term} a second time"));
         }
         if self.masters.is_empty() {
             if let Some(best) = self.best.filter(|&b| b != node) {
@@ -161,9 +165,15 @@ impl Checker {
         self.durable.len() as u64
     }
 
-    /// A master reported entries up to `vlsn` durable: the DTVLSN never goes back, and the
-    /// entries are the ones reported before (none changed).
-    pub fn on_durable(&mut self, node: usize, vlsn: u64, log: &SimLog) -> Result<(), String> {
+    /// The master of `term` reported entries up to `vlsn` durable: the DTVLSN never goes
+    /// back, and the entries are the ones reported before (none changed).
+    pub fn on_durable(
+        &mut self,
+        node: usize,
+        term: u64,
+        vlsn: u64,
+        log: &SimLog,
+    ) -> Result<(), String> {
         let known = self.durable.len() as u64;
         if vlsn < known {
             return Err(format!("n{node} reported DTVLSN {vlsn} after {known} was reported"));
@@ -175,25 +185,32 @@ impl Checker {
                 return Err(format!("n{node} reported VLSN {v} durable but does not hold it"));
             };
             match self.durable.get((v - 1) as usize) {
-                Some(d) if d != entry => {
+                Some((d, _)) if d != entry => {
                     return Err(format!(
                         "durable entry {v} changed: n{node} holds {entry:?}, was {d:?}"
                     ))
                 }
                 Some(_) => {}
-                None => self.durable.push(entry.clone()),
+                None => self.durable.push((entry.clone(), term)),
             }
         }
         Ok(())
     }
 
-    /// A node became master: its log holds every durable entry, unchanged.
-    pub fn on_new_master(&self, node: usize, log: &SimLog) -> Result<(), String> {
-        for (i, d) in self.durable.iter().enumerate() {
+    /// A node became master of `term`: its log holds every entry a master of that term or
+    /// an earlier one reported durable, unchanged (Raft's leader completeness). An entry
+    /// reported durable in a later term may be missing: a candidate frozen with a vote for
+    /// its term waiting in its socket wins that term after the group has moved on, and
+    /// steps down once it hears the later term. It makes nothing durable meanwhile: every
+    /// quorum it could gather holds a member of the quorum that made the later entries
+    /// durable, which has moved past its term and refuses it (were it otherwise,
+    /// `on_durable` would see a durable entry change).
+    pub fn on_new_master(&self, node: usize, term: u64, log: &SimLog) -> Result<(), String> {
+        for (i, (d, reported_in)) in self.durable.iter().enumerate() {
             let v = i as u64 + 1;
-            if log.get(v) != Some(d) {
+            if *reported_in <= term && log.get(v) != Some(d) {
                 return Err(format!(
-                    "lost durable entry {v}: new master n{node} holds {:?}",
+                    "lost durable entry {v}: new master n{node} of term {term} holds {:?}",
                     log.get(v)
                 ));
             }
@@ -204,7 +221,9 @@ impl Checker {
     /// A node's log changed: no gaps, terms never go back along a log, no durable entry
     /// overwritten or truncated.
     pub fn on_log_op(&self, node: usize, op: &LogOp) -> Result<(), String> {
-        let durable = |v: u64| self.durable.get(usize::try_from(v.checked_sub(1)?).ok()?);
+        let durable = |v: u64| {
+            self.durable.get(usize::try_from(v.checked_sub(1)?).ok()?).map(|(entry, _)| entry)
+        };
         match op {
             LogOp::Gap { vlsn } => Err(format!("n{node} tried to append at {vlsn}, leaving a gap")),
             // A replica cut off with a deposed master may still take that master's entries
@@ -235,7 +254,7 @@ impl Checker {
     /// `prefix` as its history: the prefix must be durable history (every entry reported
     /// durable in it unchanged), and `old` must not lose a durable entry past it.
     pub fn on_restore(&self, node: usize, old: &SimLog, prefix: &[SimEntry]) -> Result<(), String> {
-        for (i, (d, p)) in self.durable.iter().zip(prefix).enumerate() {
+        for (i, ((d, _), p)) in self.durable.iter().zip(prefix).enumerate() {
             if d != p {
                 return Err(format!(
                     "n{node} restored to a point past VLSN {}, which is not the durable entry",
@@ -244,7 +263,7 @@ impl Checker {
             }
         }
         let point = prefix.len();
-        for (i, (d, o)) in self.durable.iter().zip(&old.entries).enumerate().skip(point) {
+        for (i, ((d, _), o)) in self.durable.iter().zip(&old.entries).enumerate().skip(point) {
             if d == o {
                 return Err(format!("n{node}'s restore discarded durable entry {}", i + 1));
             }

@@ -7,10 +7,11 @@
 //! entries on whichever node is master. A run is a pure function of its seed, and every
 //! message goes through the real encoder and decoder.
 //!
-//! After every step the [`checker`] verifies: at most one master per term, ever; terms and
-//! promises never go back, restarts included; a node becomes master of `T` only when a
-//! quorum's stable stores hold a vote for it in `T`; every entry reported durable is on every
-//! later master, unchanged, and never overwritten or truncated on any node; no log has a
+//! After every step the [`checker`] verifies: at most one master per term, ever, and each
+//! term won once; terms and promises never go back, restarts included; a node becomes master
+//! of `T` only when a quorum's stable stores hold a vote for it in `T`; every entry reported
+//! durable is on every master of that term or a later one, unchanged, and never overwritten
+//! or truncated on any node; no log has a
 //! gap; no replica acknowledges an entry it has not persisted; the DTVLSN never goes back.
 //! After the faults stop, a master that every member follows must exist within
 //! [`Options::liveness_bound_ms`], and every replica's log must then equal the master's
@@ -907,7 +908,7 @@ impl Sim {
                 let result = members.map_or(Ok(()), |m| self.checker.on_master(i, term, &m));
                 self.check(result);
                 let result =
-                    self.log_of(i).map_or(Ok(()), |log| self.checker.on_new_master(i, log));
+                    self.log_of(i).map_or(Ok(()), |log| self.checker.on_new_master(i, term, log));
                 self.check(result);
             }
             NodeEvent::MembershipChanged { .. } => {
@@ -933,9 +934,9 @@ impl Sim {
             NodeEvent::Election(Event::ElectionStarted { term }) => self.check_stable(i, term),
             NodeEvent::Durable { vlsn } => {
                 // Field by field: the checker is borrowed mutably beside the host's log.
-                let log = self.hosts.get(i).and_then(|h| h.node.as_ref()).map(|n| n.log());
-                let result = match log {
-                    Some(log) => self.checker.on_durable(i, vlsn, log),
+                let node = self.hosts.get(i).and_then(|h| h.node.as_ref());
+                let result = match node {
+                    Some(n) => self.checker.on_durable(i, n.election().term(), vlsn, n.log()),
                     None => Ok(()),
                 };
                 self.check(result);
@@ -966,13 +967,17 @@ impl Sim {
     /// arrive) never starts a term: it cannot have collected a quorum of grants, so its term,
     /// had it risen, would depose a working master when the partition heals. A master's
     /// shutdown announcement starts a term without a pre-vote, so runs with a recent
-    /// graceful stop are not checked.
+    /// graceful stop are not checked. A node frozen since the partition began counts from
+    /// when it resumed: grants sent before the partition waited for it, and its round's
+    /// deadline (its own clock's) passed while it was frozen.
     fn check_not_cut_off(&mut self, i: usize, term: u64) {
         let timeout = self.opts.election.election_timeout_ms;
         // A round lasts at most two election timeouts of the node's clock (which drifts).
         let round = 2 * timeout + 2 * timeout * self.opts.max_drift_ppm / 1_000_000 + 1;
         let window = round + self.net.longest_flight_ms();
         let Some(since) = self.net.partitioned_since() else { return };
+        let resumed = self.hosts.get(i).and_then(|h| h.paused_until).unwrap_or(0);
+        let since = since.max(resumed);
         let shutdown_recently = self.graceful_at.is_some_and(|g| self.now <= g + 4 * timeout);
         if self.now < since + window || shutdown_recently {
             return;
