@@ -78,8 +78,12 @@ fn seeds_that_found_bugs_pass() {
     // membership changes); a replica restarted
     // with an undurable removal of the master in its log sent the master membership
     // notices, which it took for requests and re-added a member whose removal was durable
-    // (170,091,469, with membership changes).
-    let found = [(160_119_228, false), (170_070_256, true), (170_091_469, true)];
+    // (170,091,469, with membership changes); an arbiter that learned its own addition
+    // during an election compared candidates with an empty log instead of the position it
+    // had acknowledged, and voted for a master that lacked a durable entry (240,107,310,
+    // with membership changes).
+    let found =
+        [(160_119_228, false), (170_070_256, true), (170_091_469, true), (240_107_310, true)];
     for (seed, membership_changes) in found {
         let report = sim::run(seed, &Options { membership_changes, ..Options::default() });
         assert_eq!(report.violations, Vec::<String>::new(), "seed {seed}");

@@ -1120,7 +1120,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     fn decide_vote(&mut self, now: u64) {
         let Phase::Electing { collect_until, decided: false } = self.phase else { return };
         self.phase = Phase::Electing { collect_until, decided: true };
-        let Some(choice) = choose(self.me, &self.heard, &self.members) else {
+        let Some(choice) = choose(self.log, &self.heard, &self.members) else {
             count(&mut self.stats.abstentions);
             return;
         };

@@ -65,19 +65,37 @@ fn cmp_candidates(a: (&str, &Rank), b: (&str, &Rank)) -> Ordering {
     a.1.cmp_rank(b.1).then_with(|| b.0.cmp(a.0))
 }
 
-/// Whom voter `me` votes for, given the proposals it heard in a term (its own included).
+/// Whom a voter whose own log position is `own` votes for, given the proposals it heard in
+/// a term (usually its own among them).
 ///
 /// Candidates are Electable members whose proposal has a priority above 0 and that hold
-/// every entry the voter holds: their last entry's term and VLSN at least the voter's
-/// (Raft's "at least as up to date"; for an arbiter, the position it acknowledged). A voter
+/// every entry the voter holds: their last entry's term and VLSN at least `own`'s (Raft's
+/// "at least as up to date"; for an arbiter, the position it acknowledged). `own` is passed
+/// apart from `heard`: a voter whose own slot changed during the election (an arbiter that
+/// learned its own addition) no longer finds its proposal there, and must not compare
+/// candidates with an empty log instead of its own. A voter
 /// never helps elect a master that lacks entries it holds: they may be durable. Among them
 /// the best-ranked (JE's order, [`Rank::cmp_rank`]) is chosen. JE's arbiter rule: an
 /// arbiter's rank matters only when exactly one non-arbiter was heard; if the arbiter's log
 /// is then ahead of that node's, no one is chosen this round (the lone node may lack entries
 /// the arbiter acknowledged). The voter's own type does not change the rule, so a joining
 /// node (not in `members` yet) chooses as any member does.
+///
+/// ```
+/// use harp::election::{choose, Rank};
+/// use harp::membership::{Member, Membership};
+/// use harp::NodeType;
+///
+/// let mut group: Membership<3> = Membership::new();
+/// let x = group.add(Member::new("x", NodeType::Electable, 1, 1).unwrap()).unwrap();
+/// let arb = group.add(Member::new("arb", NodeType::Arbiter, 0, 2).unwrap()).unwrap();
+/// let at = |vlsn| Rank { log_term: 1, vlsn, dtvlsn: 0, priority: 1 };
+/// // The arbiter acknowledged VLSN 9: it never votes for x, whose log ends at 5.
+/// assert_eq!(choose(at(9), &[(x, at(5)), (arb, at(9))], &group), None);
+/// assert_eq!(choose(at(9), &[(x, at(9))], &group), Some(x));
+/// ```
 pub fn choose<const N: usize>(
-    me: MemberId,
+    own: Rank,
     heard: &[(MemberId, Rank)],
     members: &Membership<N>,
 ) -> Option<MemberId> {
@@ -85,7 +103,6 @@ pub fn choose<const N: usize>(
     let name = |id: MemberId| node(id).map_or("", |m| m.name.as_str());
     let of_type =
         |t: NodeType| heard.iter().filter(move |(id, _)| node(*id).map(|m| m.node_type) == Some(t));
-    let own = heard.iter().find(|(id, _)| *id == me).map(|(_, rank)| *rank).unwrap_or_default();
     // Last entries, not the rank: what a proposal says of DTVLSNs must never make a voter
     // help elect a log that lacks entries it holds (with JE's `(vlsn, 0)` for a DTVLSN of 0,
     // the group fuzz target found one elected so).

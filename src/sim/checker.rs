@@ -69,7 +69,7 @@ impl Checker {
             .collect();
         // Every voter's choice when all hear all: the first master must be the one they agree on.
         let choices: Vec<Option<MemberId>> =
-            heard.iter().map(|(me, _)| crate::election::choose(*me, &heard, group)).collect();
+            heard.iter().map(|(_, own)| crate::election::choose(*own, &heard, group)).collect();
         let agreed =
             choices.first().copied().flatten().filter(|b| choices.iter().all(|c| *c == Some(*b)));
         self.best = agreed.map(MemberId::index);
