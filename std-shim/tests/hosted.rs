@@ -88,13 +88,18 @@ impl Group {
         self.relays.iter().find(|(p, _)| *p == pair).map(|(_, r)| r)
     }
 
-    /// Partitions founders `a` and `b` from each other (see [`Relay`]).
-    fn cut(&self, a: usize, b: usize) {
-        self.relay(a, b).expect("a group started with relays").cut();
+    /// Partitions founder `a` from each of `peers` (see [`Relay`]).
+    fn cut(&self, a: usize, peers: &[usize]) {
+        for &b in peers {
+            self.relay(a, b).expect("a group started with relays").cut();
+        }
     }
 
-    fn heal(&self, a: usize, b: usize) {
-        self.relay(a, b).expect("a group started with relays").heal();
+    /// Ends the partitions [`Group::cut`] made between `a` and `peers`.
+    fn heal(&self, a: usize, peers: &[usize]) {
+        for &b in peers {
+            self.relay(a, b).expect("a group started with relays").heal();
+        }
     }
 
     fn log_path(&self, i: usize) -> PathBuf {
@@ -513,10 +518,11 @@ impl Writer {
 /// master partitioned from both replicas (what its links carry is lost) until they elect
 /// another and write on, then healed; and a replica partitioned from the master alone or,
 /// in turn, from both, while the writes go on; and `kill -9` of all three at once. Each
-/// killed node restarts from its files after a random pause. The founders' links go through relays ([`Relay`]) that make the
-/// partitions. At the end every entry ever reported durable is on all three nodes, and no
-/// VLSN was reported durable for two different entries. `HARP_CHAOS_ROUNDS` (default 14)
-/// and `HARP_CHAOS_SEED` run it longer or otherwise.
+/// killed node restarts from its files after a random pause. The founders' links go
+/// through relays ([`Relay`]) that make the partitions. At the end every entry ever
+/// reported durable is on all three nodes, and no VLSN was reported durable for two
+/// different entries. `HARP_CHAOS_ROUNDS` (default 14) and `HARP_CHAOS_SEED` run it longer
+/// or otherwise.
 #[test]
 fn kills_pauses_and_partitions_under_a_write_stream_lose_nothing_reported_durable() {
     use rustix::process::Signal;
@@ -587,15 +593,11 @@ fn kills_pauses_and_partitions_under_a_write_stream_lose_nothing_reported_durabl
                 // The master runs on, cut off: what it sends its replicas from now on is
                 // lost, and the appends it takes must not be reported durable. The
                 // replicas elect another and write on; then the partition heals.
-                for &replica in &others {
-                    g.cut(master, replica);
-                }
+                g.cut(master, &others);
                 g.wait_master_of(&others, Duration::from_secs(15));
                 reported(100, round);
                 thread::sleep(Duration::from_millis(random(200)));
-                for &replica in &others {
-                    g.heal(master, replica);
-                }
+                g.heal(master, &others);
             }
             5 => {
                 // A replica cut off from the master alone (it still reaches the other
@@ -605,14 +607,10 @@ fn kills_pauses_and_partitions_under_a_write_stream_lose_nothing_reported_durabl
                 let (replica, other) = (others[pick], others[1 - pick]);
                 let cut_off_from =
                     if done[5] % 2 == 0 { vec![master] } else { vec![master, other] };
-                for &peer in &cut_off_from {
-                    g.cut(replica, peer);
-                }
+                g.cut(replica, &cut_off_from);
                 reported(300, round);
                 thread::sleep(Duration::from_millis(random(300)));
-                for &peer in &cut_off_from {
-                    g.heal(replica, peer);
-                }
+                g.heal(replica, &cut_off_from);
             }
             _ => {
                 // The whole group loses power at once, and every node restarts from its
