@@ -284,6 +284,10 @@ pub struct ReplicationIgnored {
     pub not_connected: u32,
     /// A `Handshake` refused (wrong group, not a member, type mismatch, already connected).
     pub handshakes_refused: u32,
+    /// A `GroupChange` from a member with a log to this member, which has one too: a notice
+    /// from a view that takes this member for one without a log (only members without a log
+    /// may request a change).
+    pub misdirected_notices: u32,
 }
 
 /// Counters of the replication stream.

@@ -1079,26 +1079,71 @@ fn a_replica_applies_a_change_when_it_reaches_its_log_and_refuses_requests() {
     assert!(b.members().id_of("c").is_none());
     assert!(events(&mut b).contains(&NodeEvent::MembershipChanged { vlsn: 2 }));
     sent(&mut b);
-    deliver(&mut b, 22, "c", core(change));
+    let add_d = MessageRef::GroupChange {
+        change_type: harp::GroupChangeType::Add,
+        node: rep("d", NodeType::Electable, 9),
+    };
+    deliver(&mut b, 22, "m", core(add_d));
     assert_eq!(
         sent(&mut b),
-        ["c <- GroupChangeResponse { accepted: false }"],
-        "c, removed but still recognised (the removal is not durable yet), is refused"
+        ["m <- GroupChangeResponse { accepted: false }"],
+        "a request from a member without a log, to a replica"
     );
-    deliver(
-        &mut b,
-        23,
-        "a",
-        core(MessageRef::GroupChange {
-            change_type: harp::GroupChangeType::Add,
-            node: rep("d", NodeType::Electable, 9),
-        }),
-    );
+    deliver(&mut b, 23, "c", core(change));
+    deliver(&mut b, 23, "a", core(add_d));
     assert_eq!(
         sent(&mut b),
-        ["a <- GroupChangeResponse { accepted: false }"],
-        "a GroupChange to a replica"
+        Vec::<String>::new(),
+        "from members with a log (c removed but still recognised: the removal is not durable \
+         yet), a GroupChange is a notice, which a member with a log ignores"
     );
+    assert_eq!(b.stats().ignored.misdirected_notices, 2);
+    assert!(b.members().id_of("d").is_none());
+}
+
+#[test]
+fn the_master_answers_a_request_of_a_member_without_a_log_once_the_change_is_durable() {
+    let mut a = master_a(NodeConfig::default());
+    for r in ["b", "c"] {
+        deliver(&mut a, 1045, r, core(MessageRef::Ack { vlsn: 1 })); // the term start is durable
+    }
+    let add_d = MessageRef::GroupChange {
+        change_type: harp::GroupChangeType::Add,
+        node: rep("d", NodeType::Electable, 9),
+    };
+    deliver(&mut a, 1100, "m", core(add_d));
+    assert_eq!(a.log().last_vlsn(), 2);
+    assert_eq!(a.log().entry(2).unwrap().entry_type, harp::replication::ENTRY_MEMBERSHIP);
+    assert!(a.members().id_of("d").is_some());
+    let streamed = sent(&mut a);
+    assert_eq!(streamed.len(), 3, "the change to b, c and s: {streamed:?}");
+    assert!(streamed.iter().all(|l| l.contains("LogEntry { vlsn: 2, entry_type: 253")));
+    let answers = |a: &mut TestNode| -> Vec<String> {
+        sent(a).into_iter().filter(|l| l.contains("GroupChangeResponse")).collect()
+    };
+    deliver(&mut a, 1110, "b", core(MessageRef::Ack { vlsn: 2 }));
+    assert_eq!(answers(&mut a), Vec::<String>::new(), "a and b: 2 of the voters a, b, c, d, r");
+    deliver(&mut a, 1120, "c", core(MessageRef::Ack { vlsn: 2 }));
+    assert_eq!(answers(&mut a), ["m <- GroupChangeResponse { accepted: true }"]);
+}
+
+/// A replica whose log lacks the master's current type (a name removed as a monitor and
+/// added again as Electable, say) takes the master for a member without a log and sends it
+/// the membership history: the master must not take those notices for requests.
+#[test]
+fn the_master_ignores_a_membership_notice_from_a_replica() {
+    let mut a = master_a(NodeConfig::default());
+    for r in ["b", "c"] {
+        deliver(&mut a, 1045, r, core(MessageRef::Ack { vlsn: 1 })); // the term start is durable
+    }
+    for change_type in [harp::GroupChangeType::Remove, harp::GroupChangeType::Add] {
+        let notice = MessageRef::GroupChange { change_type, node: rep("r", NodeType::Arbiter, 6) };
+        deliver(&mut a, 1100, "b", core(notice));
+    }
+    assert_eq!(sent(&mut a), Vec::<String>::new());
+    assert_eq!(a.log().last_vlsn(), 1, "nothing appended");
+    assert!(a.members().id_of("r").is_some());
+    assert_eq!(a.stats().ignored.misdirected_notices, 2);
 }
 
 #[test]
@@ -1318,16 +1363,22 @@ fn joining_d(members: Membership<7>) -> TestNode {
         .unwrap()
 }
 
-/// What a master sends a joining `d`: a greeting, the result of term 5, its stream from the
-/// start, and the Add that makes `d` a member.
-fn join_through_the_log(d: &mut TestNode) {
+/// What master `a` of `term` sends a joining node first: a greeting, the election's
+/// result, a sync point at the start and its term start at VLSN 1.
+fn greeted_and_streamed_by_a(d: &mut TestNode, term: u64) {
     let hello =
         MessageRef::Handshake { node_name: "a", group_name: "g", node_type: NodeType::Electable };
     d.handle(0, id("a"), &core(hello));
     d.handle(0, id("a"), &core(MessageRef::HandshakeResponse { accepted: true, reason: None }));
-    d.handle(10, id("a"), &core(MessageRef::ElectionResult { master: "a", term: 5 }));
+    d.handle(10, id("a"), &core(MessageRef::ElectionResult { master: "a", term }));
     d.handle(11, id("a"), &Message::Ext(Extension::SyncPoint { vlsn: 0, log_term: 0 }));
-    d.handle(12, id("a"), &entry(1, ENTRY_TERM_START, &term_start(5)));
+    d.handle(12, id("a"), &entry(1, ENTRY_TERM_START, &term_start(term)));
+}
+
+/// What a master sends a joining `d`: a greeting, the result of term 5, its stream from the
+/// start, and the Add that makes `d` a member.
+fn join_through_the_log(d: &mut TestNode) {
+    greeted_and_streamed_by_a(d, 5);
     let mut buf = [0u8; 128];
     let add = MessageRef::GroupChange {
         change_type: harp::GroupChangeType::Add,
@@ -1357,13 +1408,7 @@ fn a_joining_node_becomes_a_member_through_the_log() {
 fn a_joining_node_never_sits_in_another_member_s_slot() {
     let mut d = joining_d(group());
     assert_eq!(d.election().me(), MemberId::new(6), "the free slot");
-    let hello =
-        MessageRef::Handshake { node_name: "a", group_name: "g", node_type: NodeType::Electable };
-    d.handle(0, id("a"), &core(hello));
-    d.handle(0, id("a"), &core(MessageRef::HandshakeResponse { accepted: true, reason: None }));
-    d.handle(10, id("a"), &core(MessageRef::ElectionResult { master: "a", term: 1 }));
-    d.handle(11, id("a"), &Message::Ext(Extension::SyncPoint { vlsn: 0, log_term: 0 }));
-    d.handle(12, id("a"), &entry(1, ENTRY_TERM_START, &term_start(1)));
+    greeted_and_streamed_by_a(&mut d, 1);
     let change = |change_type, name, node_type, node_id| {
         let mut buf = [0u8; 128];
         let node = rep(name, node_type, node_id);
@@ -1380,6 +1425,40 @@ fn a_joining_node_never_sits_in_another_member_s_slot() {
     d.handle(15, id("a"), &entry(4, harp::replication::ENTRY_MEMBERSHIP, &add_d));
     assert_eq!(d.members().id_of("d"), Some(id("m")), "its Add placed it in m's old slot");
     assert_eq!(d.election().me(), id("m"));
+}
+
+/// A name the group gave a monitor before (`m`, node id 5) is reused for a new Electable
+/// machine (node id 20). Streamed from the start, its log adds the old `m` back before it
+/// removes it: the new node must not take that member for itself (it would stop keeping
+/// the log, and take the removal for its own), only the member with its node id.
+#[test]
+fn a_node_joining_under_a_reused_name_is_not_the_member_that_had_it() {
+    let mut members = group();
+    members.remove(id("m")).unwrap();
+    let own = Member::new("m", NodeType::Electable, 1, 20).unwrap();
+    let config = NodeConfig::default();
+    let mut n = Node::new_joining(members, own, config, RamStore::new(), Log::new(), 1, 0).unwrap();
+    greeted_and_streamed_by_a(&mut n, 1);
+    let change = |change_type, node_type, node_id| {
+        let mut buf = [0u8; 128];
+        let node = rep("m", node_type, node_id);
+        let n = MessageRef::GroupChange { change_type, node }.encode_into(&mut buf).unwrap();
+        buf[..n].to_vec()
+    };
+    let changes = [
+        change(harp::GroupChangeType::Add, NodeType::Monitor, 5), // the old m, back
+        change(harp::GroupChangeType::Remove, NodeType::Monitor, 5),
+        change(harp::GroupChangeType::Add, NodeType::Electable, 20), // the new one
+    ];
+    for (vlsn, data) in (2..).zip(&changes) {
+        n.handle(10 + vlsn, id("a"), &entry(vlsn, harp::replication::ENTRY_MEMBERSHIP, data));
+        let out = sent(&mut n);
+        assert!(out.contains(&format!("a <- Ack {{ vlsn: {vlsn} }}")), "{vlsn}: {out:?}");
+        assert!(!events(&mut n).contains(&NodeEvent::Removed), "{vlsn}: the old m's removal");
+    }
+    let me = n.members().get(n.election().me()).unwrap();
+    assert_eq!((me.name.as_str(), me.node_id), ("m", 20));
+    assert!(n.election().votes_now());
 }
 
 /// A group that removed `m` (the monitor) keeps its slot as a removed member's; a node

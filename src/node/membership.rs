@@ -242,12 +242,15 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         change: GroupChangeType,
         node: &crate::RepNodeRef<'_>,
     ) {
-        // A member without a log learns changes from its master (or, while it knows none,
-        // from any member that holds a log).
-        let from_log_holder = self.election.members().known(from).is_some_and(Self::stores_data);
-        let from_master = self.election.master().is_none_or(|m| m == from);
-        if !self.me_stores_data() && from_log_holder {
-            if from_master {
+        // A member with a log sends a `GroupChange` only as a notice, to a peer its view
+        // takes for a member without one; requests come from members without a log (JE's
+        // group admin). A member without a log learns changes from its master (or, while it
+        // knows none, from any member that holds a log); a notice to a member with a log
+        // comes from a view that lacks this member's type, and is ignored.
+        if self.election.members().known(from).is_some_and(Self::stores_data) {
+            if self.me_stores_data() {
+                count(&mut self.stats.ignored.misdirected_notices);
+            } else if self.election.master().is_none_or(|m| m == from) {
                 self.on_membership_notice(change, node);
             }
             return;
@@ -320,10 +323,13 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             }
         }
         let was_member = self.election.members().get(self.election.me()).is_some();
-        // A joining node is found by name: until its Add applies it sits in a free slot, or
-        // in none while every slot holds a member (never in another member's).
+        // A joining node is found by name and node id (a member its name had before, not
+        // removed in this view yet, is someone else): until its Add applies it sits in a
+        // free slot, or in none while every slot holds a member (never in another member's).
         if let Some(own) = self.election.joining() {
-            let slot = members.id_of(&own.name).or_else(|| members.next_slot());
+            let own_slot =
+                |id: &MemberId| members.get(*id).is_some_and(|m| m.node_id == own.node_id);
+            let slot = members.id_of(&own.name).filter(own_slot).or_else(|| members.next_slot());
             self.election.set_me(slot.unwrap_or(MemberId::UNPLACED));
         }
         self.election.set_members(members);

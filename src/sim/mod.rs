@@ -138,6 +138,12 @@ pub struct Options {
     /// drew before 2026-12-07, when both came (what the nodes do with them follows their
     /// code of the day).
     pub pauses: bool,
+    /// With `membership_changes`: a new machine may take the name of a member whose removal
+    /// is durable (its machine retired), under a new node id; a member that kept no log
+    /// (monitor, arbiter) comes back as one that keeps it (Electable or Secondary), so nodes
+    /// whose logs lack the new addition still take it for a member without a log. Off, no
+    /// random draw is spent on it: a seed draws the changes it drew before 2026-12-07.
+    pub reused_names: bool,
     /// Record a readable trace of the run.
     pub trace: bool,
     /// Schedule no faults, no calm phase and no writes: a driver (the structure-aware fuzz
@@ -162,6 +168,7 @@ impl Default for Options {
             membership_changes: false,
             one_way_partitions: true,
             pauses: true,
+            reused_names: true,
             trace: false,
             manual: false,
         }
@@ -206,6 +213,12 @@ pub struct Report {
     /// New machines (names no member had) the master added, and how many of them went into
     /// a slot a removed member had left.
     pub new_machines: (u32, u32),
+    /// Of the new machines added, those under the name of a member whose removal was
+    /// durable ([`Options::reused_names`]).
+    pub reused_names: u32,
+    /// Membership notices a member with a log ignored, over every node life: a sender whose
+    /// view took it for a member without a log (a reused name its log had not re-added).
+    pub misdirected_notices: u32,
     /// Data members turned from Electable into Secondary or back (`Update` changes).
     pub type_changes: u32,
     /// Log compactions (`Node::compact_log`) that dropped entries, and how many of them
@@ -516,8 +529,14 @@ impl Sim {
         }
         let Some((store, log)) = host.parked.take() else { return };
         let local = host.clock.local(now);
-        let name = format!("n{i}");
-        let started = match host.base.id_of(&name) {
+        // A member of its base under its name and node id starts as that member; one whose
+        // name the base gives to a member removed since (a reused name) joins.
+        let own = host.identity.node_id;
+        let me = host
+            .base
+            .id_of(&host.identity.name)
+            .filter(|id| host.base.get(*id).is_some_and(|m| m.node_id == own));
+        let started = match me {
             Some(me) => Node::new(host.base.clone(), me, config, store, log, seed, local),
             // Started for an addition: it joins as a learner, a member once its log says so.
             None => {
@@ -622,6 +641,7 @@ impl Sim {
         }
         for node in self.hosts.iter().filter_map(|h| h.node.as_ref()) {
             self.report.overflows.add(Overflows::of(node));
+            self.report.misdirected_notices += node.stats().ignored.misdirected_notices;
         }
         self.report.durable_entries = self.checker.durable_entries();
         self.report.delivered = self.net.delivered;
@@ -750,6 +770,7 @@ impl Sim {
             self.net.dropped += 1;
             return;
         }
+        let Some(from_name) = self.hosts.get(from).map(|h| h.identity.name.clone()) else { return };
         let Some(host) = self.hosts.get_mut(to) else { return };
         let Some(node) = host.node.as_mut() else {
             self.net.dropped += 1;
@@ -761,8 +782,7 @@ impl Sim {
         };
         self.net.delivered += 1;
         // The transport knows a peer by the name it handshook with; ids are local to a node.
-        let from_id =
-            node.members().known_id_of(&format!("n{from}")).unwrap_or(MemberId::new(u8::MAX));
+        let from_id = node.members().known_id_of(&from_name).unwrap_or(MemberId::new(u8::MAX));
         node.handle(host.clock.local(self.now), from_id, &msg);
         if self.opts.trace {
             self.trace(|| format!("n{from} -> n{to} {msg:?}"));
@@ -815,13 +835,7 @@ impl Sim {
                 .message
                 .encode_into(&mut buf)
                 .map(|len| buf.get(..len).unwrap_or_default().to_vec());
-            let to = t
-                .recipient
-                .name
-                .strip_prefix('n')
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(usize::MAX);
-            outgoing.push((to, encoded));
+            outgoing.push((t.recipient.name.clone(), encoded));
         }
         let acknowledged = node.election().store().persisted().map_or((0, 0), |r| r.acknowledged);
         let events: Vec<NodeEvent> = core::iter::from_fn(|| node.poll_event()).collect();
@@ -861,7 +875,8 @@ impl Sim {
         if campaigned {
             self.check_not_cut_off(i, term);
         }
-        for (to, encoded) in outgoing {
+        for (name, encoded) in outgoing {
+            let to = host_named(&self.hosts, &name).unwrap_or(usize::MAX);
             match encoded {
                 Ok(bytes) => {
                     if self.net.send(&mut self.rng, now, i, to, bytes) {
@@ -871,6 +886,12 @@ impl Sim {
                 Err(e) => self.violation(format!("n{i} could not encode a message: {e}")),
             }
         }
+    }
+
+    /// Whether host `i` took the name of a member whose machine retired.
+    fn name_reused(&self, i: usize) -> bool {
+        let Some(name) = self.hosts.get(i).map(|h| &h.identity.name) else { return false };
+        self.hosts.iter().take(i).any(|h| h.identity.name == *name)
     }
 
     /// The node running on host `i`, if it is up.
@@ -922,7 +943,7 @@ impl Sim {
             NodeEvent::NeedsRestore { member, .. } => {
                 let name =
                     self.node(i).and_then(|n| n.members().known(member)).map(|m| m.name.clone());
-                let host = name.and_then(|n| n.strip_prefix('n')?.parse::<usize>().ok());
+                let host = name.and_then(|n| host_named(&self.hosts, &n));
                 if let Some(k) = host {
                     if let Some(h) = self.hosts.get_mut(k).filter(|h| !h.restore_pending) {
                         h.restore_pending = true;
@@ -953,7 +974,7 @@ impl Sim {
         if self.stable_from.is_none_or(|t| self.now < t) {
             return;
         }
-        let name = format!("n{i}");
+        let Some(name) = self.hosts.get(i).map(|h| h.identity.name.clone()) else { return };
         let Some(m) = self.master() else { return };
         if self.node(m).is_some_and(|n| n.members().id_of(&name).is_some()) {
             self.violation(format!(
@@ -1149,6 +1170,7 @@ impl Sim {
                 if target >= self.report.nodes {
                     self.report.new_machines.0 += 1;
                     self.report.new_machines.1 += u32::from(left_slot);
+                    self.report.reused_names += u32::from(self.name_reused(target));
                 }
                 if let Some(h) = self.hosts.get_mut(target) {
                     h.state = HostState::Active;
@@ -1174,7 +1196,7 @@ impl Sim {
     /// A removed member's process is shut down for good once its removal (at `vlsn`) is
     /// durable; if the removal was lost in a failover it stays a member.
     fn retire(&mut self, i: usize, vlsn: u64) {
-        let name = format!("n{i}");
+        let Some(name) = self.hosts.get(i).map(|h| h.identity.name.clone()) else { return };
         let Some(m) = self.master().and_then(|j| self.hosts.get(j)?.node.as_ref()) else {
             self.net.schedule(self.now + 500, Kind::Retire { node: i, vlsn });
             return;
@@ -1204,28 +1226,28 @@ impl Sim {
         Clock { offset: self.rng.below(1 << 40), ppm }
     }
 
-    /// A new machine, under a name no member ever had, for a later change to add: it joins
-    /// with empty stores, into whatever slot the master gives it (a slot a removed member
-    /// left, once the group has used them all). Up to [`MAX_HOSTS`] machines per run.
+    /// A new machine, for a later change to add: it joins with empty stores, into whatever
+    /// slot the master gives it (a slot a removed member left, once the group has used them
+    /// all). Its name is one no member ever had, or (one time in two, with
+    /// [`Options::reused_names`]) a retired member's, which comes back as a member with a
+    /// log if it kept none. Up to [`MAX_HOSTS`] machines per run.
     fn add_machine(&mut self) {
         let k = self.hosts.len();
         if k >= MAX_HOSTS {
             return;
         }
-        let node_type = match self.rng.below(10) {
-            0..=5 => NodeType::Electable,
-            6 => NodeType::Arbiter,
-            7 => NodeType::Secondary,
-            _ => NodeType::Monitor,
+        let (name, node_type) = match self.reusable_name() {
+            Some((name, old)) if holds_log(old) => (name, self.draw_type()),
+            Some((name, _)) if self.rng.below(3) == 0 => (name, NodeType::Secondary),
+            Some((name, _)) => (name, NodeType::Electable),
+            None => (format!("n{k}"), self.draw_type()),
         };
         let priority = match node_type {
             NodeType::Electable => self.rng.below(4) as u32,
             _ => 0,
         };
         let node_id = 100 + k as u32;
-        let Ok(identity) = Member::new(&format!("n{k}"), node_type, priority, node_id) else {
-            return;
-        };
+        let Ok(identity) = Member::new(&name, node_type, priority, node_id) else { return };
         let clock = self.draw_clock();
         self.checker.add_host(node_id, k);
         self.hosts.push(Host {
@@ -1241,7 +1263,42 @@ impl Sim {
             campaigns: 0,
             paused_until: None,
         });
-        self.trace(|| format!("n{k} is a new {node_type:?} machine, not a member yet"));
+        self.trace(|| {
+            format!("n{k} is a new {node_type:?} machine named {name}, not a member yet")
+        });
+    }
+
+    /// The type of a new machine with a name no member had.
+    fn draw_type(&mut self) -> NodeType {
+        match self.rng.below(10) {
+            0..=5 => NodeType::Electable,
+            6 => NodeType::Arbiter,
+            7 => NodeType::Secondary,
+            _ => NodeType::Monitor,
+        }
+    }
+
+    /// One time in two (with [`Options::reused_names`] and membership changes), the name of
+    /// a retired member that no machine goes by now, and that member's last type.
+    fn reusable_name(&mut self) -> Option<(String, NodeType)> {
+        if !(self.opts.reused_names && self.opts.membership_changes) {
+            return None;
+        }
+        let free: Vec<(String, NodeType)> = self
+            .hosts
+            .iter()
+            .filter(|h| h.state == HostState::Retired)
+            .filter(|h| {
+                host_named(&self.hosts, &h.identity.name)
+                    .and_then(|i| self.hosts.get(i))
+                    .is_some_and(|h| h.state == HostState::Retired)
+            })
+            .map(|h| (String::from(h.identity.name.as_str()), h.identity.node_type))
+            .collect();
+        if free.is_empty() || self.rng.below(2) == 0 {
+            return None;
+        }
+        free.get(self.rng.below(free.len() as u64) as usize).cloned()
     }
 
     /// The master is shut down gracefully, then its process exits.
@@ -1288,8 +1345,9 @@ impl Sim {
         host.shutting_down = None;
         host.paused_until = None; // the frozen process is gone
         let Some(node) = host.node.take() else { return };
+        let name = host.identity.name.clone();
         for other in self.hosts.iter_mut().filter_map(|h| h.node.as_mut()) {
-            if let Some(id) = other.members().known_id_of(&format!("n{i}")) {
+            if let Some(id) = other.members().known_id_of(&name) {
                 other.disconnect(id); // its links break
             }
         }
@@ -1297,6 +1355,7 @@ impl Sim {
         let Some(host) = self.hosts.get_mut(i) else { return };
         let was_master = node.role() == Role::Master;
         self.report.overflows.add(Overflows::of(&node));
+        self.report.misdirected_notices += node.stats().ignored.misdirected_notices;
         let (mut store, mut log) = node.into_stores();
         store.fail_writes = false;
         log.fail_sync = false;
@@ -1372,8 +1431,10 @@ impl Sim {
 
     fn restart(&mut self, i: usize) {
         if self.hosts.get(i).is_some_and(|h| h.node.is_none()) {
-            self.trace(|| format!("n{i} restarts"));
-            self.boot(i);
+            if self.hosts.get(i).is_some_and(|h| h.state == HostState::Active) {
+                self.trace(|| format!("n{i} restarts"));
+            }
+            self.boot(i); // draws a seed even for a retired host (seeds replay as before)
         }
     }
 
@@ -1491,10 +1552,9 @@ impl Sim {
         &'a self,
         members: &'a Membership<MAX_NODES>,
     ) -> impl Iterator<Item = (usize, &'a Host)> + 'a {
-        self.hosts
-            .iter()
-            .enumerate()
-            .filter(move |(i, _)| members.id_of(&format!("n{i}")).is_some())
+        self.hosts.iter().enumerate().filter(move |(_, h)| {
+            h.state != HostState::Retired && members.id_of(&h.identity.name).is_some()
+        })
     }
 
     /// Some master is followed, in its term, by every member of its group, all up.
@@ -1592,6 +1652,21 @@ fn members_of(side: u32) -> String {
     (0..32).filter(|b| side & (1 << b) != 0).map(|b| format!("n{b}")).collect::<Vec<_>>().join(",")
 }
 
+/// The host that goes by `name`: the one not retired (a name is reused only once its
+/// machine retired), else the last that had it, else (while the group's hosts are being
+/// built) host `k` for `n<k>`.
+fn host_named(hosts: &[Host], name: &str) -> Option<usize> {
+    let named = |i: &usize| hosts.get(*i).is_some_and(|h| h.identity.name == name);
+    let live = |i: &usize| hosts.get(*i).is_some_and(|h| h.state != HostState::Retired);
+    let mut all = (0..hosts.len()).rev().filter(named);
+    (0..hosts.len())
+        .rev()
+        .filter(named)
+        .find(live)
+        .or_else(|| all.next())
+        .or_else(|| name.strip_prefix('n')?.parse().ok())
+}
+
 /// Draws 1 to 7 hosts of mixed types and priorities (at least one can become master); in
 /// some runs the last host is a spare, not a member at first, that a change may add.
 fn draw_group(
@@ -1677,6 +1752,10 @@ pub struct Summary {
     pub membership_changes: u64,
     /// New machines added, and those added into a slot a removed member left, over all runs.
     pub new_machines: (u64, u64),
+    /// New machines added under a retired member's name, over all runs.
+    pub reused_names: u64,
+    /// Membership notices ignored as misdirected ([`Report::misdirected_notices`]).
+    pub misdirected_notices: u64,
     /// Electable/Secondary type changes, over all runs.
     pub type_changes: u64,
     /// Log compactions, and those that dropped a membership change, over all runs.
@@ -1744,6 +1823,8 @@ impl Summary {
         self.membership_changes += u64::from(report.membership_changes);
         self.new_machines.0 += u64::from(report.new_machines.0);
         self.new_machines.1 += u64::from(report.new_machines.1);
+        self.reused_names += u64::from(report.reused_names);
+        self.misdirected_notices += u64::from(report.misdirected_notices);
         self.type_changes += u64::from(report.type_changes);
         self.compactions.0 += u64::from(report.compactions.0);
         self.compactions.1 += u64::from(report.compactions.1);
@@ -1775,6 +1856,8 @@ impl Summary {
         self.membership_changes += other.membership_changes;
         self.new_machines.0 += other.new_machines.0;
         self.new_machines.1 += other.new_machines.1;
+        self.reused_names += other.reused_names;
+        self.misdirected_notices += other.misdirected_notices;
         self.type_changes += other.type_changes;
         self.compactions.0 += other.compactions.0;
         self.compactions.1 += other.compactions.1;

@@ -174,12 +174,18 @@ impl Host {
             .map_or(1, |d| d.as_nanos() as u64)
             ^ u64::from(std::process::id());
         let group = base.membership()?;
-        let node = match (group.id_of(&config.name), &base.joining) {
+        // A joining node is the base's member of its name only if that member has its node
+        // id too: a reused name may still name the removed member in an older base.
+        let own = base.joining.as_ref().filter(|own| own.name == config.name);
+        let me = group.id_of(&config.name).filter(|id| {
+            own.is_none_or(|own| group.get(*id).is_some_and(|m| m.node_id == own.node_id))
+        });
+        let node = match (me, own) {
             (Some(me), _) => Node::new(group, me, node_config, store, log, seed, 0),
-            (None, Some(own)) if own.name == config.name => {
+            (None, Some(own)) => {
                 Node::new_joining(group, own.to_member()?, node_config, store, log, seed, 0)
             }
-            (None, _) => bail!(
+            (None, None) => bail!(
                 "{} is not a member of group {} (removed from it?)",
                 config.name,
                 config.group

@@ -139,9 +139,14 @@ impl BaseMembers {
         BaseMembers { group: config.group.clone(), members, former: Vec::new(), joining: None }
     }
 
-    /// This base, with `own` as the node that joined after it, unless it already holds it.
+    /// This base, with `own` as the node that joined after it, unless it already holds it
+    /// (by name and node id: a member of its name with another id is one removed since,
+    /// whose name the group reused).
     pub fn joined_by(mut self, own: Option<MemberRecord>) -> BaseMembers {
-        self.joining = own.filter(|own| !self.members.iter().any(|m| m.name == own.name));
+        let holds = |own: &MemberRecord| {
+            self.members.iter().any(|m| m.name == own.name && m.node_id == own.node_id)
+        };
+        self.joining = own.filter(|own| !holds(own));
         self
     }
 
@@ -286,6 +291,17 @@ mod tests {
         assert_eq!(BaseMembers::load(dir.path()).unwrap(), None);
         base.save(dir.path(), Durability::Fsync).unwrap();
         assert_eq!(BaseMembers::load(dir.path()).unwrap(), Some(base));
+    }
+
+    /// A joiner under a reused name: a base that still holds the removed member of that
+    /// name (another node id) does not hold the joiner, so it keeps its own record.
+    #[test]
+    fn a_base_holding_a_removed_member_s_name_keeps_the_joiner_under_it() {
+        let base = BaseMembers::from_config(&config());
+        let old = base.members.iter().find(|m| m.name == "n3").cloned().unwrap();
+        let reused = MemberRecord { node_id: 9, node_type: NodeType::Secondary, ..old.clone() };
+        assert_eq!(base.clone().joined_by(Some(reused.clone())).joining, Some(reused));
+        assert_eq!(base.joined_by(Some(old)).joining, None, "the base holds it");
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub fn summary_json(summary: &Summary, elapsed_s: f64) -> String {
         "membership_changes": summary.membership_changes,
         "new_machines_added": summary.new_machines.0,
         "new_machines_in_a_left_slot": summary.new_machines.1,
+        "new_machines_under_a_reused_name": summary.reused_names,
+        "misdirected_notices_ignored": summary.misdirected_notices,
         "type_changes": summary.type_changes,
         "compactions": summary.compactions.0,
         "compactions_past_a_membership_change": summary.compactions.1,
@@ -83,6 +85,7 @@ pub fn options(variant: &Variant) -> Options {
         membership_changes: variant.membership_changes,
         one_way_partitions: !variant.no_one_way_partitions,
         pauses: !variant.no_pauses,
+        reused_names: !variant.no_reused_names,
         ..Options::default()
     };
     opts.election.pre_vote = !variant.no_pre_vote;
@@ -107,6 +110,11 @@ pub struct Variant {
     /// `--no-one-way-partitions` too, a seed draws the faults it drew before then.
     #[arg(long)]
     pub no_pauses: bool,
+    /// Give every new machine a name no member had (before 2026-12-07, a retired member's
+    /// name was never reused). With the two flags above too, a seed with membership
+    /// changes draws what it drew before then.
+    #[arg(long)]
+    pub no_reused_names: bool,
 }
 
 /// The flags that give `opts` again (for a replay line).
@@ -123,6 +131,9 @@ fn flags(opts: &Options) -> String {
     }
     if !opts.pauses {
         flags.push_str(" --no-pauses");
+    }
+    if !opts.reused_names && opts.membership_changes {
+        flags.push_str(" --no-reused-names");
     }
     flags
 }
