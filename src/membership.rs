@@ -443,8 +443,12 @@ impl<const N: usize> Membership<N> {
         match change {
             crate::GroupChangeType::Add if self.id_of(&member.name).is_some() => Ok(()),
             crate::GroupChangeType::Add => self.add(member).map(|_| ()),
+            // The member of that name and node id: a name reused since names another one
+            // (a history applied again must not remove it).
             crate::GroupChangeType::Remove => {
-                if let Some(id) = self.id_of(&member.name) {
+                let same =
+                    |id: &MemberId| self.get(*id).is_some_and(|m| m.node_id == member.node_id);
+                if let Some(id) = self.id_of(&member.name).filter(same) {
                     self.remove(id)?;
                 }
                 Ok(())

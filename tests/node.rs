@@ -1003,6 +1003,11 @@ fn unsafe_or_invalid_changes_are_refused_with_the_reason() {
         a.change_membership(1100, Update, &rep("b", NodeType::Electable, 99)),
         Err(Refused(NodeIdMismatch))
     );
+    assert_eq!(
+        a.change_membership(1100, Remove, &rep("c", NodeType::Electable, 99)),
+        Err(Refused(NodeIdMismatch)),
+        "a removal names its member by node id too (a reused name names another)"
+    );
     assert_eq!(Refused(NodeIdMismatch).to_string(), "refused: node id does not match the member");
     // Nobody answered heartbeats: removing b leaves a, c, r, of whom only a is live.
     assert_eq!(
@@ -1157,6 +1162,35 @@ fn members_without_a_log_learn_changes_from_members_with_one() {
     assert!(m.members().id_of("d").is_some());
     deliver(&mut m, 11, "s", core(add)); // a repeat is harmless
     assert_eq!(m.members().len(), 7);
+}
+
+/// A reused name: the history a member without a log hears again (on each connection and
+/// every ten heartbeat intervals) adds and removes the old member of that name before it
+/// adds the new one. Hearing it again changes nothing: a removal names its member by node
+/// id too, so the old member's removal does not remove the new one.
+#[test]
+fn a_history_heard_again_leaves_a_reused_name_s_new_member_in_place() {
+    use harp::GroupChangeType::{Add, Remove};
+    let mut m = node("m");
+    let history = [
+        (Add, NodeType::Arbiter, 9),
+        (Remove, NodeType::Arbiter, 9),
+        (Add, NodeType::Electable, 20),
+    ];
+    let hear = |m: &mut TestNode, now: u64| {
+        for (change_type, node_type, node_id) in history {
+            let node = rep("d", node_type, node_id);
+            deliver(m, now, "a", core(MessageRef::GroupChange { change_type, node }));
+        }
+    };
+    hear(&mut m, 10);
+    let changed =
+        events(&mut m).into_iter().filter(|e| matches!(e, NodeEvent::MembershipChanged { .. }));
+    assert_eq!(changed.count(), 3);
+    hear(&mut m, 20);
+    assert_eq!(events(&mut m), [], "nothing changes, not even for a moment");
+    let d = m.members().get(m.members().id_of("d").unwrap()).unwrap();
+    assert_eq!((d.node_type, d.node_id), (NodeType::Electable, 20));
 }
 
 /// `a` as master whose change adding `d` (Electable) is in its log at the returned VLSN, not

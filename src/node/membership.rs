@@ -58,7 +58,8 @@ pub enum ChangeRefusal {
     NodeIdInUse,
     /// The name or host is longer than [`crate::membership::NAME_CAP`] bytes.
     NameTooLong,
-    /// `Update` with a node id other than the member's.
+    /// `Update` or `Remove` with a node id other than the member's (a name reused since
+    /// names another member).
     NodeIdMismatch,
     /// The group would have no electable member.
     NoElectableMember,
@@ -199,6 +200,11 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             }
             (GroupChangeType::Remove, Some(id)) if id == self.election.me() => {
                 return Err(ChangeRefusal::MasterRemovesItself)
+            }
+            (GroupChangeType::Remove, Some(id))
+                if current.get(id).is_some_and(|m| m.node_id != node.node_id) =>
+            {
+                return Err(ChangeRefusal::NodeIdMismatch)
             }
             (GroupChangeType::Update, Some(id)) => {
                 let old = current.get(id).map(|m| m.node_type);
@@ -348,7 +354,8 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
 
     /// As master: every membership change in the log goes, in log order, to each member
     /// that keeps no log (monitors, arbiters), so they learn of added and removed members.
-    /// Applying the history again is harmless (changes are idempotent).
+    /// Applying the history again is harmless: changes are idempotent, and a removal names
+    /// its member by node id too, so an old member's removal leaves a reused name's new one.
     pub(super) fn send_membership_history(&mut self, now: u64) {
         self.history_at = now;
         let mut targets = self.election.others(|m| !Self::stores_data(m));
