@@ -434,27 +434,40 @@ impl<const N: usize> Membership<N> {
 
     /// Applies a membership change as the replicated log records it. Replaying a change
     /// already reflected (an Add of a present member, a Remove of an absent one) does nothing.
+    ///
+    /// A name may be reused once its member's removal is durable, under a node id no lower
+    /// than the removed member's (a master refuses a lower one; `harp member add` gives one
+    /// above every id the group knows, as JE's master does; the same id is the same member,
+    /// added back). So an Add whose name is present with a lower node id replaces that
+    /// member (this view missed its removal, which a compacted log no longer holds); with
+    /// the same or a higher id it is the past (a history heard again) and does nothing. A
+    /// Remove names its member by node id too.
     pub fn apply(
         &mut self,
         change: crate::GroupChangeType,
         node: &crate::RepNodeRef<'_>,
     ) -> Result<(), MembershipError> {
+        use crate::GroupChangeType::{Add, Update};
         let member = Member::from_rep_node(node)?;
-        match change {
-            crate::GroupChangeType::Add if self.id_of(&member.name).is_some() => Ok(()),
-            crate::GroupChangeType::Add => self.add(member).map(|_| ()),
-            // The member of that name and node id: a name reused since names another one
-            // (a history applied again must not remove it).
-            crate::GroupChangeType::Remove => {
-                let same =
-                    |id: &MemberId| self.get(*id).is_some_and(|m| m.node_id == member.node_id);
-                if let Some(id) = self.id_of(&member.name).filter(same) {
-                    self.remove(id)?;
-                }
-                Ok(())
-            }
-            crate::GroupChangeType::Update => self.update(&member).map(|_| ()),
+        if change == Update {
+            return self.update(&member).map(|_| ());
         }
+        // Whether the present member of the name goes: a Remove names it by node id too (a
+        // reused name's new member stays), an Add replaces only an older one.
+        let goes = |m: &Member| match change {
+            Add => m.node_id < member.node_id,
+            _ => m.node_id == member.node_id,
+        };
+        if let Some(id) = self.id_of(&member.name) {
+            if !self.get(id).is_some_and(goes) {
+                return Ok(());
+            }
+            self.remove(id)?;
+        }
+        if change == Add {
+            self.add(member)?;
+        }
+        Ok(())
     }
 }
 

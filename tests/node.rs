@@ -962,6 +962,29 @@ fn the_master_adds_a_member_through_the_log() {
     );
 }
 
+/// A name may be reused once its member's removal is durable, under a node id no lower than
+/// the removed member's: node ids never go back, which is how a view that missed the
+/// removal tells a new member from the old (`Membership::apply`); the same id is the same
+/// member, added back.
+#[test]
+fn a_reused_name_needs_a_node_id_above_its_removed_member_s() {
+    use harp::node::{ChangeError::Refused, ChangeRefusal::NodeIdBelowRemoved};
+    use harp::GroupChangeType::{Add, Remove};
+    let mut a = master_a_ready_for_changes();
+    let removed = a.change_membership(1100, Remove, &rep("m", NodeType::Monitor, 5)).unwrap();
+    sent(&mut a); // streamed
+    for r in ["b", "c"] {
+        deliver(&mut a, 1110, r, core(MessageRef::Ack { vlsn: removed }));
+    }
+    for node_id in [4, 1] {
+        let again = rep("m", NodeType::Electable, node_id);
+        assert_eq!(a.change_membership(1120, Add, &again), Err(Refused(NodeIdBelowRemoved)));
+    }
+    let reused = a.change_membership(1120, Add, &rep("m", NodeType::Electable, 50)).unwrap();
+    assert_eq!(reused, removed + 1);
+    assert_eq!(a.members().get(a.members().id_of("m").unwrap()).unwrap().node_id, 50);
+}
+
 #[test]
 fn unsafe_or_invalid_changes_are_refused_with_the_reason() {
     use harp::node::ChangeError::Refused;
@@ -1025,12 +1048,7 @@ fn unsafe_or_invalid_changes_are_refused_with_the_reason() {
 fn compacting_the_log_carries_its_membership_changes_into_the_base() {
     use harp::node::CompactError;
     use harp::GroupChangeType::Add;
-    let mut a = master_a(NodeConfig::default());
-    for r in ["b", "c"] {
-        deliver(&mut a, 1045, r, core(MessageRef::Ack { vlsn: 1 }));
-        let echo = MessageRef::HeartbeatResponse { replica_vlsn: 0, timestamp_ms: 1001 };
-        deliver(&mut a, 1050, r, core(echo));
-    }
+    let mut a = master_a_ready_for_changes();
     let vlsn = a.change_membership(1100, Add, &rep("d", NodeType::Electable, 9)).unwrap();
     assert!(a.base_members_before(vlsn).id_of("d").is_none());
     assert!(a.base_members_before(vlsn + 1).id_of("d").is_some(), "what a compaction leaves");
@@ -1193,15 +1211,42 @@ fn a_history_heard_again_leaves_a_reused_name_s_new_member_in_place() {
     assert_eq!((d.node_type, d.node_id), (NodeType::Electable, 20));
 }
 
-/// `a` as master whose change adding `d` (Electable) is in its log at the returned VLSN, not
-/// yet durable (b and c acknowledged the term start only).
-fn master_a_adding_d() -> (TestNode, u64) {
+/// A member without a log that was away while a name was reused, and while the master's
+/// log was compacted past the old member's removal, hears only the new member's addition:
+/// it replaces the old member (node ids only grow), rather than keep it for good.
+#[test]
+fn an_addition_under_a_name_whose_removal_was_missed_replaces_the_old_member() {
+    use harp::GroupChangeType::Add;
+    let mut m = node("m");
+    let notice = |node_type, node_id| {
+        core(MessageRef::GroupChange { change_type: Add, node: rep("d", node_type, node_id) })
+    };
+    deliver(&mut m, 10, "a", notice(NodeType::Arbiter, 9));
+    deliver(&mut m, 20, "a", notice(NodeType::Electable, 20)); // d (9)'s removal: compacted
+    let d = m.members().get(m.members().id_of("d").unwrap()).unwrap();
+    assert_eq!((d.node_type, d.node_id), (NodeType::Electable, 20));
+    assert_eq!(m.members().len(), 7, "a, b, c, s, m, r and the new d");
+    deliver(&mut m, 30, "a", notice(NodeType::Arbiter, 9)); // the history, heard again
+    let d = m.members().get(m.members().id_of("d").unwrap()).unwrap();
+    assert_eq!((d.node_type, d.node_id), (NodeType::Electable, 20), "the past changes nothing");
+}
+
+/// `a` as master whose term start b and c acknowledged, and which heard both lately: it
+/// may change the membership.
+fn master_a_ready_for_changes() -> TestNode {
     let mut a = master_a(NodeConfig::default());
     for r in ["b", "c"] {
         deliver(&mut a, 1045, r, core(MessageRef::Ack { vlsn: 1 }));
         let beat = MessageRef::HeartbeatResponse { replica_vlsn: 0, timestamp_ms: 1001 };
         deliver(&mut a, 1050, r, core(beat));
     }
+    a
+}
+
+/// `a` as master whose change adding `d` (Electable) is in its log at the returned VLSN, not
+/// yet durable (b and c acknowledged the term start only).
+fn master_a_adding_d() -> (TestNode, u64) {
+    let mut a = master_a_ready_for_changes();
     let vlsn = a
         .change_membership(1100, harp::GroupChangeType::Add, &rep("d", NodeType::Electable, 9))
         .unwrap();
@@ -1282,8 +1327,9 @@ fn a_member_without_a_log_hears_changes_compacted_away_from_the_base() {
             base("Add", "d", "Electable", "h", 5001, 9),
         ]
     );
-    // Once the log names `s` again, its change announces it, not the older base.
-    let s_again = rep("s", NodeType::Secondary, 4);
+    // Once the log names `s` again (a new machine: a new node id), its change announces
+    // it, not the older base.
+    let s_again = rep("s", NodeType::Secondary, 40);
     let added = a.change_membership(1300, harp::GroupChangeType::Add, &s_again).unwrap();
     sent(&mut a);
     for r in ["b", "c"] {
@@ -1293,7 +1339,7 @@ fn a_member_without_a_log_hears_changes_compacted_away_from_the_base() {
     let notices = handshake_with_m(&mut a);
     assert_eq!(notices.len(), 7, "{notices:?}");
     assert!(!notices.contains(&base("Remove", "s", "Secondary", "", 0, 4)), "{notices:?}");
-    assert_eq!(notices.last(), Some(&base("Add", "s", "Secondary", "h", 5001, 4)));
+    assert_eq!(notices.last(), Some(&base("Add", "s", "Secondary", "h", 5001, 40)));
 }
 
 /// A member its view has removed (by a change a failover may still undo) gets no

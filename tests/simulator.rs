@@ -90,17 +90,17 @@ fn seeds_that_found_bugs_pass() {
         assert_eq!(report.violations, Vec::<String>::new(), "seed {seed}");
     }
     // Once new machines could take a retired member's name (sweeps with membership
-    // changes, 2026-12-07): a node joining under a reused name took the old member of that
-    // name, which its log added back before removing it, for itself and stopped keeping
-    // the log (310,003,323); a machine restored under a reused name was started as the
+    // changes, 2026-12-07): a machine restored under a reused name was started as the
     // removed member its restore point's membership still held (300,001,303: the
-    // simulator's bug, and the hosted node's; both now tell them apart by node id).
+    // simulator's bug, and the hosted node's; both now tell them apart by node id). (A
+    // node joining under a reused name that took the old member of that name for itself,
+    // 310,003,323 then, is `tests/node.rs`'s
+    // `a_node_joining_under_a_reused_name_is_not_the_member_that_had_it`: since removals
+    // name their member by node id, the simulator's joiners no longer reach it.)
     let opts = Options { membership_changes: true, ..Options::default() };
-    for seed in [310_003_323, 300_001_303] {
-        let report = sim::run(seed, &opts);
-        assert_eq!(report.violations, Vec::<String>::new(), "seed {seed}");
-        assert!(report.reused_names > 0, "seed {seed} reuses a name");
-    }
+    let report = sim::run(300_001_303, &opts);
+    assert_eq!(report.violations, Vec::<String>::new());
+    assert!(report.reused_names > 0, "the seed reuses a name");
 }
 
 /// A restore after the faults measures recovery and convergence again, and the planned

@@ -74,6 +74,10 @@ pub enum ChangeRefusal {
     /// `Update` of a type other than between Electable and Secondary: monitors and arbiters
     /// keep no log, so a member that gains or loses one is removed and added again.
     TypeChangeAcrossLog,
+    /// `Add` of a name that a removed member had, with a node id below that member's: node
+    /// ids never go back, so a view that missed the removal tells a new member of the name
+    /// from the old one (the same id is the same member, added back).
+    NodeIdBelowRemoved,
 }
 
 impl ChangeRefusal {
@@ -102,6 +106,9 @@ impl ChangeRefusal {
             }
             ChangeRefusal::TypeChangeAcrossLog => {
                 "a type changes only between electable and secondary (remove and add instead)"
+            }
+            ChangeRefusal::NodeIdBelowRemoved => {
+                "a reused name needs a node id no lower than its removed member's"
             }
         }
     }
@@ -195,6 +202,12 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         let present = current.id_of(node.name);
         match (change, present) {
             (GroupChangeType::Add, Some(_)) => return Err(ChangeRefusal::AlreadyMember),
+            (GroupChangeType::Add, None) => {
+                let former = current.known_id_of(node.name).and_then(|id| current.known(id));
+                if former.is_some_and(|m| m.node_id > node.node_id) {
+                    return Err(ChangeRefusal::NodeIdBelowRemoved);
+                }
+            }
             (GroupChangeType::Remove | GroupChangeType::Update, None) => {
                 return Err(ChangeRefusal::NotMember)
             }
