@@ -967,7 +967,7 @@ fn the_master_adds_a_member_through_the_log() {
 /// removal tells a new member from the old (`Membership::apply`); the same id is the same
 /// member, added back.
 #[test]
-fn a_reused_name_needs_a_node_id_above_its_removed_member_s() {
+fn a_reused_name_needs_a_node_id_no_lower_than_its_removed_member_s() {
     use harp::node::{ChangeError::Refused, ChangeRefusal::NodeIdBelowRemoved};
     use harp::GroupChangeType::{Add, Remove};
     let mut a = master_a_ready_for_changes();
@@ -980,9 +980,11 @@ fn a_reused_name_needs_a_node_id_above_its_removed_member_s() {
         let again = rep("m", NodeType::Electable, node_id);
         assert_eq!(a.change_membership(1120, Add, &again), Err(Refused(NodeIdBelowRemoved)));
     }
-    let reused = a.change_membership(1120, Add, &rep("m", NodeType::Electable, 50)).unwrap();
+    // The same id: the same member, added back (here as another type, as a new machine).
+    let reused = a.change_membership(1120, Add, &rep("m", NodeType::Electable, 5)).unwrap();
     assert_eq!(reused, removed + 1);
-    assert_eq!(a.members().get(a.members().id_of("m").unwrap()).unwrap().node_id, 50);
+    let m = a.members().get(a.members().id_of("m").unwrap()).unwrap();
+    assert_eq!((m.node_type, m.node_id), (NodeType::Electable, 5));
 }
 
 #[test]
