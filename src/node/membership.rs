@@ -7,7 +7,7 @@ use core::fmt;
 
 use super::{Node, NodeEvent, Peer, Stream, ENTRY_MEMBERSHIP};
 use crate::arith::{count, SaturatingU64};
-use crate::membership::{MemberId, MemberSet, Membership};
+use crate::membership::{Member, MemberId, MemberSet, Membership};
 use crate::replication::LogStore;
 use crate::storage::StableStore;
 use crate::{GroupChangeType, MessageRef, NodeType, RepNodeRef};
@@ -74,9 +74,10 @@ pub enum ChangeRefusal {
     /// `Update` of a type other than between Electable and Secondary: monitors and arbiters
     /// keep no log, so a member that gains or loses one is removed and added again.
     TypeChangeAcrossLog,
-    /// `Add` of a name that a removed member had, with a node id below that member's: node
-    /// ids never go back, so a view that missed the removal tells a new member of the name
-    /// from the old one (the same id is the same member, added back).
+    /// `Add` of a name that a removed member had, with a node id below that member's, or
+    /// with the same id as another type: node ids never go back, so a view that missed the
+    /// removal tells a new member of the name from the old one (the same id is the same
+    /// member, added back as it was).
     NodeIdBelowRemoved,
 }
 
@@ -108,7 +109,7 @@ impl ChangeRefusal {
                 "a type changes only between electable and secondary (remove and add instead)"
             }
             ChangeRefusal::NodeIdBelowRemoved => {
-                "a reused name needs a node id no lower than its removed member's"
+                "a reused name needs a node id above its removed member's"
             }
         }
     }
@@ -204,7 +205,11 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             (GroupChangeType::Add, Some(_)) => return Err(ChangeRefusal::AlreadyMember),
             (GroupChangeType::Add, None) => {
                 let former = current.known_id_of(node.name).and_then(|id| current.known(id));
-                if former.is_some_and(|m| m.node_id > node.node_id) {
+                let older = |m: &Member| {
+                    m.node_id > node.node_id
+                        || (m.node_id == node.node_id && m.node_type != node.node_type)
+                };
+                if former.is_some_and(older) {
                     return Err(ChangeRefusal::NodeIdBelowRemoved);
                 }
             }
