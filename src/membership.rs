@@ -435,13 +435,13 @@ impl<const N: usize> Membership<N> {
     /// Applies a membership change as the replicated log records it. Replaying a change
     /// already reflected (an Add of a present member, a Remove of an absent one) does nothing.
     ///
-    /// A name may be reused once its member's removal is durable, under a node id no lower
-    /// than the removed member's (a master refuses a lower one; `harp member add` gives one
-    /// above every id the group knows, as JE's master does; the same id is the same member,
-    /// added back). So an Add whose name is present with a lower node id replaces that
-    /// member (this view missed its removal, which a compacted log no longer holds); with
-    /// the same or a higher id it is the past (a history heard again) and does nothing. A
-    /// Remove names its member by node id too.
+    /// A name may be reused once its member's removal is durable, under a node id above the
+    /// removed member's (a master refuses a lower one, and the same one but for the same
+    /// member added back as it was; `harp member add` gives one above every id the group
+    /// knows, as JE's master does). So an Add whose name is present with a lower node id
+    /// replaces that member (this view missed its removal, which a compacted log no longer
+    /// holds); with the same or a higher id it is the past (a history heard again) and does
+    /// nothing. A Remove names its member by node id too.
     pub fn apply(
         &mut self,
         change: crate::GroupChangeType,

@@ -205,11 +205,12 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             (GroupChangeType::Add, Some(_)) => return Err(ChangeRefusal::AlreadyMember),
             (GroupChangeType::Add, None) => {
                 let former = current.known_id_of(node.name).and_then(|id| current.known(id));
-                let older = |m: &Member| {
+                // The removed member's id is above, or the same but as another member.
+                let not_newer = |m: &Member| {
                     m.node_id > node.node_id
                         || (m.node_id == node.node_id && m.node_type != node.node_type)
                 };
-                if former.is_some_and(older) {
+                if former.is_some_and(not_newer) {
                     return Err(ChangeRefusal::NodeIdBelowRemoved);
                 }
             }
