@@ -770,7 +770,7 @@ impl Sim {
             self.net.dropped += 1;
             return;
         }
-        let Some(from_name) = self.hosts.get(from).map(|h| h.identity.name.clone()) else { return };
+        let Some(from_name) = self.name_of(from) else { return };
         let Some(host) = self.hosts.get_mut(to) else { return };
         let Some(node) = host.node.as_mut() else {
             self.net.dropped += 1;
@@ -888,6 +888,11 @@ impl Sim {
         }
     }
 
+    /// Host `i`'s name (`n<i>` unless it took a retired member's).
+    fn name_of(&self, i: usize) -> Option<heapless::String<{ crate::membership::NAME_CAP }>> {
+        self.hosts.get(i).map(|h| h.identity.name.clone())
+    }
+
     /// Whether host `i` took the name of a member whose machine retired.
     fn name_reused(&self, i: usize) -> bool {
         let Some(name) = self.hosts.get(i).map(|h| &h.identity.name) else { return false };
@@ -974,7 +979,7 @@ impl Sim {
         if self.stable_from.is_none_or(|t| self.now < t) {
             return;
         }
-        let Some(name) = self.hosts.get(i).map(|h| h.identity.name.clone()) else { return };
+        let Some(name) = self.name_of(i) else { return };
         let Some(m) = self.master() else { return };
         if self.node(m).is_some_and(|n| n.members().id_of(&name).is_some()) {
             self.violation(format!(
@@ -1196,7 +1201,7 @@ impl Sim {
     /// A removed member's process is shut down for good once its removal (at `vlsn`) is
     /// durable; if the removal was lost in a failover it stays a member.
     fn retire(&mut self, i: usize, vlsn: u64) {
-        let Some(name) = self.hosts.get(i).map(|h| h.identity.name.clone()) else { return };
+        let Some(name) = self.name_of(i) else { return };
         let Some(m) = self.master().and_then(|j| self.hosts.get(j)?.node.as_ref()) else {
             self.net.schedule(self.now + 500, Kind::Retire { node: i, vlsn });
             return;
@@ -1652,18 +1657,13 @@ fn members_of(side: u32) -> String {
     (0..32).filter(|b| side & (1 << b) != 0).map(|b| format!("n{b}")).collect::<Vec<_>>().join(",")
 }
 
-/// The host that goes by `name`: the one not retired (a name is reused only once its
-/// machine retired), else the last that had it, else (while the group's hosts are being
-/// built) host `k` for `n<k>`.
+/// The host that goes by `name`: the last that took it (a name is reused only once its
+/// machine retired, and new machines come last, so the others with it are retired), else
+/// (while the group's hosts are being built) host `k` for `n<k>`.
 fn host_named(hosts: &[Host], name: &str) -> Option<usize> {
-    let named = |i: &usize| hosts.get(*i).is_some_and(|h| h.identity.name == name);
-    let live = |i: &usize| hosts.get(*i).is_some_and(|h| h.state != HostState::Retired);
-    let mut all = (0..hosts.len()).rev().filter(named);
     (0..hosts.len())
         .rev()
-        .filter(named)
-        .find(live)
-        .or_else(|| all.next())
+        .find(|&i| hosts.get(i).is_some_and(|h| h.identity.name == name))
         .or_else(|| name.strip_prefix('n')?.parse().ok())
 }
 
