@@ -354,6 +354,22 @@ impl<const N: usize> Membership<N> {
         self.iter().find(|(_, m)| m.name == name).map(|(id, _)| id)
     }
 
+    /// The id of the member called `name` with this node id: a member of that name with
+    /// another id is someone else (a name may be reused once its member's removal is
+    /// durable).
+    ///
+    /// ```
+    /// use harp::membership::{Member, Membership};
+    /// use harp::NodeType;
+    /// let mut group = Membership::<4>::new();
+    /// group.add(Member::new("n1", NodeType::Monitor, 0, 5).unwrap()).unwrap();
+    /// assert!(group.id_of_member("n1", 5).is_some());
+    /// assert_eq!(group.id_of_member("n1", 9), None, "a new n1 is not the monitor");
+    /// ```
+    pub fn id_of_member(&self, name: &str, node_id: u32) -> Option<MemberId> {
+        self.id_of(name).filter(|id| self.get(*id).is_some_and(|m| m.node_id == node_id))
+    }
+
     /// The id of the member with this node id.
     pub fn id_of_node(&self, node_id: u32) -> Option<MemberId> {
         self.iter().find(|(_, m)| m.node_id == node_id).map(|(id, _)| id)

@@ -352,9 +352,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         // removed in this view yet, is someone else): until its Add applies it sits in a
         // free slot, or in none while every slot holds a member (never in another member's).
         if let Some(own) = self.election.joining() {
-            let own_slot =
-                |id: &MemberId| members.get(*id).is_some_and(|m| m.node_id == own.node_id);
-            let slot = members.id_of(&own.name).filter(own_slot).or_else(|| members.next_slot());
+            let slot = members.id_of_member(&own.name, own.node_id).or_else(|| members.next_slot());
             self.election.set_me(slot.unwrap_or(MemberId::UNPLACED));
         }
         self.election.set_members(members);

@@ -531,11 +531,7 @@ impl Sim {
         let local = host.clock.local(now);
         // A member of its base under its name and node id starts as that member; one whose
         // name the base gives to a member removed since (a reused name) joins.
-        let own = host.identity.node_id;
-        let me = host
-            .base
-            .id_of(&host.identity.name)
-            .filter(|id| host.base.get(*id).is_some_and(|m| m.node_id == own));
+        let me = host.base.id_of_member(&host.identity.name, host.identity.node_id);
         let started = match me {
             Some(me) => Node::new(host.base.clone(), me, config, store, log, seed, local),
             // Started for an addition: it joins as a learner, a member once its log says so.

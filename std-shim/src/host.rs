@@ -177,9 +177,10 @@ impl Host {
         // A joining node is the base's member of its name only if that member has its node
         // id too: a reused name may still name the removed member in an older base.
         let own = base.joining.as_ref().filter(|own| own.name == config.name);
-        let me = group.id_of(&config.name).filter(|id| {
-            own.is_none_or(|own| group.get(*id).is_some_and(|m| m.node_id == own.node_id))
-        });
+        let me = match own {
+            Some(own) => group.id_of_member(&own.name, own.node_id),
+            None => group.id_of(&config.name),
+        };
         let node = match (me, own) {
             (Some(me), _) => Node::new(group, me, node_config, store, log, seed, 0),
             (None, Some(own)) => {
