@@ -312,6 +312,14 @@ impl<const N: usize> Membership<N> {
         u8::try_from(index).ok().filter(|&i| usize::from(i) < N.min(32)).map(MemberId)
     }
 
+    /// A slot no member, current or removed, has had: where a joining node waits for its
+    /// Add (a removed member's slot may hold a member again in a log it has not received,
+    /// and that member's messages would be taken for its own). None once every slot has
+    /// been used.
+    pub fn unused_slot(&self) -> Option<MemberId> {
+        u8::try_from(self.slots.len()).ok().filter(|&i| usize::from(i) < N.min(32)).map(MemberId)
+    }
+
     /// The member with this id, or the one removed from its slot (still recognised).
     #[cfg_attr(target_pointer_width = "32", inline(never))]
     pub fn known(&self, id: MemberId) -> Option<&Member> {

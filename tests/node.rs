@@ -1543,6 +1543,27 @@ fn a_node_joining_under_a_reused_name_is_not_the_member_that_had_it() {
     assert!(n.election().votes_now());
 }
 
+/// A joiner restored from a membership in which `m` is a removed member, while the group's
+/// log (which it has not received yet) gave m's slot to a member again: that member's
+/// greeting is not taken for the joiner's own (it waits in a slot no member has had), so
+/// it can connect to it, which may be its master (seed 400,139,641 with membership changes).
+#[test]
+fn a_joiner_is_greeted_by_the_member_a_removed_member_s_slot_went_to() {
+    let mut members = group();
+    members.remove(id("m")).unwrap();
+    let mut d = joining_d(members);
+    assert_eq!(d.election().me(), MemberId::new(6));
+    d.connect(id("m"));
+    let hello =
+        MessageRef::Handshake { node_name: "m", group_name: "g", node_type: NodeType::Monitor };
+    d.handle(0, id("m"), &core(hello));
+    let out = sent(&mut d);
+    assert!(
+        out.contains(&"m <- HandshakeResponse { accepted: true, reason: None }".to_string()),
+        "{out:?}"
+    );
+}
+
 /// A group that removed `m` (the monitor) keeps its slot as a removed member's; a node
 /// joining then sits in that free slot until its Add applies, and must still introduce
 /// itself as itself, not as the member the slot last held.

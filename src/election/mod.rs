@@ -397,7 +397,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
 
     /// The part of [`new_learner`](Self::new_learner) that can fail, as
     /// [`restore`](Self::restore) is for [`new`](Self::new): checks the configuration and
-    /// reads the election record, for a node in slot `members.next_slot()` (or unplaced)
+    /// reads the election record, for a node in slot `members.unused_slot()` (or unplaced)
     /// with priority 0 until it joins. [`start_restored`](Self::start_restored) then starts
     /// it; `Node::restore_joining` uses this.
     pub fn restore_learner(
@@ -405,7 +405,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         config: &Config,
         store: &mut S,
     ) -> Result<Restored, StartError<S::Error>> {
-        let me = members.next_slot().unwrap_or(MemberId::UNPLACED);
+        let me = members.unused_slot().unwrap_or(MemberId::UNPLACED);
         Self::restore_as(me, 0, config, store)
     }
 

@@ -350,9 +350,11 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         let was_member = self.election.members().get(self.election.me()).is_some();
         // A joining node is found by name and node id (a member its name had before, not
         // removed in this view yet, is someone else): until its Add applies it sits in a
-        // free slot, or in none while every slot holds a member (never in another member's).
+        // slot no member has had, or in none once every slot has been used (never in another
+        // member's, nor in a removed member's, which its log may have given to a member).
         if let Some(own) = self.election.joining() {
-            let slot = members.id_of_member(&own.name, own.node_id).or_else(|| members.next_slot());
+            let slot =
+                members.id_of_member(&own.name, own.node_id).or_else(|| members.unused_slot());
             self.election.set_me(slot.unwrap_or(MemberId::UNPLACED));
         }
         self.election.set_members(members);
