@@ -309,6 +309,11 @@ impl<const N: usize> Membership<N> {
     pub fn next_slot(&self) -> Option<MemberId> {
         let index =
             self.slots.iter().position(|s| s.current().is_none()).unwrap_or(self.slots.len());
+        Self::slot_id(index)
+    }
+
+    /// The id of slot `index`, if this membership has such a slot.
+    fn slot_id(index: usize) -> Option<MemberId> {
         u8::try_from(index).ok().filter(|&i| usize::from(i) < N.min(32)).map(MemberId)
     }
 
@@ -317,7 +322,7 @@ impl<const N: usize> Membership<N> {
     /// and that member's messages would be taken for its own). None once every slot has
     /// been used.
     pub fn unused_slot(&self) -> Option<MemberId> {
-        u8::try_from(self.slots.len()).ok().filter(|&i| usize::from(i) < N.min(32)).map(MemberId)
+        Self::slot_id(self.slots.len())
     }
 
     /// The member with this id, or the one removed from its slot (still recognised).
