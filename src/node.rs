@@ -1103,7 +1103,8 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         }
         // A member removed by a change still in flight may connect: the change can be undone.
         let id = members.known_id_of(node_name).ok_or(HandshakeRefusal::NotMember)?;
-        if id == self.election.me() {
+        // By name too: a joiner's view may hold an older member under the name it took.
+        if id == self.election.me() || self.identity().is_some_and(|m| m.name == node_name) {
             return Err(HandshakeRefusal::SelfConnection);
         }
         // Electable and Secondary may differ: an `Update` between them is in one log and not

@@ -1543,6 +1543,27 @@ fn a_node_joining_under_a_reused_name_is_not_the_member_that_had_it() {
     assert!(n.election().votes_now());
 }
 
+/// A node joining under the name of `m`, a removed monitor its view still holds, refuses a
+/// greeting under that name: it is its own (a transport that dials the old member's address,
+/// now the new machine's, reaches itself), or the old machine's, which has left. Accepted,
+/// it linked to itself and answered its own proposals as the old member (fuzz input
+/// `grant_under_a_reused_name`).
+#[test]
+fn a_joiner_refuses_a_greeting_under_its_own_name_from_the_old_member_of_it() {
+    let mut members = group();
+    members.remove(id("m")).unwrap();
+    let own = Member::new("m", NodeType::Electable, 1, 20).unwrap();
+    let config = NodeConfig::default();
+    let mut n = Node::new_joining(members, own, config, RamStore::new(), Log::new(), 1, 0).unwrap();
+    n.connect(id("m"));
+    let hello =
+        MessageRef::Handshake { node_name: "m", group_name: "g", node_type: NodeType::Monitor };
+    n.handle(0, id("m"), &core(hello));
+    let refused = r#"m <- HandshakeResponse { accepted: false, reason: Some("a node cannot connect to itself") }"#;
+    assert!(sent(&mut n).contains(&refused.to_string()));
+    assert!(!n.is_connected(id("m")));
+}
+
 /// A joiner restored from a membership in which `m` is a removed member, while the group's
 /// log (which it has not received yet) gave m's slot to a member again: that member's
 /// greeting is not taken for the joiner's own (it waits in a slot no member has had), so

@@ -185,8 +185,9 @@ mod checker {
     #[test]
     fn catches_two_masters_in_one_term() {
         let mut c = three();
-        for voter in 0..3 {
-            c.on_write(voter, vote(1, 10)).unwrap();
+        c.on_write(0, vote(1, 10)).unwrap();
+        for voter in 1..3 {
+            c.on_grant(voter, 1, 0).unwrap();
         }
         c.on_master(0, 1, &group()).unwrap();
         let err = c.on_master(1, 1, &group()).unwrap_err();
@@ -199,6 +200,36 @@ mod checker {
         c.on_write(0, vote(1, 10)).unwrap();
         let err = c.on_master(0, 1, &group()).unwrap_err();
         assert!(err.contains("with 1 votes, quorum is 2"), "{err}");
+    }
+
+    #[test]
+    fn a_master_needs_grants_not_records_naming_it() {
+        let mut c = three();
+        c.on_write(0, vote(5, 10)).unwrap();
+        // y's record names x, but it sent no grant: x cannot have counted it.
+        c.on_write(1, vote(5, 10)).unwrap();
+        let err = c.on_master(0, 5, &group()).unwrap_err();
+        assert!(err.contains("with 1 votes, quorum is 2"), "{err}");
+    }
+
+    #[test]
+    fn a_grant_counts_for_the_machine_it_reached_whatever_its_voter_s_record_names() {
+        let mut c = three();
+        c.on_write(0, vote(5, 10)).unwrap();
+        // y's view gave x's name an older member's id (a reused name); its grant reached x.
+        c.on_write(1, vote(5, 77)).unwrap();
+        c.on_grant(1, 5, 0).unwrap();
+        assert_eq!(c.on_master(0, 5, &group()), Ok(()));
+    }
+
+    #[test]
+    fn catches_a_voter_whose_grants_in_a_term_reach_two_machines() {
+        let mut c = three();
+        c.on_grant(1, 3, 0).unwrap();
+        c.on_grant(1, 3, 0).unwrap(); // a grant sent again
+        c.on_grant(1, 4, 2).unwrap(); // another term
+        let err = c.on_grant(1, 3, 2).unwrap_err();
+        assert_eq!(err, "n1 granted its vote in term 3 to n0 and to n2");
     }
 
     #[test]

@@ -20,8 +20,11 @@ pub struct Checker {
     last_record: Vec<Option<ElectionRecord>>,
     /// Per node: the highest term it ever reported.
     last_term: Vec<u64>,
-    /// (term, candidate) -> voters whose store holds that vote.
+    /// (term, candidate) -> voters that granted it their vote: its own persisted vote, and
+    /// the grants other voters sent to it.
     votes: BTreeMap<(u64, usize), Vec<usize>>,
+    /// (term, voter) -> the node its grant in that term went to.
+    grants: BTreeMap<(u64, usize), usize>,
     /// The candidate a fault-free first election must choose.
     best: Option<usize>,
     /// The durable prefix of the log: every entry any master ever reported durable, with
@@ -48,6 +51,7 @@ impl Checker {
             last_record: alloc::vec![None; group.len()],
             last_term: alloc::vec![0; group.len()],
             votes: BTreeMap::new(),
+            grants: BTreeMap::new(),
             best: None,
             durable: Vec::new(),
         }
@@ -75,7 +79,10 @@ impl Checker {
         self.best = agreed.map(MemberId::index);
     }
 
-    /// A node wrote a record: terms never decrease, a vote in a term never changes.
+    /// A node wrote a record: terms never decrease, a vote in a term never changes. A vote
+    /// for itself counts for it here; a vote for another counts when its grant is sent
+    /// ([`Checker::on_grant`]): the record names the candidate by the node id the voter's view
+    /// gives its name, and a view older than a reuse of that name gives the old member's.
     pub fn on_write(&mut self, node: usize, record: ElectionRecord) -> Result<(), String> {
         let slot = self.last_record.get_mut(node).ok_or("unknown node")?;
         if let Some(last) = *slot {
@@ -93,13 +100,30 @@ impl Checker {
             }
         }
         *slot = Some(record);
-        if let Some(candidate) = record.vote.and_then(|id| self.node_ids.get(&id).copied()) {
-            let voters = self.votes.entry((record.term, candidate)).or_default();
-            if !voters.contains(&node) {
-                voters.push(node);
-            }
+        if record.vote.and_then(|id| self.node_ids.get(&id)) == Some(&node) {
+            self.count_vote(record.term, node, node);
         }
         Ok(())
+    }
+
+    /// `voter` sent a granted vote in `term` to the machine `candidate`: the vote the
+    /// candidate counts. A voter grants one machine per term.
+    pub fn on_grant(&mut self, voter: usize, term: u64, candidate: usize) -> Result<(), String> {
+        if let Some(&other) = self.grants.get(&(term, voter)).filter(|&&c| c != candidate) {
+            return Err(format!(
+                "n{voter} granted its vote in term {term} to n{other} and to n{candidate}"
+            ));
+        }
+        self.grants.insert((term, voter), candidate);
+        self.count_vote(term, voter, candidate);
+        Ok(())
+    }
+
+    fn count_vote(&mut self, term: u64, voter: usize, candidate: usize) {
+        let voters = self.votes.entry((term, candidate)).or_default();
+        if !voters.contains(&voter) {
+            voters.push(voter);
+        }
     }
 
     /// A node reports its current term: while it votes, it never goes backwards, across

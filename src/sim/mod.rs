@@ -613,6 +613,12 @@ impl Sim {
         &self.report.violations
     }
 
+    /// The readable trace so far (empty unless [`Options::trace`] is on): what to read when
+    /// a driven run finds a violation.
+    pub fn trace_lines(&self) -> &[String] {
+        &self.report.trace
+    }
+
     /// Runs until the end of the calm phase (later while a long catch-up is within its
     /// bound) or the first violation.
     pub fn run_to_end(&mut self) {
@@ -818,9 +824,13 @@ impl Sim {
         let arbiter =
             node.election().members().known(me).is_some_and(|m| m.node_type == NodeType::Arbiter);
         let mut promises = Vec::new();
+        let mut grants = Vec::new();
         while let Some(t) = node.poll_transmit() {
             match t.message {
                 Message::Core(MessageRef::Ack { vlsn }) => acks.push(vlsn),
+                Message::Core(MessageRef::ElectionVote { granted: true, term, .. }) => {
+                    grants.push((t.recipient.name.clone(), term));
+                }
                 Message::Ext(Extension::SyncPoint { vlsn, log_term }) if arbiter => {
                     promises.push((log_term, vlsn));
                 }
@@ -848,6 +858,12 @@ impl Sim {
         }
         for write in writes {
             let result = self.checker.on_write(i, write);
+            self.check(result);
+        }
+        for (name, term) in grants {
+            // The grant goes where the network takes the name: the machine that proposed.
+            let Some(candidate) = host_named(&self.hosts, &name) else { continue };
+            let result = self.checker.on_grant(i, term, candidate);
             self.check(result);
         }
         let result = self.checker.on_term(i, term, voting);
