@@ -34,7 +34,7 @@ fn group_of(spec: &[(&str, NodeType, u32)]) -> Membership<7> {
 }
 
 fn id(g: &Membership<7>, name: &str) -> MemberId {
-    g.id_of(name).unwrap()
+    g.known_id_of(name).unwrap()
 }
 
 fn node_in(g: Membership<7>, me: &str, config: Config, store: RamStore) -> Node {
@@ -764,6 +764,45 @@ fn proposals_and_votes_from_non_voters_are_ignored_and_counted() {
     assert_eq!(events(&mut a), []);
 }
 
+/// `group()` as `a` sees it after removing the arbiter `c`, a change `c` has not learnt:
+/// voters a and b, quorum 2.
+fn a_without_c() -> Node {
+    let mut view = group();
+    view.remove(id(&view, "c")).unwrap();
+    let mut a = node_in(view, "a", Config::default(), RamStore::new());
+    a.set_log_position(1, 20, 18);
+    a
+}
+
+/// The removed arbiter keeps starting elections with the voters that still count it; a
+/// voter that knows no master joins the later term and proposes itself, so that election
+/// can elect it. It had stayed a term behind, refused every time (seed 420,116,438 with
+/// membership changes).
+#[test]
+fn a_voter_without_a_master_joins_the_later_term_of_a_member_it_removed() {
+    let mut a = a_without_c();
+    deliver(&mut a, 10, "c", proposal("c", 3, 20, 0, 0));
+    let p = r#"ElectionProposal { node_name: "a", vlsn: 20, priority: 1, term: 3, dtvlsn: 18 }"#;
+    let t = "LogTerm { term: 3, log_term: 1 }";
+    assert_eq!(sent(&mut a), [format!("b <- {t}"), format!("b <- {p}")]);
+    assert_eq!(events(&mut a), [Event::ElectionStarted { term: 3 }]);
+    assert_eq!(record(&a), ElectionRecord { term: 3, vote: None, ..Default::default() });
+    assert_eq!(a.stats().ignored.not_voter, 1, "c's rank is not counted");
+}
+
+/// ... but a voter that follows a master is not moved by it.
+#[test]
+fn a_follower_ignores_the_later_term_of_a_member_it_removed() {
+    let mut a = a_without_c();
+    deliver(&mut a, 10, "b", MessageRef::ElectionResult { master: "b", term: 1 });
+    events(&mut a);
+    sent(&mut a);
+    deliver(&mut a, 20, "c", proposal("c", 3, 20, 0, 0));
+    assert_eq!(sent(&mut a), Vec::<String>::new());
+    assert_eq!(events(&mut a), []);
+    assert_eq!((a.term(), a.role()), (1, Role::Replica { master: id(a.members(), "b") }));
+}
+
 #[test]
 fn a_name_that_is_not_the_senders_is_ignored() {
     let mut a = a_electing();
@@ -1254,7 +1293,8 @@ fn a_joiner_starts_even_when_every_slot_holds_a_member() {
 /// A member the master's log made Secondary, which has not received that change, campaigns
 /// in later terms and refuses the master's older one, so it would never follow and never
 /// receive the change: the master steps down into that term (its proposal is not counted),
-/// and the next election brings it a master of a term it accepts. A follower ignores it.
+/// and the next election brings it a master of a term it accepts. A follower ignores it (a
+/// voter that knows no master joins the term: `a_voter_without_a_master_joins_...`).
 #[test]
 fn a_master_makes_way_for_a_non_voter_that_campaigns_in_a_later_term() {
     let mut a = a_master();
@@ -1263,6 +1303,7 @@ fn a_master_makes_way_for_a_non_voter_that_campaigns_in_a_later_term() {
     assert_eq!((a.term(), a.role()), (5, Role::Unknown));
     assert_eq!(a.stats().ignored.not_voter, 1, "the proposal itself is not counted");
     let mut b = node("b");
-    deliver(&mut b, 10, "s", proposal("s", 5, 0, 0, 1));
-    assert_eq!(b.term(), 0, "only a master makes way");
+    deliver(&mut b, 10, "a", MessageRef::ElectionResult { master: "a", term: 1 });
+    deliver(&mut b, 20, "s", proposal("s", 5, 0, 0, 1));
+    assert_eq!(b.term(), 1, "a follower does not make way");
 }

@@ -106,6 +106,11 @@ fn seeds_that_found_bugs_pass() {
     // greeting for its own (400,139,641; a sweep from 400,000,000).
     let report = sim::run(400_139_641, &opts);
     assert_eq!(report.violations, Vec::<String>::new());
+    // A removed arbiter that had not learnt its removal kept a group of two from electing
+    // for over 4 s: its elections moved the other member to ever higher terms, and the one
+    // electable node, ignoring them, stayed a term behind (420,116,438; from 420,000,000).
+    let report = sim::run(420_116_438, &opts);
+    assert_eq!(report.violations, Vec::<String>::new());
 }
 
 /// A restore after the faults measures recovery and convergence again, and the planned

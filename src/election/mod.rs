@@ -1301,9 +1301,12 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         let campaigner = current && !sender_votes;
         match *msg {
             MessageRef::ElectionProposal { node_name, vlsn, priority, term, dtvlsn } => {
-                if self.accept_from(node_name == sender_name_ok, sender_votes, campaigner, term) {
+                let names_sender = node_name == sender_name_ok;
+                if self.accept_from(names_sender, sender_votes, campaigner, term) {
                     let log_term = self.announced_log_term(from, term);
                     self.on_proposal(now, from, term, Rank { log_term, vlsn, dtvlsn, priority });
+                } else if names_sender && !sender_votes {
+                    self.on_outsider_proposal(now, term);
                 }
             }
             MessageRef::ElectionVote { voter, granted, term } => {
@@ -1319,6 +1322,20 @@ impl<S: StableStore, const N: usize> Election<S, N> {
                 self.on_heartbeat_response(now, from, timestamp_ms)
             }
             _ => count(&mut self.stats.ignored.not_election),
+        }
+    }
+
+    /// A proposal for a later term from a member this view does not count (one it removed,
+    /// or made a non-voter, in a change the member has not learnt): a voter that knows no
+    /// master joins that term and proposes itself. The member's elections move the voters
+    /// that still count it to ever higher terms, and this node, which learnt each term only
+    /// from their refusals, stayed one behind them and was refused every time (seed
+    /// 420,116,438 with membership changes: a removed arbiter kept a group of two from
+    /// electing). Joining, it can win the election the member started.
+    fn on_outsider_proposal(&mut self, now: u64, term: u64) {
+        let joins = self.master().is_none() && self.is_voter() && self.plausible(term);
+        if joins && term > self.term && self.enter_term(term) {
+            self.take_part(now);
         }
     }
 
