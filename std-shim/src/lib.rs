@@ -71,15 +71,41 @@ pub fn encode_framed(messages: &[MessageRef<'_>]) -> Result<Vec<u8>> {
 /// tests to give a node to listen on. It is drawn below the OS's range of ephemeral ports
 /// (32768 and up on Linux): a port `bind(0)` hands out and the caller releases can be taken
 /// as the source port of another node's outgoing connection before the node meant to
-/// listen on it has bound it, and that node then fails to start.
+/// listen on it has bound it, and that node then fails to start. A process is never given
+/// the same port twice: a port is free again as soon as the check releases it, and a group
+/// drawn from one process (ten ports for the hosted tests) once got one port for a node's
+/// admin endpoint and another's peer listener, and one node never started.
 pub fn free_local_addr() -> std::io::Result<SocketAddr> {
+    use std::collections::HashSet;
     use std::hash::{BuildHasher, RandomState};
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let mut given = GIVEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let given = given.get_or_insert_with(HashSet::new);
     for attempt in 0..1_000u32 {
         let draw = RandomState::new().hash_one((attempt, std::process::id()));
         let port = 20_000 + u16::try_from(draw % 12_000).unwrap_or(0);
+        if given.contains(&port) {
+            continue;
+        }
         if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            given.insert(port);
             return listener.local_addr();
         }
     }
     Err(std::io::Error::other("no free port in 20000..32000 on 127.0.0.1"))
+}
+
+#[cfg(test)]
+mod tests {
+    /// 500 draws from 12,000 ports repeat one almost surely (1 − e^−10.4) unless the
+    /// process remembers what it gave.
+    #[test]
+    fn a_process_is_never_given_one_port_twice() {
+        let mut ports: Vec<u16> =
+            (0..500).map(|_| super::free_local_addr().unwrap().port()).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), 500);
+    }
 }
