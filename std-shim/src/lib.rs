@@ -76,12 +76,11 @@ pub fn encode_framed(messages: &[MessageRef<'_>]) -> Result<Vec<u8>> {
 /// drawn from one process (ten ports for the hosted tests) once got one port for a node's
 /// admin endpoint and another's peer listener, and one node never started.
 pub fn free_local_addr() -> std::io::Result<SocketAddr> {
-    use std::collections::HashSet;
+    use std::collections::BTreeSet;
     use std::hash::{BuildHasher, RandomState};
     use std::sync::Mutex;
-    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     let mut given = GIVEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let given = given.get_or_insert_with(HashSet::new);
     for attempt in 0..1_000u32 {
         let draw = RandomState::new().hash_one((attempt, std::process::id()));
         let port = 20_000 + u16::try_from(draw % 12_000).unwrap_or(0);
