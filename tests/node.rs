@@ -1509,17 +1509,23 @@ fn a_joining_node_never_sits_in_another_member_s_slot() {
     assert_eq!(d.election().me(), id("m"));
 }
 
+/// A new Electable machine (node id 20) joining under the name of `m`, the monitor (node id
+/// 5) the group removed, from a view that still knows the removed `m`.
+fn joining_under_m_s_name() -> TestNode {
+    let mut members = group();
+    members.remove(id("m")).unwrap();
+    let own = Member::new("m", NodeType::Electable, 1, 20).unwrap();
+    let config = NodeConfig::default();
+    Node::new_joining(members, own, config, RamStore::new(), Log::new(), 1, 0).unwrap()
+}
+
 /// A name the group gave a monitor before (`m`, node id 5) is reused for a new Electable
 /// machine (node id 20). Streamed from the start, its log adds the old `m` back before it
 /// removes it: the new node must not take that member for itself (it would stop keeping
 /// the log, and take the removal for its own), only the member with its node id.
 #[test]
 fn a_node_joining_under_a_reused_name_is_not_the_member_that_had_it() {
-    let mut members = group();
-    members.remove(id("m")).unwrap();
-    let own = Member::new("m", NodeType::Electable, 1, 20).unwrap();
-    let config = NodeConfig::default();
-    let mut n = Node::new_joining(members, own, config, RamStore::new(), Log::new(), 1, 0).unwrap();
+    let mut n = joining_under_m_s_name();
     greeted_and_streamed_by_a(&mut n, 1);
     let change = |change_type, node_type, node_id| {
         let mut buf = [0u8; 128];
@@ -1550,11 +1556,7 @@ fn a_node_joining_under_a_reused_name_is_not_the_member_that_had_it() {
 /// `grant_under_a_reused_name`).
 #[test]
 fn a_joiner_refuses_a_greeting_under_its_own_name_from_the_old_member_of_it() {
-    let mut members = group();
-    members.remove(id("m")).unwrap();
-    let own = Member::new("m", NodeType::Electable, 1, 20).unwrap();
-    let config = NodeConfig::default();
-    let mut n = Node::new_joining(members, own, config, RamStore::new(), Log::new(), 1, 0).unwrap();
+    let mut n = joining_under_m_s_name();
     n.connect(id("m"));
     let hello =
         MessageRef::Handshake { node_name: "m", group_name: "g", node_type: NodeType::Monitor };
