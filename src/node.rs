@@ -548,29 +548,39 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     /// A node joining the group as `own`, which `members` (the group before the addition)
     /// does not hold yet. It takes part in nothing but the stream until the master's Add
     /// reaches its log; if a failover undoes the addition it stays outside. The operator
-    /// starts it when the master has accepted the change.
+    /// starts it when the master has accepted the change, with `added_at`: the
+    /// `(log_term, vlsn)` of the Add in the master's log (the VLSN
+    /// [`change_membership`](Self::change_membership) returned, in the master's term then;
+    /// [`addition_of`](Self::addition_of) finds it in any log that holds it). It votes only
+    /// for candidates whose log reaches the Add (see [`restore_joining`](Self::restore_joining)).
     ///
     /// This is [`restore_joining`](Self::restore_joining) then
     /// [`start_joining`](Self::start_joining), as [`new`](Self::new) is `restore` then
     /// `start`: a firmware builds a joining node in its `static` with
     /// [`start_joining_in`](Self::start_joining_in).
+    #[allow(clippy::too_many_arguments)] // `new`'s seven, and where the node was added
     pub fn new_joining(
         members: Membership<N>,
         own: Member,
+        added_at: (u64, u64),
         config: NodeConfig,
         mut stable: S,
         log: L,
         seed: u64,
         now: u64,
     ) -> Result<Self, StartError<S::Error>> {
-        let joining = Self::restore_joining(&members, own, &config, &mut stable)?;
+        let joining = Self::restore_joining(&members, own, added_at, &config, &mut stable)?;
         Ok(Self::start_joining(joining, members, config, stable, log, seed, now))
     }
 
     /// The part of [`new_joining`](Self::new_joining) that can fail, as
     /// [`restore`](Self::restore) is for [`new`](Self::new): checks the configuration and
-    /// reads the election record from `stable`. The [`Joining`] it returns holds that and
-    /// `own`, and nothing big.
+    /// reads the election record from `stable`, and records there, durably, the promise to
+    /// vote only for candidates whose log reaches `added_at` (the Add's `(log_term, vlsn)`).
+    /// The wire names a voter by name alone: a candidate whose log lacks the Add counts the
+    /// vote as whoever its view gives the name, a removed member when the name was reused,
+    /// and could be elected without a durable entry. The [`Joining`] it returns holds the
+    /// record and `own`, and nothing big.
     ///
     /// ```
     /// use harp::membership::{Member, Membership};
@@ -586,7 +596,8 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     /// let (config, mut store) = (NodeConfig::default(), RamStore::new());
     /// let mut log = RamLog::<8, 512>::new();
     /// type Second<'a> = Node<RamStore, &'a mut RamLog<8, 512>, 2>;
-    /// let joining = Second::restore_joining(&group, own, &config, &mut store)?;
+    /// // Added at VLSN 5, in term 1.
+    /// let joining = Second::restore_joining(&group, own, (1, 5), &config, &mut store)?;
     /// // On a board: Node::start_joining_in(NODE.uninit(), joining, ..)
     /// let node = Node::start_joining(joining, group, config, store, &mut log, 7, 0);
     /// assert!(node.members().id_of("second").is_none(), "a member once the Add is in its log");
@@ -595,10 +606,11 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     pub fn restore_joining(
         members: &Membership<N>,
         own: Member,
+        added_at: (u64, u64),
         config: &NodeConfig,
         stable: &mut S,
     ) -> Result<Joining, StartError<S::Error>> {
-        let restored = Election::restore_learner(members, &config.election, stable)?;
+        let restored = Election::restore_learner(members, added_at, &config.election, stable)?;
         Ok(Joining { restored, own })
     }
 

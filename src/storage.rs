@@ -28,8 +28,9 @@ pub struct ElectionRecord {
     pub term: u64,
     /// The node id of the candidate this node voted for in `term`, once it has voted.
     pub vote: Option<u32>,
-    /// An arbiter's acknowledged log position `(log_term, vlsn)`: it promised its master to
-    /// vote only for candidates whose log reaches it. `(0, 0)` for every other node.
+    /// The log position `(log_term, vlsn)` this node promised to vote only at or past: an
+    /// arbiter's acknowledged position (it promised its master), or the master's Add of a
+    /// node that joined the group (`Node::restore_joining`). `(0, 0)`: no promise.
     pub acknowledged: (u64, u64),
 }
 

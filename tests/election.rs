@@ -1262,7 +1262,8 @@ fn a_master_re_tells_every_member_the_result_every_ten_intervals() {
 fn a_joiner_in_a_group_that_removed_a_member_proposes_and_votes_under_its_own_name() {
     let mut members = group();
     members.remove(id(&members, "m")).unwrap();
-    let mut d = Node::new_learner(members, Config::default(), RamStore::new(), 1, 0).unwrap();
+    let mut d =
+        Node::new_learner(members, (0, 0), Config::default(), RamStore::new(), 1, 0).unwrap();
     assert_eq!(d.me(), MemberId::new(5), "a slot no member has had, until its Add places it");
     d.set_joining(Some(Member::new("d", NodeType::Electable, 1, 9).unwrap()));
     // Its view does not count it: two of its view's three voters must grant.
@@ -1276,6 +1277,53 @@ fn a_joiner_in_a_group_that_removed_a_member_proposes_and_votes_under_its_own_na
     assert_eq!(sent(&mut d), [r#"a <- ElectionVote { voter: "d", granted: true, term: 1 }"#]);
 }
 
+/// A machine joining under a reused name (`m`, a monitor the group removed, back as an
+/// Electable node with node id 20) votes only for candidates whose log reaches the master's
+/// Add of it, at `(2, 30)`: the wire names a voter by name alone, and a candidate whose log
+/// lacks the Add may still give the name to the removed member, count the vote as that
+/// member's and win without a quorum that holds every durable entry (the `group` fuzz
+/// target found a master elected so). The promise is in its election record.
+#[test]
+fn a_joiner_votes_only_for_a_candidate_whose_log_reaches_its_add() {
+    let mut members = group();
+    members.remove(id(&members, "m")).unwrap();
+    let mut d =
+        Node::new_learner(members, (2, 30), Config::default(), RamStore::new(), 1, 0).unwrap();
+    d.set_joining(Some(Member::new("m", NodeType::Electable, 1, 20).unwrap()));
+    d.set_log_position(0, 0, 0); // its log is empty
+    assert_eq!(record(&d).acknowledged, (2, 30), "promised before it can vote");
+    let hear_all = |d: &mut Node, now: u64, term: u64, a_log: (u64, u64)| {
+        deliver_ext(d, now, "a", Extension::LogTerm { term, log_term: a_log.0 });
+        deliver(d, now, "a", proposal("a", term, a_log.1, 0, 1));
+        deliver_ext(d, now, "b", Extension::LogTerm { term, log_term: 1 });
+        deliver(d, now, "b", proposal("b", term, 60, 0, 2));
+        deliver(d, now, "c", proposal("c", term, 0, 0, 0));
+    };
+    // Term 1: a's log ends at (1, 50) and b's at (1, 60), both before the Add.
+    let deadline = start_term(&mut d, &["a", "b"]);
+    sent(&mut d);
+    hear_all(&mut d, deadline + 1, 1, (1, 50));
+    assert_eq!(sent(&mut d), Vec::<String>::new(), "no vote for a log without its Add");
+    assert_eq!(d.stats().abstentions, 1);
+    // Term 2: a's log reaches the Add.
+    let deadline = start_term(&mut d, &["a", "b"]);
+    sent(&mut d);
+    hear_all(&mut d, deadline + 1, 2, (2, 30));
+    assert_eq!(sent(&mut d), [r#"a <- ElectionVote { voter: "m", granted: true, term: 2 }"#]);
+}
+
+/// A joiner restarted with its Add's position keeps the highest it promised: a restart
+/// that names an older position (or none) does not lower it.
+#[test]
+fn a_joiner_s_promise_survives_a_restart_and_never_goes_back() {
+    let mut store = RamStore::new();
+    let config = Config::default();
+    Node::restore_learner(&group(), (2, 30), &config, &mut store).unwrap();
+    let restored = Node::restore_learner(&group(), (0, 0), &config, &mut store).unwrap();
+    let d = Node::start_restored(restored, group(), config, store, 1, 0);
+    assert_eq!(record(&d).acknowledged, (2, 30));
+}
+
 /// A node joining a group whose every slot holds a member (its Add comes after a removal
 /// still ahead in the log it will be streamed) starts, in no slot, and is no member.
 #[test]
@@ -1285,7 +1333,7 @@ fn a_joiner_starts_even_when_every_slot_holds_a_member() {
     let spec: Vec<(&str, NodeType, u32)> =
         spec.iter().map(|(n, t, p)| (n.as_str(), *t, *p)).collect();
     let full = group_of(&spec);
-    let d = Node::new_learner(full, Config::default(), RamStore::new(), 1, 0).unwrap();
+    let d = Node::new_learner(full, (0, 0), Config::default(), RamStore::new(), 1, 0).unwrap();
     assert_eq!(d.me(), MemberId::UNPLACED);
     assert!(d.members().get(d.me()).is_none() && d.role() != Role::Master);
 }

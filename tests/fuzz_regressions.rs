@@ -206,16 +206,18 @@ fn a_vote_counts_for_the_machine_its_grant_went_to() {
     assert!(sim.trace_lines().iter().any(|line| line.ends_with(grant)));
 }
 
-/// Known open bug (2026-12-07, found by the `group` target after 33,633 executions): a node
-/// joining under a reused name ("n2", its old member removed) with an empty log granted its
-/// vote to a candidate whose view predates that removal. The wire names a voter only by
-/// name, so the candidate counted the vote as the removed member's, became master of term
-/// 4 with 2 real votes of the 3 it needed, and lacked durable entry 11. Abstaining while the
-/// joiner's view knows another member under its name fixes this input but stalls 32 of the
-/// CI's 20,000 seeds with membership changes (a group that counts the joiner needs its
-/// vote); the fix wanted is a joiner that votes only for logs at or past its own addition.
+/// `fuzz/fuzz_targets/group.rs` found a durable entry lost (2026-12-07, after 33,633
+/// executions): a node joining under a reused name ("n2", its old member removed) with an
+/// empty log granted its vote to a candidate whose view predates that removal. The wire
+/// names a voter only by name, so the candidate counted the vote as the removed member's,
+/// became master of term 4 with 2 real votes of the 3 it needed, and lacked durable entry
+/// 11. A joiner now votes only for logs that reach the master's Add of it (its election
+/// record promises that position, as an arbiter's promises what it acknowledged). Abstaining
+/// while the joiner's view knows another member under its name also fixed this input, but
+/// stalled 32 of the CI's 20,000 seeds with membership changes: a group that counts the
+/// joiner may need its vote before the joiner has its Add. Input in the corpus:
+/// `fuzz/corpus/group/joiner_votes_past_its_add`.
 #[test]
-#[ignore = "known open bug: a reused name's joiner votes for a candidate that counts it as the old member"]
 fn a_joiner_under_a_reused_name_never_elects_a_master_without_a_durable_entry() {
     let ops = [
         Op::Crash { node: 255 },

@@ -987,6 +987,24 @@ fn a_reused_name_needs_a_node_id_above_its_removed_member_s() {
     assert_eq!((m.node_type, m.node_id), (NodeType::Monitor, 5));
 }
 
+/// Where the log holds a member's Add, by name and node id: what a node joining as that
+/// member is started with (`Node::new_joining`), so that it votes only for logs holding it.
+#[test]
+fn the_log_tells_where_a_member_was_added() {
+    use harp::GroupChangeType::{Add, Remove};
+    let mut a = master_a_ready_for_changes();
+    let removed = a.change_membership(1100, Remove, &rep("m", NodeType::Monitor, 5)).unwrap();
+    sent(&mut a);
+    for r in ["b", "c"] {
+        deliver(&mut a, 1110, r, core(MessageRef::Ack { vlsn: removed }));
+    }
+    assert_eq!(a.addition_of("m", 5), None, "configured, not added through the log");
+    let added = a.change_membership(1120, Add, &rep("m", NodeType::Electable, 20)).unwrap();
+    assert_eq!(a.addition_of("m", 20), Some((1, added)));
+    assert_eq!(a.addition_of("m", 5), None, "by node id too");
+    assert_eq!(a.addition_of("d", 20), None, "and by name");
+}
+
 #[test]
 fn unsafe_or_invalid_changes_are_refused_with_the_reason() {
     use harp::node::ChangeError::Refused;
@@ -1441,7 +1459,8 @@ fn a_removed_member_stays_reachable_while_its_removal_can_be_undone() {
 /// `d` (Electable, priority 1, node id 9), started to join `members`.
 fn joining_d(members: Membership<7>) -> TestNode {
     let own = Member::new("d", NodeType::Electable, 1, 9).unwrap();
-    Node::new_joining(members, own, NodeConfig::default(), RamStore::new(), Log::new(), 1, 0)
+    let at = (0, 0); // tests of the stream: the Add's position matters only to votes
+    Node::new_joining(members, own, at, NodeConfig::default(), RamStore::new(), Log::new(), 1, 0)
         .unwrap()
 }
 
@@ -1516,7 +1535,7 @@ fn joining_under_m_s_name() -> TestNode {
     members.remove(id("m")).unwrap();
     let own = Member::new("m", NodeType::Electable, 1, 20).unwrap();
     let config = NodeConfig::default();
-    Node::new_joining(members, own, config, RamStore::new(), Log::new(), 1, 0).unwrap()
+    Node::new_joining(members, own, (0, 0), config, RamStore::new(), Log::new(), 1, 0).unwrap()
 }
 
 /// A name the group gave a monitor before (`m`, node id 5) is reused for a new Electable
@@ -1786,11 +1805,19 @@ fn restore_joining_then_start_joining_is_new_joining_in_two_steps() {
     let own = Member::new("d", NodeType::Electable, 1, 9).unwrap();
     let config = NodeConfig::default();
     // A joiner that restarts before its Add arrives: its record holds term 4, no vote.
-    let mut new =
-        Node::new_joining(group(), own.clone(), config, store_with(4, None), Log::new(), 9, 0)
-            .unwrap();
+    let mut new = Node::new_joining(
+        group(),
+        own.clone(),
+        (0, 0),
+        config,
+        store_with(4, None),
+        Log::new(),
+        9,
+        0,
+    )
+    .unwrap();
     let mut store = store_with(4, None);
-    let joining = TestNode::restore_joining(&group(), own, &config, &mut store).unwrap();
+    let joining = TestNode::restore_joining(&group(), own, (0, 0), &config, &mut store).unwrap();
     let mut started =
         Node::start_joining(joining.clone(), group(), config, store.clone(), Log::new(), 9, 0);
     let mut slot = std::mem::MaybeUninit::uninit();
@@ -1820,19 +1847,21 @@ fn restore_joining_refuses_what_new_joining_refuses() {
     let own = || Member::new("d", NodeType::Electable, 1, 9).unwrap();
     let timings = Config { lease_ms: 900, election_timeout_ms: 500, ..Config::default() };
     let inconsistent = NodeConfig { election: timings, ..NodeConfig::default() };
-    let refused = TestNode::restore_joining(&group(), own(), &inconsistent, &mut RamStore::new());
+    let refused =
+        TestNode::restore_joining(&group(), own(), (0, 0), &inconsistent, &mut RamStore::new());
     assert!(matches!(refused, Err(StartError::Config(_))), "{refused:?}");
-    let by_new = Node::new_joining(group(), own(), inconsistent, RamStore::new(), Log::new(), 1, 0);
+    let by_new =
+        Node::new_joining(group(), own(), (0, 0), inconsistent, RamStore::new(), Log::new(), 1, 0);
     assert!(matches!(by_new, Err(StartError::Config(_))));
 
     let mut corrupt = store_with(4, None);
     corrupt.bytes_mut()[0] ^= 0x01;
     let config = NodeConfig::default();
-    let refused = TestNode::restore_joining(&group(), own(), &config, &mut corrupt.clone());
+    let refused = TestNode::restore_joining(&group(), own(), (0, 0), &config, &mut corrupt.clone());
     assert!(
         matches!(refused, Err(StartError::Record(RecordError::Checksum { .. }))),
         "{refused:?}"
     );
-    let by_new = Node::new_joining(group(), own(), config, corrupt, Log::new(), 1, 0);
+    let by_new = Node::new_joining(group(), own(), (0, 0), config, corrupt, Log::new(), 1, 0);
     assert!(matches!(by_new, Err(StartError::Record(RecordError::Checksum { .. }))));
 }

@@ -338,6 +338,9 @@ pub struct Election<S, const N: usize> {
     /// As master: when each member was last sent the result.
     told: [u64; N],
     log: Rank,
+    /// The position this node promised to vote only at or past (its election record's
+    /// `acknowledged`): the Add of a node that joined; an arbiter's grows with `log`.
+    floor: (u64, u64),
     joining: Option<Member>,
     stream_vlsn: u64,
     outbox: Outbox,
@@ -383,15 +386,18 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     /// applied through [`set_members`](Self::set_members) puts it in slot `me` (the first
     /// empty slot of `members`, where an Add places it, or [`MemberId::UNPLACED`] while
     /// every slot holds a member: the log it is streamed may free one before its Add).
-    /// `Node::new_joining` uses this.
+    /// `added_at` is the `(log_term, vlsn)` of the master's Add of this node: the node
+    /// promises, durably, to vote only for candidates whose log reaches it (see
+    /// [`restore_learner`](Self::restore_learner)). `Node::new_joining` uses this.
     pub fn new_learner(
         members: Membership<N>,
+        added_at: (u64, u64),
         config: Config,
         mut store: S,
         seed: u64,
         now: u64,
     ) -> Result<Self, StartError<S::Error>> {
-        let restored = Self::restore_learner(&members, &config, &mut store)?;
+        let restored = Self::restore_learner(&members, added_at, &config, &mut store)?;
         Ok(Self::start_restored(restored, members, config, store, seed, now))
     }
 
@@ -400,13 +406,48 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     /// reads the election record, for a node in slot `members.unused_slot()` (or unplaced)
     /// with priority 0 until it joins. [`start_restored`](Self::start_restored) then starts
     /// it; `Node::restore_joining` uses this.
+    ///
+    /// Before it returns, the record promises `added_at` (the position of the master's Add
+    /// of this node, `(log_term, vlsn)`): the node votes only for candidates whose log
+    /// reaches it, as an arbiter votes only past what it acknowledged. The wire names a
+    /// voter by name alone, so a candidate whose log lacks the Add would count the vote as
+    /// that of whoever its view gives the name (a removed member, when the name is reused)
+    /// and could win without a quorum that holds every durable entry.
+    ///
+    /// ```
+    /// use harp::election::Election;
+    /// use harp::membership::{Member, Membership};
+    /// use harp::storage::{ElectionRecord, RamStore, StableStore, MAX_RECORD};
+    /// use harp::NodeType;
+    ///
+    /// let mut group = Membership::<3>::new();
+    /// group.add(Member::new("a", NodeType::Electable, 1, 1).unwrap()).unwrap();
+    /// let mut store = RamStore::new();
+    /// // The master wrote the Add at VLSN 40 in term 3.
+    /// let config = Default::default();
+    /// Election::restore_learner(&group, (3, 40), &config, &mut store)?;
+    /// let mut buf = [0u8; MAX_RECORD];
+    /// let len = store.read(&mut buf).unwrap().unwrap();
+    /// assert_eq!(ElectionRecord::decode(&buf[..len]).unwrap().acknowledged, (3, 40));
+    /// # Ok::<(), harp::election::StartError<harp::storage::RecordTooLarge>>(())
+    /// ```
     pub fn restore_learner(
         members: &Membership<N>,
+        added_at: (u64, u64),
         config: &Config,
         store: &mut S,
     ) -> Result<Restored, StartError<S::Error>> {
         let me = members.unused_slot().unwrap_or(MemberId::UNPLACED);
-        Self::restore_as(me, 0, config, store)
+        let mut restored = Self::restore_as(me, 0, config, store)?;
+        if added_at > restored.acknowledged {
+            let Restored { term, vote, .. } = restored;
+            let record = ElectionRecord { term, vote, acknowledged: added_at };
+            let mut buf = [0u8; MAX_RECORD];
+            let len = record.encode(&mut buf).map_err(StartError::Record)?;
+            store.write(buf.get(..len).unwrap_or_default()).map_err(StartError::Storage)?;
+            restored.acknowledged = added_at;
+        }
+        Ok(restored)
     }
 
     fn restore_as(
@@ -455,6 +496,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
             round_trips: [None; N],
             told: [0; N],
             log,
+            floor: (log_term, vlsn),
             joining: None,
             stream_vlsn: 0,
             outbox: Outbox::default(),
@@ -986,13 +1028,20 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         self.write_record(term, node_id, self.acknowledged())
     }
 
-    /// The position an arbiter acknowledged (`(0, 0)` for other nodes).
+    /// The position this node promised to vote only at or past: what an arbiter
+    /// acknowledged, the Add of a node that joined (`(0, 0)` for other nodes).
     fn acknowledged(&self) -> (u64, u64) {
         if self.own().node_type == NodeType::Arbiter {
             (self.log.log_term, self.log.vlsn)
         } else {
-            (0, 0)
+            self.floor
         }
+    }
+
+    /// The rank this node votes with: its log, raised to what it promised.
+    fn voting_rank(&self) -> Rank {
+        let (log_term, vlsn) = self.acknowledged().max((self.log.log_term, self.log.vlsn));
+        Rank { log_term, vlsn, ..self.log }
     }
 
     /// Writes the record (nodes that vote only); on success adopts its term and vote.
@@ -1120,7 +1169,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     fn decide_vote(&mut self, now: u64) {
         let Phase::Electing { collect_until, decided: false } = self.phase else { return };
         self.phase = Phase::Electing { collect_until, decided: true };
-        let Some(choice) = choose(self.log, &self.heard, &self.members) else {
+        let Some(choice) = choose(self.voting_rank(), &self.heard, &self.members) else {
             count(&mut self.stats.abstentions);
             return;
         };

@@ -152,6 +152,32 @@ fn for_each_change<L: LogStore>(
 }
 
 impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
+    /// Where this node's log holds the Add of the member `name` with `node_id`, as
+    /// `(log_term, vlsn)` (the last one, if it was added more than once): what a node
+    /// joining as that member is started with ([`new_joining`](Self::new_joining)). `None`
+    /// if the log holds no such Add; a log compacted past it starts at a position past it,
+    /// so a joiner restored from that log reaches it anyway.
+    ///
+    /// It reads the log back from its end, so it costs one read per entry after the Add.
+    pub fn addition_of(&self, name: &str, node_id: u32) -> Option<(u64, u64)> {
+        let first = self.log.first_vlsn().max(1);
+        let mut v = self.log.last_vlsn();
+        while v >= first {
+            let entry = self.log.entry(v).filter(|e| e.entry_type == ENTRY_MEMBERSHIP);
+            if let Some(entry) = entry {
+                if let Ok(MessageRef::GroupChange { change_type: GroupChangeType::Add, node }) =
+                    crate::wire::decode_core(entry.data)
+                {
+                    if node.name == name && node.node_id == node_id {
+                        return Some((entry.meta.term, v));
+                    }
+                }
+            }
+            v = v.checked_sub(1)?;
+        }
+        None
+    }
+
     /// As master: adds, removes or updates a member. The change is written to the log (every
     /// node applies it there, in log order) and takes effect at once; it is durable when
     /// [`NodeEvent::Durable`] passes its VLSN. Refused: one change at a time; the master

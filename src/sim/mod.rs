@@ -290,6 +290,9 @@ struct Host {
     timer: Option<u64>,
     /// The membership this host's node is configured with.
     base: Membership<MAX_NODES>,
+    /// Where the Add that brought this host in sits in its master's log, `(term, vlsn)`: a
+    /// node started to join votes only for logs that reach it.
+    added_at: (u64, u64),
     state: HostState,
     /// A restore is scheduled (the master reported it `NeedsRestore`).
     restore_pending: bool,
@@ -419,6 +422,7 @@ impl Sim {
                 clock,
                 timer: None,
                 base,
+                added_at: (0, 0),
                 state,
                 restore_pending: false,
                 shutting_down: None,
@@ -537,7 +541,8 @@ impl Sim {
             // Started for an addition: it joins as a learner, a member once its log says so.
             None => {
                 let own = host.identity.clone();
-                Node::new_joining(host.base.clone(), own, config, store, log, seed, local)
+                let (base, at) = (host.base.clone(), host.added_at);
+                Node::new_joining(base, own, at, config, store, log, seed, local)
             }
         };
         match started {
@@ -1177,12 +1182,13 @@ impl Sim {
         let before = node.members().clone();
         let left_slot = before.next_slot().is_some_and(|slot| before.known(slot).is_some());
         let result = node.change_membership(local, change, &who.as_rep_node());
+        let term = node.election().term();
         // An added node is started with the group as it was (it joins through the log).
         let members = before;
         self.trace(|| format!("n{m} {change:?} n{target}: {result:?}"));
         self.after_step(m);
         match (change, result) {
-            (crate::GroupChangeType::Add, Ok(_)) => {
+            (crate::GroupChangeType::Add, Ok(vlsn)) => {
                 self.report.membership_changes += 1;
                 if target >= self.report.nodes {
                     self.report.new_machines.0 += 1;
@@ -1192,6 +1198,7 @@ impl Sim {
                 if let Some(h) = self.hosts.get_mut(target) {
                     h.state = HostState::Active;
                     h.base = members;
+                    h.added_at = (term, vlsn);
                 }
                 self.boot(target);
             }
@@ -1273,6 +1280,7 @@ impl Sim {
             clock,
             timer: None,
             base: Membership::default(), // the group as the change that adds it finds it
+            added_at: (0, 0),
             state: HostState::Spare,
             restore_pending: false,
             shutting_down: None,

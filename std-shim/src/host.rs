@@ -54,7 +54,7 @@ pub use admin::{admin_request, PeerStatus, Reply, Request, Status};
 use admin::{spawn_admin, Inbox};
 
 use crate::config::HostConfig;
-use crate::members::{self, BaseMembers, MemberRecord};
+use crate::members::{self, BaseMembers, Joiner, MemberRecord};
 use crate::restore::{self, LOG_DIR};
 use crate::store::{DirLock, FileLog, FileStore};
 
@@ -176,15 +176,16 @@ impl Host {
         let group = base.membership()?;
         // A joining node is the base's member of its name only if that member has its node
         // id too: a reused name may still name the removed member in an older base.
-        let own = base.joining.as_ref().filter(|own| own.name == config.name);
+        let own = base.joining.as_ref().filter(|own| own.member.name == config.name);
         let me = match own {
-            Some(own) => group.id_of_member(&own.name, own.node_id),
+            Some(own) => group.id_of_member(&own.member.name, own.member.node_id),
             None => group.id_of(&config.name),
         };
         let node = match (me, own) {
             (Some(me), _) => Node::new(group, me, node_config, store, log, seed, 0),
-            (None, Some(own)) => {
-                Node::new_joining(group, own.to_member()?, node_config, store, log, seed, 0)
+            (None, Some(Joiner { member, added_at })) => {
+                let own = member.to_member()?;
+                Node::new_joining(group, own, *added_at, node_config, store, log, seed, 0)
             }
             (None, None) => bail!(
                 "{} is not a member of group {} (removed from it?)",
@@ -1111,6 +1112,14 @@ impl Worker {
             None => RestoreHold { vlsn, until, member },
         };
         self.restore_hold = Some(hold);
+    }
+
+    /// Where this node's log holds the Add of the member it now lists as `name` (what a
+    /// node joining as it votes past: [`Node::addition_of`]).
+    fn addition_of(&self, name: &str) -> Option<(u64, u64)> {
+        let members = self.node.members();
+        let member = members.id_of(name).and_then(|id| members.get(id))?;
+        self.node.addition_of(name, member.node_id)
     }
 
     /// The lowest VLSN a restore point handed out still holds (`u64::MAX`: none); a hold

@@ -299,7 +299,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Restore { data_dir, from } => {
             let (point, base) = match admin(&from, &Request::RestorePoint { member: None })? {
-                Reply::RestorePoint { restore_point, members: Some(base) } => (restore_point, base),
+                Reply::RestorePoint { restore_point, members: Some(base), .. } => {
+                    (restore_point, base)
+                }
                 other => anyhow::bail!("{from}: unexpected reply {other:?}"),
             };
             let durability = harp_std::store::Durability::Fsync;

@@ -82,6 +82,19 @@ impl MemberRecord {
     }
 }
 
+/// The node that joined the group after a base: itself as the master added it, and where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Joiner {
+    /// Itself, as the group lists it.
+    #[serde(flatten)]
+    pub member: MemberRecord,
+    /// Where the master's log holds its Add, `(log_term, vlsn)`: the node votes only for
+    /// candidates whose log reaches it ([`Node::new_joining`](harp::node::Node::new_joining)).
+    /// `(0, 0)` when the log it joined from was compacted past the Add (it starts past it).
+    #[serde(default)]
+    pub added_at: (u64, u64),
+}
+
 /// The membership a node's log starts from (see the [module docs](self)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BaseMembers {
@@ -97,7 +110,7 @@ pub struct BaseMembers {
     /// A node that joined the group after this base: itself as the master added it, until a
     /// compaction carries its addition into `members`.
     #[serde(default)]
-    pub joining: Option<MemberRecord>,
+    pub joining: Option<Joiner>,
 }
 
 impl BaseMembers {
@@ -142,8 +155,9 @@ impl BaseMembers {
     /// This base, with `own` as the node that joined after it, unless it already holds it
     /// (by name and node id: a member of its name with another id is one removed since,
     /// whose name the group reused).
-    pub fn joined_by(mut self, own: Option<MemberRecord>) -> BaseMembers {
-        let holds = |own: &MemberRecord| {
+    pub fn joined_by(mut self, own: Option<Joiner>) -> BaseMembers {
+        let holds = |own: &Joiner| {
+            let own = &own.member;
             self.members.iter().any(|m| m.name == own.name && m.node_id == own.node_id)
         };
         self.joining = own.filter(|own| !holds(own));
@@ -245,14 +259,18 @@ pub fn join(config: &HostConfig, admin: &str) -> Result<BaseMembers> {
         );
     }
     let request = Request::RestorePoint { member: Some(config.name.clone()) };
-    let (point, base) = match admin_request(admin, &request, JOIN_TIMEOUT)? {
-        Reply::RestorePoint { restore_point, members: Some(base) } => (restore_point, base),
+    let (point, base, added_at) = match admin_request(admin, &request, JOIN_TIMEOUT)? {
+        Reply::RestorePoint { restore_point, members: Some(base), added_at } => {
+            (restore_point, base, added_at)
+        }
         other => bail!("{admin}: unexpected reply {other:?}"),
     };
+    // The member lists the node, so its log holds the Add, or starts past it.
+    let added_at = added_at.unwrap_or_default();
     if base.group != config.group {
         bail!("{admin} is a member of group {:?}, not {:?}", base.group, config.group);
     }
-    let base = base.joined_by(Some(own));
+    let base = base.joined_by(Some(Joiner { member: own, added_at }));
     fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     restore::finish_interrupted(&config.data_dir)?;
@@ -300,7 +318,9 @@ mod tests {
         let base = BaseMembers::from_config(&config());
         let old = base.members.iter().find(|m| m.name == "n3").cloned().unwrap();
         let reused = MemberRecord { node_id: 9, node_type: NodeType::Secondary, ..old.clone() };
+        let reused = Joiner { member: reused, added_at: (3, 17) };
         assert_eq!(base.clone().joined_by(Some(reused.clone())).joining, Some(reused));
+        let old = Joiner { member: old, added_at: (1, 2) };
         assert_eq!(base.joined_by(Some(old)).joining, None, "the base holds it");
     }
 

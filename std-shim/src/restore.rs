@@ -233,6 +233,7 @@ mod tests {
             node_id: 3,
             address: "127.0.0.1:7003".parse().unwrap(),
         };
+        let own = crate::members::Joiner { member: own, added_at: (2, 33) };
         let joined = BaseMembers { joining: Some(own.clone()), ..base() };
         joined.save(&dir.path().join(LOG_DIR), Durability::Os).unwrap();
         let point = RestorePoint { vlsn: 40, term: 2, dtvlsn: 39 };
@@ -243,7 +244,7 @@ mod tests {
         let dir = data_dir(5, 1);
         joined.save(&dir.path().join(LOG_DIR), Durability::Os).unwrap();
         let mut holds_it = base();
-        holds_it.members.push(own);
+        holds_it.members.push(own.member);
         restore(dir.path(), point, &holds_it, Durability::Os).unwrap();
         let kept = BaseMembers::load(&dir.path().join(LOG_DIR)).unwrap().unwrap();
         assert_eq!(kept, holds_it, "its addition is in the base now");

@@ -1167,6 +1167,27 @@ fn members_are_added_and_removed_through_the_master_and_it_lasts() {
     let n5 = s.members.iter().find(|m| m.name == NAMES[ARBITER]).unwrap();
     assert_eq!(n5.node_type, harp::NodeType::Electable, "{s:?}");
     assert!(n5.node_id > 6, "a new id: {s:?}");
+    // It promised, in its election record, to vote only for logs that hold its Add: a
+    // candidate whose log lacks it could count its vote as the removed arbiter's.
+    let stdout = String::from_utf8_lossy(&added.stdout);
+    let add_vlsn: u64 = stdout
+        .split_whitespace()
+        .skip_while(|w| *w != "VLSN")
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no VLSN in {stdout:?}"));
+    let promised = election_record(&g.data_dir(ARBITER)).acknowledged;
+    assert_eq!(promised.1, add_vlsn, "{stdout:?}");
+    assert!(promised.0 > 0, "the master's term: {promised:?}");
+}
+
+/// The election record in `data_dir`.
+fn election_record(data_dir: &std::path::Path) -> harp::storage::ElectionRecord {
+    use harp::storage::{ElectionRecord, StableStore, MAX_RECORD};
+    let mut store = harp_std::store::FileStore::open(&data_dir.join("election")).unwrap();
+    let mut buf = [0u8; MAX_RECORD];
+    let len = store.read(&mut buf).unwrap().expect("a record");
+    ElectionRecord::decode(&buf[..len]).unwrap()
 }
 
 /// Starts node `i`, writes 50 more entries through `master` and waits until `i` holds them.

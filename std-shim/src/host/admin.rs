@@ -131,6 +131,10 @@ pub enum Reply {
         /// The membership the log starts from.
         #[serde(default)]
         members: Option<BaseMembers>,
+        /// Where this node's log holds the Add of the member the request named,
+        /// `(log_term, vlsn)` (none: no such member, or the log was compacted past it).
+        #[serde(default)]
+        added_at: Option<(u64, u64)>,
     },
     /// [`Request::AddMember`] or [`Request::RemoveMember`]: the change is durable.
     Changed {
@@ -213,9 +217,12 @@ impl Worker {
             }
             Request::RestorePoint { member } => {
                 let restore_point = RestorePoint::of(self.node.log());
+                let added_at = member.as_deref().and_then(|name| self.addition_of(name));
                 self.hold_restore_point(member);
                 let answer = match BaseMembers::of(self.node.base_members()) {
-                    Ok(base) => Reply::RestorePoint { restore_point, members: Some(base) },
+                    Ok(base) => {
+                        Reply::RestorePoint { restore_point, members: Some(base), added_at }
+                    }
                     Err(e) => Reply::Error { error: format!("{e:#}"), master: None },
                 };
                 let _ = reply.send(answer);
