@@ -579,8 +579,10 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
     /// vote only for candidates whose log reaches `added_at` (the Add's `(log_term, vlsn)`).
     /// The wire names a voter by name alone: a candidate whose log lacks the Add counts the
     /// vote as whoever its view gives the name, a removed member when the name was reused,
-    /// and could be elected without a durable entry. The [`Joining`] it returns holds the
-    /// record and `own`, and nothing big.
+    /// and could be elected without a durable entry. The record's term becomes at least the
+    /// Add's too, so the node never follows a master of an earlier term (which would count
+    /// its acknowledgements the same way). The [`Joining`] it returns holds the record and
+    /// `own`, and nothing big.
     ///
     /// ```
     /// use harp::membership::{Member, Membership};

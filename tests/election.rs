@@ -1299,17 +1299,18 @@ fn a_joiner_votes_only_for_a_candidate_whose_log_reaches_its_add() {
         deliver(d, now, "b", proposal("b", term, 60, 0, 2));
         deliver(d, now, "c", proposal("c", term, 0, 0, 0));
     };
-    // Term 1: a's log ends at (1, 50) and b's at (1, 60), both before the Add.
+    assert_eq!(d.term(), 2, "it starts in the Add's term");
+    // Term 3: a's log ends at (2, 29), just before the Add, and b's at (1, 60).
     let deadline = start_term(&mut d, &["a", "b"]);
     sent(&mut d);
-    hear_all(&mut d, deadline + 1, 1, (1, 50));
+    hear_all(&mut d, deadline + 1, 3, (2, 29));
     assert_eq!(sent(&mut d), Vec::<String>::new(), "no vote for a log without its Add");
     assert_eq!(d.stats().abstentions, 1);
-    // Term 2: a's log reaches the Add.
+    // Term 4: a's log reaches the Add.
     let deadline = start_term(&mut d, &["a", "b"]);
     sent(&mut d);
-    hear_all(&mut d, deadline + 1, 2, (2, 30));
-    assert_eq!(sent(&mut d), [r#"a <- ElectionVote { voter: "m", granted: true, term: 2 }"#]);
+    hear_all(&mut d, deadline + 1, 4, (2, 30));
+    assert_eq!(sent(&mut d), [r#"a <- ElectionVote { voter: "m", granted: true, term: 4 }"#]);
 }
 
 /// A joiner restarted with its Add's position keeps the highest it promised: a restart
@@ -1322,6 +1323,7 @@ fn a_joiner_s_promise_survives_a_restart_and_never_goes_back() {
     let restored = Node::restore_learner(&group(), (0, 0), &config, &mut store).unwrap();
     let d = Node::start_restored(restored, group(), config, store, 1, 0);
     assert_eq!(record(&d).acknowledged, (2, 30));
+    assert_eq!(d.term(), 2);
 }
 
 /// A node joining a group whose every slot holds a member (its Add comes after a removal

@@ -1489,6 +1489,31 @@ fn join_through_the_log(d: &mut TestNode) {
     d.handle(13, id("a"), &entry(2, harp::replication::ENTRY_MEMBERSHIP, &buf[..n]));
 }
 
+/// A node joins in at least the term of its Add: a master of an earlier term lacks the Add
+/// and, under a reused name, gives the name to the removed member, so it would count the
+/// joiner's acknowledgements as that member's and call entries durable that the group
+/// never had. The joiner refuses that master's result (its refusal carries its term, so
+/// the stale master learns of it) and follows the master of the Add's term.
+#[test]
+fn a_joiner_never_follows_a_master_of_a_term_before_its_add() {
+    let own = Member::new("d", NodeType::Electable, 1, 9).unwrap();
+    let config = NodeConfig::default();
+    let mut d = Node::new_joining(group(), own, (5, 30), config, RamStore::new(), Log::new(), 1, 0)
+        .unwrap();
+    assert_eq!(d.election().term(), 5, "the Add's term");
+    assert_eq!(d.election().vote(), None);
+    let hello =
+        MessageRef::Handshake { node_name: "a", group_name: "g", node_type: NodeType::Electable };
+    d.handle(0, id("a"), &core(hello));
+    d.handle(0, id("a"), &core(MessageRef::HandshakeResponse { accepted: true, reason: None }));
+    sent(&mut d);
+    d.handle(10, id("a"), &core(MessageRef::ElectionResult { master: "a", term: 3 }));
+    assert_eq!(sent(&mut d), [r#"a <- ElectionVote { voter: "d", granted: false, term: 5 }"#]);
+    assert_eq!(d.role(), Role::Unknown);
+    d.handle(20, id("a"), &core(MessageRef::ElectionResult { master: "a", term: 5 }));
+    assert_eq!(d.role(), Role::Replica { master: id("a") });
+}
+
 #[test]
 fn a_joining_node_becomes_a_member_through_the_log() {
     let mut d = joining_d(group());

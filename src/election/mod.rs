@@ -412,7 +412,9 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     /// reaches it, as an arbiter votes only past what it acknowledged. The wire names a
     /// voter by name alone, so a candidate whose log lacks the Add would count the vote as
     /// that of whoever its view gives the name (a removed member, when the name is reused)
-    /// and could win without a quorum that holds every durable entry.
+    /// and could win without a quorum that holds every durable entry. The record's term
+    /// becomes at least the Add's, so the node never follows a master of an earlier term,
+    /// which lacks the Add and would count its acknowledgements the same way.
     ///
     /// ```
     /// use harp::election::Election;
@@ -428,7 +430,8 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     /// Election::restore_learner(&group, (3, 40), &config, &mut store)?;
     /// let mut buf = [0u8; MAX_RECORD];
     /// let len = store.read(&mut buf).unwrap().unwrap();
-    /// assert_eq!(ElectionRecord::decode(&buf[..len]).unwrap().acknowledged, (3, 40));
+    /// let record = ElectionRecord::decode(&buf[..len]).unwrap();
+    /// assert_eq!((record.term, record.acknowledged), (3, (3, 40)));
     /// # Ok::<(), harp::election::StartError<harp::storage::RecordTooLarge>>(())
     /// ```
     pub fn restore_learner(
@@ -438,16 +441,21 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         store: &mut S,
     ) -> Result<Restored, StartError<S::Error>> {
         let me = members.unused_slot().unwrap_or(MemberId::UNPLACED);
-        let mut restored = Self::restore_as(me, 0, config, store)?;
-        if added_at > restored.acknowledged {
-            let Restored { term, vote, .. } = restored;
-            let record = ElectionRecord { term, vote, acknowledged: added_at };
-            let mut buf = [0u8; MAX_RECORD];
-            let len = record.encode(&mut buf).map_err(StartError::Record)?;
-            store.write(buf.get(..len).unwrap_or_default()).map_err(StartError::Storage)?;
-            restored.acknowledged = added_at;
+        let restored = Self::restore_as(me, 0, config, store)?;
+        let Restored { term, vote, acknowledged, .. } = restored;
+        // At least the Add's term too: a master of an earlier term lacks the Add, and one
+        // whose view gives the name to a removed member would count this node's acks as
+        // that member's (a node that never voted in that term has no vote to keep).
+        let (term, vote) = if added_at.0 > term { (added_at.0, None) } else { (term, vote) };
+        if added_at <= acknowledged && term == restored.term {
+            return Ok(restored);
         }
-        Ok(restored)
+        let acknowledged = acknowledged.max(added_at);
+        let record = ElectionRecord { term, vote, acknowledged };
+        let mut buf = [0u8; MAX_RECORD];
+        let len = record.encode(&mut buf).map_err(StartError::Record)?;
+        store.write(buf.get(..len).unwrap_or_default()).map_err(StartError::Storage)?;
+        Ok(Restored { term, vote, acknowledged, ..restored })
     }
 
     fn restore_as(
