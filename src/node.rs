@@ -1418,7 +1418,7 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
             Message::Core(MessageRef::HandshakeResponse { accepted, .. }) => {
                 return self.on_handshake_response(from, accepted);
             }
-            _ if !self.inbound.contains(from) => {
+            _ if !self.inbound.contains(from) && !self.link_moved_to(from) => {
                 count(&mut self.stats.ignored.not_connected);
                 return;
             }
@@ -1455,6 +1455,26 @@ impl<S: StableStore, L: LogStore, const N: usize> Node<S, L, N> {
         }
         self.absorb_election_events(now);
         self.check_shutdown(now);
+    }
+
+    /// Whether `to`'s name had its handshake accepted in another slot, whose link then
+    /// moves to `to`. Links are known by name (the wire names a peer; a transport knows a
+    /// link by the name it handshook with), and a membership change can move a name: a
+    /// reused name's Add, accepted while the name was a removed member's slot, or that Add
+    /// undone. The peer, whose handshake was accepted, never sends another, so this node
+    /// ignored all it sent (seed 480,102,212 with membership changes).
+    fn link_moved_to(&mut self, to: MemberId) -> bool {
+        let members = self.election.members();
+        let Some(name) = members.known(to).map(|m| &m.name) else { return false };
+        let mut accepted = self.inbound;
+        while let Some(a) = accepted.pop_first() {
+            if members.known(a).is_some_and(|m| m.name == *name) {
+                self.inbound.remove(a);
+                self.inbound.insert(to);
+                return true;
+            }
+        }
+        false
     }
 
     fn on_peer_shutdown(&mut self, now: u64, from: MemberId) {

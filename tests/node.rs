@@ -987,6 +987,40 @@ fn a_reused_name_needs_a_node_id_above_its_removed_member_s() {
     assert_eq!((m.node_type, m.node_id), (NodeType::Monitor, 5));
 }
 
+/// Links are known by name, and a reused name's Add moves the name to another slot: the
+/// link whose handshake this node accepted under the name, while it was a removed member's
+/// slot, moves with it. The peer never sends another handshake, so before, everything it
+/// sent under its new slot was ignored, and the master never streamed it its log (seed
+/// 480,102,212 with membership changes).
+#[test]
+fn a_link_follows_its_name_to_the_slot_a_reused_name_s_add_gives_it() {
+    use harp::GroupChangeType::{Add, Remove};
+    let mut a = master_a_ready_for_changes();
+    // c's slot is free for an Add, before s's, once both are removed.
+    for (at, gone) in
+        [(1100, rep("c", NodeType::Electable, 3)), (1110, rep("s", NodeType::Secondary, 4))]
+    {
+        let removed = a.change_membership(at, Remove, &gone).unwrap();
+        sent(&mut a); // streamed
+        deliver(&mut a, at + 5, "b", core(MessageRef::Ack { vlsn: removed }));
+    }
+    // The new machine greets `a` under the removed Secondary's name, which `a` accepts in
+    // that member's slot (a removal may be undone).
+    let hello =
+        MessageRef::Handshake { node_name: "s", group_name: "g", node_type: NodeType::Electable };
+    deliver(&mut a, 1115, "s", core(hello));
+    let added = a.change_membership(1120, Add, &rep("s", NodeType::Electable, 20));
+    assert!(added.is_ok(), "{added:?}");
+    let s = a.members().id_of("s").unwrap();
+    assert_ne!(s, id("s"), "the Add put it in a slot no member has had");
+    a.handle(1125, s, &core(MessageRef::HandshakeResponse { accepted: true, reason: None }));
+    let ignored = a.stats().ignored.not_connected;
+    let beat = MessageRef::HeartbeatResponse { replica_vlsn: 0, timestamp_ms: 1001 };
+    a.handle(1130, s, &core(beat));
+    assert_eq!(a.stats().ignored.not_connected, ignored);
+    assert!(a.is_connected(s));
+}
+
 /// Where the log holds a member's Add, by name and node id: what a node joining as that
 /// member is started with (`Node::new_joining`), so that it votes only for logs holding it.
 #[test]

@@ -111,6 +111,14 @@ fn seeds_that_found_bugs_pass() {
     // electable node, ignoring them, stayed a term behind (420,116,438; from 420,000,000).
     let report = sim::run(420_116_438, &opts);
     assert_eq!(report.violations, Vec::<String>::new());
+    // A master accepted a reused name's handshake in the removed member's slot before the
+    // Add reached its log; the Add moved the name to another slot, where the joiner, whose
+    // handshake was accepted, never greeted again, and the master ignored it and streamed
+    // it the log from the start, over and over (480,102,212; from 480,000,000, once joiners
+    // started in their Add's term).
+    let report = sim::run(480_102_212, &opts);
+    assert_eq!(report.violations, Vec::<String>::new());
+    assert!(report.reused_names > 0, "the seed reuses a name");
 }
 
 /// A restore after the faults measures recovery and convergence again, and the planned

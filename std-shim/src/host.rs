@@ -689,7 +689,11 @@ impl Worker {
         let me = self.node.election().me();
         for i in 0..MAX_MEMBERS {
             let id = MemberId::new(i as u8);
-            let member = self.node.members().known(id).filter(|_| id != me);
+            // A slot whose name the view now gives another slot (a reused name's Add) has no
+            // link: its connection is dropped, and the peer's new handshake binds there.
+            let members = self.node.members();
+            let member =
+                members.known(id).filter(|m| id != me && members.known_id_of(&m.name) == Some(id));
             let want =
                 member.map(|m| (m.name.to_string(), MemberRecord::of(m).ok().map(|r| r.address)));
             if self.linked[i] == want {
