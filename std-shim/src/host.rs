@@ -338,6 +338,17 @@ impl Drop for Host {
     }
 }
 
+/// The member the link of slot `id` is to, if any: not this node (`me`), and not a slot
+/// whose name the view now gives another slot (a reused name's Add moved it there): that
+/// slot's connection is dropped, and the peer's next handshake binds to the name's slot.
+fn linked_member(
+    members: &Membership<MAX_MEMBERS>,
+    id: MemberId,
+    me: MemberId,
+) -> Option<&harp::membership::Member> {
+    members.known(id).filter(|m| id != me && members.known_id_of(&m.name) == Some(id))
+}
+
 /// Whether members of this type keep the log (monitors and arbiters do not).
 fn holds_log(node_type: harp::NodeType) -> bool {
     matches!(node_type, harp::NodeType::Electable | harp::NodeType::Secondary)
@@ -689,11 +700,7 @@ impl Worker {
         let me = self.node.election().me();
         for i in 0..MAX_MEMBERS {
             let id = MemberId::new(i as u8);
-            // A slot whose name the view now gives another slot (a reused name's Add) has no
-            // link: its connection is dropped, and the peer's new handshake binds there.
-            let members = self.node.members();
-            let member =
-                members.known(id).filter(|m| id != me && members.known_id_of(&m.name) == Some(id));
+            let member = linked_member(self.node.members(), id, me);
             let want =
                 member.map(|m| (m.name.to_string(), MemberRecord::of(m).ok().map(|r| r.address)));
             if self.linked[i] == want {
@@ -1201,6 +1208,27 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A removed member's slot keeps its link while its name is nobody else's; once a
+    /// reused name's Add gives the name another slot, the link is that slot's.
+    #[test]
+    fn a_link_belongs_to_the_slot_that_has_its_name() {
+        use harp::membership::Member;
+        use harp::NodeType::Electable;
+        let mut group = Membership::<MAX_MEMBERS>::named("g").unwrap();
+        for (name, node_id) in [("n0", 1), ("n1", 2), ("n5", 3)] {
+            group.add(Member::new(name, Electable, 1, node_id).unwrap()).unwrap();
+        }
+        let (me, n1, old_n5) = (MemberId::new(0), MemberId::new(1), MemberId::new(2));
+        group.remove(n1).unwrap();
+        group.remove(old_n5).unwrap();
+        assert!(linked_member(&group, me, me).is_none(), "no link to itself");
+        assert!(linked_member(&group, old_n5, me).is_some(), "removed, still recognised");
+        let new_n5 = group.add(Member::new("n5", Electable, 1, 9).unwrap()).unwrap();
+        assert_eq!(new_n5, n1, "the Add took the first free slot");
+        assert!(linked_member(&group, old_n5, me).is_none(), "its name moved");
+        assert_eq!(linked_member(&group, new_n5, me).map(|m| m.node_id), Some(9));
+    }
     use crate::store::faults::{inject, Fault};
     use std::io::Read;
 
