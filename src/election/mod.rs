@@ -451,10 +451,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
             return Ok(restored);
         }
         let acknowledged = acknowledged.max(added_at);
-        let record = ElectionRecord { term, vote, acknowledged };
-        let mut buf = [0u8; MAX_RECORD];
-        let len = record.encode(&mut buf).map_err(StartError::Record)?;
-        store.write(buf.get(..len).unwrap_or_default()).map_err(StartError::Storage)?;
+        Self::store_record(store, ElectionRecord { term, vote, acknowledged })?;
         Ok(Restored { term, vote, acknowledged, ..restored })
     }
 
@@ -1056,13 +1053,7 @@ impl<S: StableStore, const N: usize> Election<S, N> {
     fn write_record(&mut self, term: u64, node_id: Option<u32>, acknowledged: (u64, u64)) -> bool {
         if self.answers_votes() {
             let record = ElectionRecord { term, vote: node_id, acknowledged };
-            let mut buf = [0u8; MAX_RECORD];
-            let written = record
-                .encode(&mut buf)
-                .ok()
-                .and_then(|len| buf.get(..len))
-                .map(|bytes| self.store.write(bytes).is_ok());
-            if written != Some(true) {
+            if Self::store_record(&mut self.store, record).is_err() {
                 count(&mut self.stats.storage_failures);
                 self.emit(Event::StorageFailed);
                 return false;
@@ -1071,6 +1062,13 @@ impl<S: StableStore, const N: usize> Election<S, N> {
         self.term = term;
         self.vote = node_id;
         true
+    }
+
+    /// Encodes `record` and writes it to `store`.
+    fn store_record(store: &mut S, record: ElectionRecord) -> Result<(), StartError<S::Error>> {
+        let mut buf = [0u8; MAX_RECORD];
+        let len = record.encode(&mut buf).map_err(StartError::Record)?;
+        store.write(buf.get(..len).unwrap_or_default()).map_err(StartError::Storage)
     }
 
     /// Moves to a higher term (persisted first). Whatever the node knew of its old term is
