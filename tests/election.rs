@@ -1253,6 +1253,17 @@ fn a_master_re_tells_every_member_the_result_every_ten_intervals() {
 
 // ----- joining nodes -----
 
+/// An Electable node `name` (priority 1, `node_id`) joining `group()` without `m` (the
+/// monitor it removed), added at `added_at`.
+fn joining_without_m(name: &str, node_id: u32, added_at: (u64, u64)) -> Node {
+    let mut members = group();
+    members.remove(id(&members, "m")).unwrap();
+    let mut d =
+        Node::new_learner(members, added_at, Config::default(), RamStore::new(), 1, 0).unwrap();
+    d.set_joining(Some(Member::new(name, NodeType::Electable, 1, node_id).unwrap()));
+    d
+}
+
 /// A node joining a group that removed a member (`m`, a monitor) takes part in elections
 /// under its own name: a proposal or vote under the removed member's name would be ignored
 /// by the members, and a group whose log already counts the joiner could then never elect
@@ -1260,12 +1271,8 @@ fn a_master_re_tells_every_member_the_result_every_ten_intervals() {
 /// yet may have given m's slot to another member, whose messages it would take for its own.
 #[test]
 fn a_joiner_in_a_group_that_removed_a_member_proposes_and_votes_under_its_own_name() {
-    let mut members = group();
-    members.remove(id(&members, "m")).unwrap();
-    let mut d =
-        Node::new_learner(members, (0, 0), Config::default(), RamStore::new(), 1, 0).unwrap();
+    let mut d = joining_without_m("d", 9, (0, 0));
     assert_eq!(d.me(), MemberId::new(5), "a slot no member has had, until its Add places it");
-    d.set_joining(Some(Member::new("d", NodeType::Electable, 1, 9).unwrap()));
     // Its view does not count it: two of its view's three voters must grant.
     let deadline = start_term(&mut d, &["a", "b"]);
     let proposals: Vec<String> =
@@ -1285,11 +1292,7 @@ fn a_joiner_in_a_group_that_removed_a_member_proposes_and_votes_under_its_own_na
 /// target found a master elected so). The promise is in its election record.
 #[test]
 fn a_joiner_votes_only_for_a_candidate_whose_log_reaches_its_add() {
-    let mut members = group();
-    members.remove(id(&members, "m")).unwrap();
-    let mut d =
-        Node::new_learner(members, (2, 30), Config::default(), RamStore::new(), 1, 0).unwrap();
-    d.set_joining(Some(Member::new("m", NodeType::Electable, 1, 20).unwrap()));
+    let mut d = joining_without_m("m", 20, (2, 30));
     d.set_log_position(0, 0, 0); // its log is empty
     assert_eq!(record(&d).acknowledged, (2, 30), "promised before it can vote");
     let hear_all = |d: &mut Node, now: u64, term: u64, a_log: (u64, u64)| {
