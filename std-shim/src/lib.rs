@@ -1,6 +1,8 @@
 //! harp-std: the hosted (std) side of harp: durable files for a node's stores, and the
 //! inspector and simulator commands of the `harp` tool.
 
+#![warn(missing_docs)]
+
 pub mod bench;
 pub mod config;
 pub mod demo;

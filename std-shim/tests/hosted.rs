@@ -227,6 +227,11 @@ impl Drop for Group {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // A failed test keeps its nodes' logs and data directories for the post-mortem.
+        if thread::panicking() {
+            self.dir.disable_cleanup(true);
+            eprintln!("the nodes' logs and data are kept in {}", self.dir.path().display());
+        }
     }
 }
 
