@@ -228,8 +228,17 @@ impl Drop for Group {
             let _ = c.wait();
         }
         // A failed test keeps its nodes' logs and data directories for the post-mortem.
+        // (A CI machine keeps nothing: the end of each log is printed too.)
         if thread::panicking() {
             self.dir.disable_cleanup(true);
+            for (i, name) in NAMES.iter().enumerate() {
+                let log = self.log_text(i);
+                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                if !tail.is_empty() {
+                    eprintln!("--- the end of {name}'s log");
+                    tail.iter().rev().for_each(|line| eprintln!("{line}"));
+                }
+            }
             eprintln!("the nodes' logs and data are kept in {}", self.dir.path().display());
         }
     }
@@ -558,6 +567,8 @@ fn kills_pauses_and_partitions_under_a_write_stream_lose_nothing_reported_durabl
         thread::sleep(Duration::from_millis(random(200)));
         let kind = round as usize % 7;
         let others = [(master + 1) % FOUNDERS, (master + 2) % FOUNDERS];
+        // Shown if the test fails (the harness keeps a passing test's output to itself).
+        eprintln!("round {round}: kind {kind}, master {}", NAMES[master]);
         match kind {
             0 => {
                 let replica = others[random(2) as usize];
