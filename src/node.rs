@@ -267,6 +267,7 @@ impl<E: fmt::Debug> fmt::Display for CompactError<E> {
 /// Replication inputs that were ignored, by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ReplicationIgnored {
     /// A LogEntry or SyncPoint from a node that is not the master of the current term, or
     /// a term start of a later term than this node's (it missed that election: it enters
@@ -293,6 +294,7 @@ pub struct ReplicationIgnored {
 /// Counters of the replication stream.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct NodeStats {
     /// Entries this node appended as master.
     pub appended: u64,

@@ -195,6 +195,7 @@ pub enum Event {
 /// counted here.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Ignored {
     /// From an id that is not a member (or from this node itself).
     pub not_member: u32,
@@ -217,6 +218,7 @@ pub struct Ignored {
 /// Counters of what the election did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Stats {
     /// Elections started or joined.
     pub elections: u32,

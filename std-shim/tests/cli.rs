@@ -239,6 +239,13 @@ fn status_append_and_shutdown_drive_a_running_node() {
     let vlsns: Vec<u64> = out.lines().map(|l| l.parse().unwrap()).collect();
     assert_eq!(vlsns.len(), 2);
     assert_eq!(vlsns[1], vlsns[0] + 1, "consecutive VLSNs: {out}");
+    // The counters: this node won its own election and appended the two entries as master
+    // (the term's start, which the master writes itself, is not counted).
+    let (_, out, _) = harp(&["status", &admin]);
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["election"]["terms_won"], 1, "{status}");
+    assert_eq!(status["election"]["ignored"]["spoofed"], 0, "{status}");
+    assert_eq!(status["replication"]["appended"], 2, "{status}");
     let (ok, _, err) = harp(&["shutdown", &admin]);
     assert!(ok, "shutdown failed: {err}");
     let (exit, _) = node.wait();

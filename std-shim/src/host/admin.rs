@@ -170,6 +170,13 @@ pub struct Status {
     pub dropped_frames: u64,
     /// Connections refused or cut (bad preamble, frame, handshake, slow client).
     pub refused_connections: u64,
+    /// The election's counters since the node started: pre-vote rounds, terms started,
+    /// votes, and the inputs it ignored, by reason.
+    #[serde(default)]
+    pub election: harp::election::Stats,
+    /// The replication stream's counters since the node started.
+    #[serde(default)]
+    pub replication: harp::node::NodeStats,
 }
 
 /// One peer in a [`Status`].
@@ -381,6 +388,8 @@ impl Worker {
             peers,
             dropped_frames: self.dropped_frames,
             refused_connections: self.refused,
+            election: *self.node.election().stats(),
+            replication: *self.node.stats(),
         }
     }
 }
